@@ -1,0 +1,19 @@
+/* Activations. The scalar forms are shared by every backend. */
+#ifndef MIXERLAB_ACT_H
+#define MIXERLAB_ACT_H
+
+#include <math.h>
+#include <stddef.h>
+
+typedef enum { ACT_GELU = 0, ACT_SILU = 1 } act_kind;
+
+/* Exact erf GELU, as torch.nn.GELU() (approximate='none'). */
+static inline float act_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
+static inline float act_silu(float x) { return x / (1.0f + expf(-x)); }
+static inline float act_apply(act_kind k, float x) { return k == ACT_SILU ? act_silu(x) : act_gelu(x); }
+static inline const char *act_name(act_kind k) { return k == ACT_SILU ? "silu" : "gelu"; }
+
+/* out[i] = act(in[i]); out may alias in. */
+void act_forward(float *out, const float *in, size_t n, act_kind k);
+
+#endif

@@ -1,0 +1,43 @@
+/* Dense 2-D convolution, channels-last in and out, PyTorch weights
+ * [Cout, Cin, K, K]: the stem and downsampling convs (3×3, stride 2, pad 1)
+ * and patch embeddings (P×P, stride P). Computed as im2col in row chunks
+ * followed by one SGEMM per chunk, so the workspace stays bounded. */
+#ifndef MIXERLAB_CONV2D_H
+#define MIXERLAB_CONV2D_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONV2D_CHUNK_ROWS 1024
+
+typedef struct {
+    int cin, cout, k, stride, pad;
+} conv2d_shape;
+
+static inline int conv2d_out_size(const conv2d_shape *s, int n)
+{
+    return (n + 2 * s->pad - s->k) / s->stride + 1;
+}
+
+/* Floats of workspace conv2d_forward needs for outputs of rows = B·Ho·Wo. */
+static inline size_t conv2d_workspace_floats(const conv2d_shape *s, size_t rows)
+{
+    size_t r = rows < CONV2D_CHUNK_ROWS ? rows : CONV2D_CHUNK_ROWS;
+    return r * (size_t)s->cin * (size_t)s->k * (size_t)s->k;
+}
+
+/* out (B,Ho,Wo,Cout) = conv(in (B,H,W,Cin), w [Cout,Cin,K,K]) + b [Cout]. */
+void conv2d_forward(float *out, const float *in, const float *w, const float *b,
+                    const conv2d_shape *s, int B, int H, int W, float *ws);
+
+/* fvcore: B · out_elements · (in/groups) · kh · kw. */
+static inline uint64_t conv2d_macs(const conv2d_shape *s, int B, int Ho, int Wo)
+{
+    return (uint64_t)B * (uint64_t)Ho * (uint64_t)Wo * (uint64_t)s->cout * (uint64_t)s->cin *
+           (uint64_t)s->k * (uint64_t)s->k;
+}
+
+/* out (B,H,W,C) = in (B,C,H,W) transposed: image batches arrive as NCHW. */
+void nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W);
+
+#endif

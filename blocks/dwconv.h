@@ -1,0 +1,25 @@
+/* Depthwise K×K convolution (zero padding K/2, stride 1, bias), channels-last:
+ * MambaOut's token mixer. */
+#ifndef MIXERLAB_DWCONV_H
+#define MIXERLAB_DWCONV_H
+
+#include "blocks/mixer.h"
+
+#define DWCONV_MAX_KERNEL 31
+
+/* out (B,H,W,C) contiguous = dwconv(in (B,H,W,C), tokens ld_in floats apart,
+ * w [C,1,K,K], b [C]); ws holds K·K·C floats (the weights transposed so the
+ * inner loop runs over contiguous channels). K odd. */
+void dwconv_forward(float *out, const float *in, size_t ld_in, const float *w, const float *b,
+                    int B, int H, int W, int C, int K, float *ws);
+
+static inline size_t dwconv_workspace_floats(int C, int K) { return (size_t)C * K * K; }
+
+static inline uint64_t dwconv_macs(int B, int H, int W, int C, int K)
+{
+    return (uint64_t)B * H * W * (uint64_t)C * (uint64_t)K * K;
+}
+
+extern const mixer_ops mixer_dwconv;
+
+#endif

@@ -1,0 +1,132 @@
+#include "blocks/gated_block.h"
+
+#include "blocks/layernorm.h"
+#include "blocks/linear.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+block_config block_config_make(int dim, double expansion, double conv_ratio, act_kind act,
+                               float eps, int fc_bias, const mixer_ops *mixer,
+                               const mixer_config *mixer_overrides)
+{
+    block_config bc;
+    memset(&bc, 0, sizeof bc);
+    bc.dim = dim;
+    bc.hidden = (int)(expansion * (double)dim);
+    bc.conv_ch = (int)(conv_ratio * (double)dim);
+    bc.act = act;
+    bc.norm_eps = eps;
+    bc.fc_bias = fc_bias;
+    bc.mixer = mixer;
+    bc.mcfg = mixer_overrides ? *mixer_overrides : mixer_config_default(dim, bc.conv_ch);
+    bc.mcfg.width = dim;
+    bc.mcfg.channels = bc.conv_ch;
+    return bc;
+}
+
+ml_status block_config_validate(const block_config *bc)
+{
+    if (bc->dim < 1 || bc->hidden < 1)
+        return ml_fail(ML_ERR_USAGE, "block width %d / hidden %d must be >= 1", bc->dim, bc->hidden);
+    if (bc->conv_ch < 1 || bc->conv_ch > bc->hidden)
+        return ml_fail(ML_ERR_USAGE, "mixer width E = %d must be in 1..Hd = %d (conv_ratio too large?)",
+                       bc->conv_ch, bc->hidden);
+    return bc->mixer->validate(&bc->mcfg);
+}
+
+int block_param_specs(const block_config *bc, param_spec *out)
+{
+    int n = 0;
+    const int64_t C = bc->dim, Hd = bc->hidden;
+#define ADD(nm, nd, s0, s1, ini)                                                   \
+    do {                                                                           \
+        if (out)                                                                   \
+            out[n] = (param_spec){nm, nd, {s0, s1, 0, 0}, ini};                    \
+        n++;                                                                       \
+    } while (0)
+    ADD("norm.weight", 1, C, 0, PARAM_INIT_ONES);
+    ADD("norm.bias", 1, C, 0, PARAM_INIT_ZEROS);
+    ADD("fc1.weight", 2, 2 * Hd, C, PARAM_INIT_TRUNC_NORMAL);
+    if (bc->fc_bias)
+        ADD("fc1.bias", 1, 2 * Hd, 0, PARAM_INIT_ZEROS);
+    param_spec ms[MIXER_MAX_PARAMS];
+    int nm = bc->mixer->param_specs(&bc->mcfg, ms);
+    for (int i = 0; i < nm; i++, n++) {
+        if (out) {
+            out[n] = ms[i];
+            int len = snprintf(out[n].name, sizeof out[n].name, "%s%s", bc->mixer->block_prefix,
+                               ms[i].name);
+            ML_ASSERT(len < (int)sizeof out[n].name);
+        }
+    }
+    ADD("fc2.weight", 2, C, Hd, PARAM_INIT_TRUNC_NORMAL);
+    if (bc->fc_bias)
+        ADD("fc2.bias", 1, C, 0, PARAM_INIT_ZEROS);
+#undef ADD
+    return n;
+}
+
+int block_mixer_param_offset(const block_config *bc) { return bc->fc_bias ? 4 : 3; }
+
+uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts *o)
+{
+    size_t rows = (size_t)B * H * W;
+    uint64_t m = linear_macs(rows, bc->dim, 2 * bc->hidden) + linear_macs(rows, bc->hidden, bc->dim);
+    if (o->convention == MACS_FVCORE)
+        m += layernorm_macs(rows, bc->dim);
+    return m + bc->mixer->macs(&bc->mcfg, B, H, W, o);
+}
+
+block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W)
+{
+    size_t rows = (size_t)B * H * W;
+    block_sizes s = {.t = rows * bc->dim,
+                     .u = rows * 2 * (size_t)bc->hidden,
+                     .m = rows * bc->conv_ch + bc->mixer->activation_floats(&bc->mcfg, B, H, W),
+                     .ws = bc->mixer->workspace_floats(&bc->mcfg, B, H, W)};
+    return s;
+}
+
+void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
+{
+    const int ni = Hd - E;
+    const size_t ld = 2 * (size_t)Hd;
+#pragma omp parallel for schedule(static) if (rows * (size_t)Hd > 32768)
+    for (size_t r = 0; r < rows; r++) {
+        float *g = u + r * ld;
+        const float *i = g + Hd;
+        const float *c = m + r * (size_t)E;
+        if (act == ACT_SILU) {
+            for (int j = 0; j < ni; j++)
+                g[j] = act_silu(g[j]) * i[j];
+            for (int j = 0; j < E; j++)
+                g[ni + j] = act_silu(g[ni + j]) * c[j];
+        } else {
+            for (int j = 0; j < ni; j++)
+                g[j] = act_gelu(g[j]) * i[j];
+            for (int j = 0; j < E; j++)
+                g[ni + j] = act_gelu(g[ni + j]) * c[j];
+        }
+    }
+}
+
+void block_forward(const block_config *bc, const float *const *p, float *x, int B, int H, int W,
+                   const block_buffers *buf)
+{
+    const size_t rows = (size_t)B * H * W;
+    const int C = bc->dim, Hd = bc->hidden, E = bc->conv_ch;
+    const float *norm_w = p[0], *norm_b = p[1];
+    const float *fc1_w = p[2], *fc1_b = bc->fc_bias ? p[3] : NULL;
+    int k = block_mixer_param_offset(bc);
+    const float *const *mixer_p = p + k;
+    k += bc->mixer->param_specs(&bc->mcfg, NULL);
+    const float *fc2_w = p[k++], *fc2_b = bc->fc_bias ? p[k++] : NULL;
+
+    layernorm_forward(buf->t, (size_t)C, x, (size_t)C, norm_w, norm_b, rows, C, bc->norm_eps);
+    linear_forward(buf->u, 2 * (size_t)Hd, buf->t, (size_t)C, fc1_w, fc1_b, rows, C, 2 * Hd, 0);
+    bc->mixer->forward_cpu(&bc->mcfg, mixer_p, buf->m, buf->u + (2 * Hd - E), 2 * (size_t)Hd,
+                           buf->ws, B, H, W);
+    gate_forward(buf->u, buf->m, rows, Hd, E, bc->act);
+    linear_forward(x, (size_t)C, buf->u, 2 * (size_t)Hd, fc2_w, fc2_b, rows, Hd, C, 1);
+}

@@ -1,0 +1,59 @@
+/* The Gated CNN block (timm's GatedConvBlock), the identical skeleton every
+ * mixer plugs into (DESIGN §3):
+ *
+ *   t = norm(x);  u = t·fc1ᵀ + b1;  g, i, c = split(u, [Hd, Hd-E, E])
+ *   v = act(g) * concat(i, mixer(c));  x = x + v·fc2ᵀ + b2
+ */
+#ifndef MIXERLAB_GATED_BLOCK_H
+#define MIXERLAB_GATED_BLOCK_H
+
+#include "blocks/act.h"
+#include "blocks/mixer.h"
+
+#define BLOCK_MAX_PARAMS (8 + MIXER_MAX_PARAMS)
+
+typedef struct {
+    int dim;     /* C */
+    int hidden;  /* Hd */
+    int conv_ch; /* E, <= Hd */
+    act_kind act;
+    float norm_eps;
+    int fc_bias; /* fc1/fc2 carry biases */
+    const mixer_ops *mixer;
+    mixer_config mcfg;
+} block_config;
+
+/* timm's widths: Hd = int(expansion·C), E = int(conv_ratio·C), in double as Python. */
+block_config block_config_make(int dim, double expansion, double conv_ratio, act_kind act,
+                               float eps, int fc_bias, const mixer_ops *mixer,
+                               const mixer_config *mixer_overrides);
+ml_status block_config_validate(const block_config *bc);
+
+/* Parameter tensors in timm's order (norm, fc1, mixer, fc2), names relative to
+ * the block; returns the count. */
+int block_param_specs(const block_config *bc, param_spec *out);
+/* Index of the mixer's first tensor in that order. */
+int block_mixer_param_offset(const block_config *bc);
+uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts *o);
+
+/* Buffers a block needs, in floats, for B·H·W tokens. */
+typedef struct {
+    size_t t, u, m, ws;
+} block_sizes;
+block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W);
+
+typedef struct {
+    float *t;  /* (rows, C)    normed input */
+    float *u;  /* (rows, 2Hd)  fc1 output; the gate result overwrites its g half */
+    float *m;  /* (rows, E)    mixer output */
+    float *ws; /* mixer workspace */
+} block_buffers;
+
+/* x (B,H,W,C) is updated in place. params in block_param_specs order. */
+void block_forward(const block_config *bc, const float *const *params, float *x, int B, int H,
+                   int W, const block_buffers *buf);
+
+/* v[r, j] = act(u[r, j]) * (j < Hd-E ? u[r, Hd + j] : m[r, j - (Hd-E)]), written over u[r, j]. */
+void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
+
+#endif

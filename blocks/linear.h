@@ -1,0 +1,19 @@
+/* Linear layer through BLAS: y = x·Wᵀ + b with PyTorch's [out, in] weights. */
+#ifndef MIXERLAB_LINEAR_H
+#define MIXERLAB_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[rows, out_f] = in[rows, in_f] · w[out_f, in_f]ᵀ + b   (accumulate = 0)
+ * out[rows, out_f] += in · wᵀ + b                          (accumulate = 1)
+ * b may be NULL. Row strides ld_in >= in_f and ld_out >= out_f. */
+void linear_forward(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w,
+                    const float *b, size_t rows, int in_f, int out_f, int accumulate);
+
+static inline uint64_t linear_macs(size_t rows, int in_f, int out_f)
+{
+    return (uint64_t)rows * (uint64_t)in_f * (uint64_t)out_f;
+}
+
+#endif

@@ -1,0 +1,46 @@
+#include "blocks/mixer.h"
+
+#include "blocks/dwconv.h"
+#include "blocks/identity.h"
+
+#include <string.h>
+
+/* The registry: one line per mixer. */
+static const mixer_ops *const registry[] = {
+    &mixer_dwconv,
+    &mixer_identity,
+};
+
+#define REGISTRY_LEN ((int)(sizeof registry / sizeof registry[0]))
+
+const mixer_ops *mixer_find(const char *name)
+{
+    for (int i = 0; i < REGISTRY_LEN; i++)
+        if (strcmp(registry[i]->name, name) == 0)
+            return registry[i];
+    return NULL;
+}
+
+int mixer_count(void) { return REGISTRY_LEN; }
+
+const mixer_ops *mixer_at(int i) { return i >= 0 && i < REGISTRY_LEN ? registry[i] : NULL; }
+
+const char *mixer_names(void)
+{
+    static char buf[256];
+    if (buf[0])
+        return buf;
+    for (int i = 0; i < REGISTRY_LEN; i++) {
+        if (i)
+            strncat(buf, ", ", sizeof buf - strlen(buf) - 1);
+        strncat(buf, registry[i]->name, sizeof buf - strlen(buf) - 1);
+    }
+    return buf;
+}
+
+mixer_config mixer_config_default(int width, int channels)
+{
+    mixer_config c = {.channels = channels, .width = width, .kernel = 7, .d_state = 16,
+                      .head_size = 32};
+    return c;
+}

@@ -1,0 +1,10 @@
+/* Global mean pooling over the grid (the classification head's input). */
+#ifndef MIXERLAB_POOL_H
+#define MIXERLAB_POOL_H
+
+#include <stddef.h>
+
+/* out (B, C) = mean over L of in (B, L, C). */
+void meanpool_forward(float *out, const float *in, int B, size_t L, int C);
+
+#endif

@@ -1,0 +1,52 @@
+/* Shared vocabulary of blocks/: parameter descriptions, MAC conventions,
+ * backends. Activations are float32, channels-last (B,H,W,C). */
+#ifndef MIXERLAB_TENSOR_H
+#define MIXERLAB_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TENSOR_MAX_DIMS 4
+#define PARAM_NAME_MAX 96
+
+/* How a parameter is initialised when no checkpoint is loaded (timm's rules
+ * for MambaOut: conv/linear weights trunc_normal(std .02), biases 0, norm
+ * weights 1 and biases 0; anything else is filled by its mixer's init). */
+typedef enum {
+    PARAM_INIT_TRUNC_NORMAL = 0,
+    PARAM_INIT_ZEROS,
+    PARAM_INIT_ONES,
+    PARAM_INIT_CUSTOM,
+} param_init;
+
+typedef struct {
+    char name[PARAM_NAME_MAX];
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    param_init init;
+} param_spec;
+
+static inline size_t param_spec_numel(const param_spec *p)
+{
+    size_t n = 1;
+    for (int i = 0; i < p->ndim; i++)
+        n *= (size_t)p->shape[i];
+    return n;
+}
+
+/* fvcore: conv + linear + LayerNorm (5 per element) + attention/scan terms;
+ * gemm: conv + linear only (what PyTorch's FlopCounter reports). */
+typedef enum { MACS_FVCORE = 0, MACS_GEMM = 1 } macs_convention;
+
+typedef struct {
+    macs_convention convention;
+} macs_opts;
+
+static inline const char *macs_convention_name(macs_convention c)
+{
+    return c == MACS_GEMM ? "gemm" : "fvcore";
+}
+
+typedef enum { BACKEND_CPU = 1u << 0, BACKEND_CUDA = 1u << 1 } backend_flags;
+
+#endif

@@ -1,0 +1,23 @@
+/* The mixerlab command-line tool: one function per subcommand. Each returns
+ * an exit code (ml_status); main prints the recorded error line. */
+#ifndef MIXERLAB_CLI_H
+#define MIXERLAB_CLI_H
+
+#include "harness/common.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_bench_cpu(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+
+/* Sets OpenMP and OpenBLAS thread counts (n <= 0: all online cores). */
+void cli_set_threads(int n);
+int cli_default_threads(void);
+/* True when argv[i] is -h or --help. */
+int cli_is_help(const char *arg);
+/* "1,156,177,152" */
+const char *cli_commas(uint64_t v, char *buf, size_t n);
+/* Short description of the BLAS library in use. */
+const char *cli_blas_info(void);
+
+#endif

@@ -1,0 +1,238 @@
+/* mixerlab forward: one model, one batch, logits out, top-5 and time printed. */
+#include "harness/args.h"
+#include "harness/cli.h"
+#include "harness/rng.h"
+#include "harness/timer.h"
+#include "models/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char forward_usage[] =
+    "usage: mixerlab forward --model M [--weights W.safetensors]\n"
+    "                        [--input X.safetensors | --res R --batch B] [--seed S]\n"
+    "                        [--output Y.safetensors] [--threads N] [--repeat N]\n"
+    "                        [--ignore-unexpected]\n"
+    "\n"
+    "Runs the model on tensor 'input' [B,3,H,W] float32 (F16/BF16 converted) or, without\n"
+    "--input, on a seeded random batch. Prints the top-5 classes per image and the\n"
+    "forward time (median and min of the timed runs, after one warm-up run); writes\n"
+    "tensor 'logits' [B,classes] with --output.\n"
+    "\n"
+    "  --model M           a zoo name (mixerlab list)\n"
+    "  --weights W         timm-named safetensors checkpoint; without it the model is\n"
+    "                      initialised from --seed as timm does (trunc-normal .02, zero biases)\n"
+    "  --ignore-unexpected accept checkpoint tensors that are not parameters of M\n"
+    "  --input X           safetensors file holding 'input' [B,3,H,W]\n"
+    "  --res R, --batch B  size of the random batch (default 224, 1)\n"
+    "  --seed S            seed for weights and random input (default 0)\n"
+    "  --output Y          write 'logits' here (atomically: temporary file, then rename)\n"
+    "  --threads N         CPU threads (default: all cores)\n"
+    "  --repeat N          timed runs after the warm-up (default 3, 0 = just one run)\n"
+    "\n"
+    "example: mixerlab forward --model mambaout_femto --res 224 --batch 2 --output logits.safetensors\n";
+
+typedef struct {
+    const char *model, *weights, *input, *output;
+    long res, batch, threads, repeat;
+    uint64_t seed;
+    int res_set, batch_set, ignore_unexpected;
+} fwd_args;
+
+static ml_status parse_forward(int argc, char **argv, fwd_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->res = 224, a->batch = 1, a->repeat = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = NULL;
+        if (strcmp(f, "--ignore-unexpected") == 0) {
+            a->ignore_unexpected = 1;
+            continue;
+        }
+        if (f[0] != '-')
+            return ml_fail(ML_ERR_USAGE, "forward: unexpected argument '%s'", f);
+        if (strcmp(f, "--model") && strcmp(f, "--weights") && strcmp(f, "--input") &&
+            strcmp(f, "--output") && strcmp(f, "--res") && strcmp(f, "--batch") &&
+            strcmp(f, "--seed") && strcmp(f, "--threads") && strcmp(f, "--repeat"))
+            return ml_fail(ML_ERR_USAGE, "forward: unknown option '%s' (see mixerlab forward --help)", f);
+        ML_TRY(args_value(argc, argv, &i, &v));
+        if (strcmp(f, "--model") == 0)
+            a->model = v;
+        else if (strcmp(f, "--weights") == 0)
+            a->weights = v;
+        else if (strcmp(f, "--input") == 0)
+            a->input = v;
+        else if (strcmp(f, "--output") == 0)
+            a->output = v;
+        else if (strcmp(f, "--res") == 0) {
+            ML_TRY(args_parse_long(f, v, MODEL_MIN_RES, MODEL_MAX_RES, &a->res));
+            a->res_set = 1;
+        } else if (strcmp(f, "--batch") == 0) {
+            ML_TRY(args_parse_long(f, v, 1, MODEL_MAX_BATCH, &a->batch));
+            a->batch_set = 1;
+        } else if (strcmp(f, "--seed") == 0)
+            ML_TRY(args_parse_u64(f, v, &a->seed));
+        else if (strcmp(f, "--threads") == 0)
+            ML_TRY(args_parse_long(f, v, 1, 1024, &a->threads));
+        else
+            ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
+    }
+    if (!a->model)
+        return ml_fail(ML_ERR_USAGE, "forward: --model is required (known: %s)", model_zoo_names());
+    if (a->input && (a->res_set || a->batch_set))
+        return ml_fail(ML_ERR_USAGE, "forward: --input fixes the size; drop --res/--batch");
+    return ML_OK;
+}
+
+/* Reads tensor 'input' [B,3,H,W] and checks it is a size the model accepts. */
+static ml_status load_input(const char *path, float **out, int *B, int *H, int *W)
+{
+    st_file f;
+    ML_TRY(st_open(&f, path));
+    const st_tensor *t = st_find(&f, "input");
+    ml_status s = ML_OK;
+    char shape[96];
+    if (!t) {
+        s = ml_fail(ML_ERR_FORMAT, "'%s': missing tensor 'input'", path);
+    } else {
+        st_shape_str(shape, sizeof shape, t->ndim, t->shape);
+        if (t->ndim != 4 || t->shape[1] != 3)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' has shape %s, expected [B, 3, H, W]", path,
+                        shape);
+        else if (t->shape[0] < 1 || t->shape[0] > MODEL_MAX_BATCH)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s: batch must be 1..%d", path, shape,
+                        MODEL_MAX_BATCH);
+        else if (t->shape[2] < MODEL_MIN_RES || t->shape[2] > MODEL_MAX_RES ||
+                 t->shape[3] < MODEL_MIN_RES || t->shape[3] > MODEL_MAX_RES)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s: H and W must be %d..%d", path, shape,
+                        MODEL_MIN_RES, MODEL_MAX_RES);
+    }
+    if (s == ML_OK) {
+        *B = (int)t->shape[0], *H = (int)t->shape[2], *W = (int)t->shape[3];
+        *out = ml_malloc(t->numel * sizeof(float), "input batch");
+        s = *out ? st_read_f32(&f, t, *out) : ML_ERR_NOMEM;
+    }
+    st_close(&f);
+    return s;
+}
+
+typedef struct {
+    model *m;
+    const float *x;
+} fwd_ctx;
+
+static void run_forward(void *p)
+{
+    fwd_ctx *c = p;
+    model_forward(c->m, c->x, NULL, NULL);
+}
+
+static void print_top5(const model *m)
+{
+    const int K = m->cfg.num_classes < 5 ? m->cfg.num_classes : 5;
+    for (int b = 0; b < m->B; b++) {
+        const float *z = m->logits + (size_t)b * m->cfg.num_classes;
+        int top[5];
+        for (int k = 0; k < K; k++) {
+            int best = -1;
+            for (int c = 0; c < m->cfg.num_classes; c++) {
+                int used = 0;
+                for (int q = 0; q < k; q++)
+                    used |= top[q] == c;
+                if (!used && (best < 0 || z[c] > z[best]))
+                    best = c;
+            }
+            top[k] = best;
+        }
+        printf("image %d top-5:", b);
+        for (int k = 0; k < K; k++)
+            printf("  %d (%.4f)", top[k], z[top[k]]);
+        printf("\n");
+    }
+}
+
+int cmd_forward(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            fputs(forward_usage, stdout);
+            return 0;
+        }
+    fwd_args a;
+    ML_TRY(parse_forward(argc, argv, &a));
+    cli_set_threads((int)a.threads);
+    model_config cfg;
+    ML_TRY(model_config_from_name(a.model, &cfg));
+
+    float *input = NULL;
+    int B = (int)a.batch, H = (int)a.res, W = (int)a.res;
+    if (a.input)
+        ML_TRY(load_input(a.input, &input, &B, &H, &W));
+
+    model m;
+    ml_status s = model_plan(&m, &cfg, B, H, W);
+    if (s == ML_OK)
+        s = model_alloc(&m);
+    if (s != ML_OK) {
+        free(input);
+        model_free(&m);
+        return s;
+    }
+    if (a.weights) {
+        st_file f;
+        s = st_open(&f, a.weights);
+        if (s == ML_OK) {
+            s = model_load(&m, &f, a.ignore_unexpected);
+            st_close(&f);
+        }
+    } else {
+        model_init_random(&m, a.seed);
+    }
+    if (s == ML_OK && !input) {
+        size_t n = (size_t)B * 3 * H * W;
+        input = ml_malloc(n * sizeof(float), "input batch");
+        if (!input)
+            s = ML_ERR_NOMEM;
+        else {
+            rng_state r;
+            rng_seed(&r, a.seed ^ 0x696e707574ULL); /* a stream apart from the weights' */
+            rng_fill_normal(&r, input, n, 1.0);
+        }
+    }
+    if (s == ML_OK) {
+        fwd_ctx ctx = {&m, input};
+        double t0 = timer_now_s();
+        run_forward(&ctx);
+        double first_ms = (timer_now_s() - t0) * 1e3;
+        print_top5(&m);
+        char b1[32];
+        macs_opts o = {MACS_FVCORE};
+        uint64_t macs = model_macs(&m, &o, NULL);
+        printf("model %s, batch %d, %dx%d, %s params, %.3f GMACs (fvcore), %d threads\n", cfg.name, B,
+               H, W, cli_commas(model_param_count(&m), b1, sizeof b1), macs / 1e9,
+               (int)(a.threads > 0 ? a.threads : cli_default_threads()));
+        if (a.repeat > 0) {
+            timer_policy p = {.warmup_s = 0, .warmup_min = 0, .min_samples = (int)a.repeat,
+                              .min_time_s = 0, .max_time_s = 1e9, .settle_rel = 1e9};
+            timer_stats st;
+            s = timer_measure(&p, run_forward, &ctx, &st);
+            if (s == ML_OK)
+                printf("forward time: median %.3f ms, min %.3f ms over %d runs after 1 warm-up "
+                       "(%.1f GFLOP/s at the median)\n",
+                       st.median_ms, st.min_ms, st.samples, 2.0 * macs / (st.median_ms * 1e6));
+            timer_stats_free(&st);
+        } else {
+            printf("forward time: %.3f ms (single cold run)\n", first_ms);
+        }
+    }
+    if (s == ML_OK && a.output) {
+        st_entry e = {"logits", 2, {B, cfg.num_classes}, m.logits};
+        const char *meta[] = {"model", cfg.name, NULL};
+        s = st_write(a.output, &e, 1, meta);
+        if (s == ML_OK)
+            printf("wrote logits [%d, %d] to %s\n", B, cfg.num_classes, a.output);
+    }
+    free(input);
+    model_free(&m);
+    return s;
+}

@@ -1,0 +1,221 @@
+/* mixerlab info / list: exact parameters, MACs and memory, computed from shapes. */
+#include "harness/args.h"
+#include "harness/cli.h"
+#include "models/model.h"
+
+#include <cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char info_usage[] =
+    "usage: mixerlab info MODEL [--res N] [--batch B] [--macs fvcore|gemm] [--json]\n"
+    "\n"
+    "Exact parameter count, MACs (FLOPs = 2 x MACs) under the named convention, a\n"
+    "per-stage table (grid, tokens L, width C, L against the long-sequence threshold\n"
+    "6*C of the MambaOut paper's Eq. 6-7) and the memory the forward needs.\n"
+    "\n"
+    "  --res N      square input resolution, 32..4096 (default 224)\n"
+    "  --batch B    batch size (default 1)\n"
+    "  --macs C     fvcore (default: conv + linear + LayerNorm at 5 per element, as the\n"
+    "               MambaOut paper) or gemm (conv + linear only, as PyTorch's FlopCounter)\n"
+    "  --json       one JSON object instead of the table\n"
+    "\n"
+    "example: mixerlab info mambaout_tiny --res 384\n";
+
+typedef struct {
+    const char *model;
+    long res, batch;
+    macs_convention conv;
+    int json;
+} info_args;
+
+static ml_status parse_info(int argc, char **argv, info_args *a)
+{
+    a->model = NULL, a->res = 224, a->batch = 1, a->conv = MACS_FVCORE, a->json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        if (strcmp(argv[i], "--res") == 0) {
+            ML_TRY(args_value(argc, argv, &i, &v));
+            ML_TRY(args_parse_long("--res", v, MODEL_MIN_RES, MODEL_MAX_RES, &a->res));
+        } else if (strcmp(argv[i], "--batch") == 0) {
+            ML_TRY(args_value(argc, argv, &i, &v));
+            ML_TRY(args_parse_long("--batch", v, 1, MODEL_MAX_BATCH, &a->batch));
+        } else if (strcmp(argv[i], "--macs") == 0) {
+            ML_TRY(args_value(argc, argv, &i, &v));
+            if (strcmp(v, "fvcore") == 0)
+                a->conv = MACS_FVCORE;
+            else if (strcmp(v, "gemm") == 0)
+                a->conv = MACS_GEMM;
+            else
+                return ml_fail(ML_ERR_USAGE, "--macs: unknown convention '%s' (allowed: fvcore, gemm)", v);
+        } else if (strcmp(argv[i], "--json") == 0) {
+            a->json = 1;
+        } else if (argv[i][0] == '-') {
+            return ml_fail(ML_ERR_USAGE, "info: unknown option '%s' (see mixerlab info --help)", argv[i]);
+        } else if (!a->model) {
+            a->model = argv[i];
+        } else {
+            return ml_fail(ML_ERR_USAGE, "info: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!a->model)
+        return ml_fail(ML_ERR_USAGE, "info: MODEL is required (known: %s)", model_zoo_names());
+    return ML_OK;
+}
+
+static void print_json(const model *m, const info_args *a, uint64_t params, uint64_t macs,
+                       const model_stage_info *parts)
+{
+    const int S = m->cfg.num_stages;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", m->cfg.name);
+    cJSON_AddStringToObject(o, "mixer", m->cfg.mixer->name);
+    cJSON_AddNumberToObject(o, "resolution", (double)a->res);
+    cJSON_AddNumberToObject(o, "batch", (double)a->batch);
+    cJSON_AddNumberToObject(o, "params", (double)params);
+    cJSON_AddNumberToObject(o, "macs", (double)macs);
+    cJSON_AddNumberToObject(o, "flops", 2.0 * (double)macs);
+    cJSON_AddStringToObject(o, "convention", macs_convention_name(a->conv));
+    cJSON_AddNumberToObject(o, "weight_bytes", (double)model_weight_bytes(m));
+    cJSON_AddNumberToObject(o, "activation_bytes", (double)model_activation_bytes(m));
+    cJSON *st = cJSON_AddArrayToObject(o, "stages");
+    for (int s = 0; s < S; s++) {
+        const model_stage_info *p = &parts[1 + s];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "stage", s);
+        cJSON_AddNumberToObject(e, "height", p->h);
+        cJSON_AddNumberToObject(e, "width", p->w);
+        cJSON_AddNumberToObject(e, "tokens", (double)p->h * p->w);
+        cJSON_AddNumberToObject(e, "channels", p->width);
+        cJSON_AddNumberToObject(e, "depth", m->cfg.depths[s]);
+        cJSON_AddNumberToObject(e, "long_sequence_threshold", 6.0 * p->width);
+        cJSON_AddBoolToObject(e, "long_sequence", (double)p->h * p->w > 6.0 * p->width);
+        cJSON_AddNumberToObject(e, "params", (double)p->params);
+        cJSON_AddNumberToObject(e, "macs", (double)p->macs);
+        cJSON_AddNumberToObject(e, "mixer_macs", (double)p->mixer_macs);
+        cJSON_AddItemToArray(st, e);
+    }
+    char *txt = cJSON_Print(o);
+    if (txt)
+        puts(txt);
+    free(txt);
+    cJSON_Delete(o);
+}
+
+static void print_table(const model *m, const info_args *a, uint64_t params, uint64_t macs,
+                        const model_stage_info *parts)
+{
+    const int S = m->cfg.num_stages;
+    char b1[32], b2[32];
+    const block_config *bc = &m->blocks[0];
+    printf("model        %s (mixer %s", m->cfg.name, m->cfg.mixer->name);
+    if (strcmp(m->cfg.mixer->name, "dwconv") == 0)
+        printf(", kernel %d", bc->mcfg.kernel);
+    printf(")\n");
+    printf("input        batch %ld, %ldx%ld\n", a->batch, a->res, a->res);
+    printf("parameters   %s (%.2f M)\n", cli_commas(params, b1, sizeof b1), params / 1e6);
+    printf("MACs         %s (%.2f G, convention %s)\n", cli_commas(macs, b1, sizeof b1), macs / 1e9,
+           macs_convention_name(a->conv));
+    printf("FLOPs        %s (2 x MACs)\n", cli_commas(2 * macs, b2, sizeof b2));
+    printf("memory       weights %.2f MiB, activations + workspace %.2f MiB (exact arena sizes)\n",
+           model_weight_bytes(m) / 1048576.0, model_activation_bytes(m) / 1048576.0);
+    printf("\n%-7s %-11s %9s %6s %6s %-9s %12s %16s %7s\n", "part", "grid", "tokens L", "C", "6*C",
+           "L > 6*C", "params", "MACs", "mixer");
+    for (int i = 0; i < S + 2; i++) {
+        const model_stage_info *p = &parts[i];
+        char name[16], grid[24], mix[16];
+        if (i == 0)
+            snprintf(name, sizeof name, "stem");
+        else if (i == S + 1)
+            snprintf(name, sizeof name, "head");
+        else
+            snprintf(name, sizeof name, "stage%d", i - 1);
+        if (i == S + 1) {
+            printf("%-7s %-11s %9s %6d %6s %-9s %12s %16s %7s\n", name, "pooled", "1", p->width, "",
+                   "", cli_commas(p->params, b1, sizeof b1), cli_commas(p->macs, b2, sizeof b2), "");
+            continue;
+        }
+        snprintf(grid, sizeof grid, "%dx%d", p->h, p->w);
+        long L = (long)p->h * p->w;
+        if (i == 0)
+            snprintf(mix, sizeof mix, "%s", "");
+        else
+            snprintf(mix, sizeof mix, "%.1f%%", p->macs ? 100.0 * (double)p->mixer_macs / (double)p->macs : 0.0);
+        printf("%-7s %-11s %9ld %6d %6d %-9s %12s %16s %7s\n", name, grid, L, p->width, 6 * p->width,
+               i == 0 ? "" : (L > 6L * p->width ? "yes" : "no"), cli_commas(p->params, b1, sizeof b1),
+               cli_commas(p->macs, b2, sizeof b2), mix);
+    }
+}
+
+int cmd_info(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            fputs(info_usage, stdout);
+            return 0;
+        }
+    info_args a;
+    ML_TRY(parse_info(argc, argv, &a));
+    model_config cfg;
+    ML_TRY(model_config_from_name(a.model, &cfg));
+    model m;
+    ml_status s = model_plan(&m, &cfg, (int)a.batch, (int)a.res, (int)a.res);
+    if (s != ML_OK) {
+        model_free(&m);
+        return s;
+    }
+    macs_opts o = {.convention = a.conv};
+    model_stage_info parts[MODEL_MAX_STAGES + 2];
+    uint64_t macs = model_macs(&m, &o, parts), params = model_param_count(&m);
+    if (a.json)
+        print_json(&m, &a, params, macs, parts);
+    else
+        print_table(&m, &a, params, macs, parts);
+    model_free(&m);
+    return 0;
+}
+
+static const char list_usage[] =
+    "usage: mixerlab list\n"
+    "\n"
+    "The model zoo with exact parameters and MACs at 224x224 (fvcore and gemm\n"
+    "conventions), then the registered token mixers.\n";
+
+int cmd_list(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(list_usage, stdout);
+            return 0;
+        }
+        return ml_fail(ML_ERR_USAGE, "list: unexpected argument '%s'", argv[i]);
+    }
+    printf("%-16s %-14s %-20s %12s %18s %18s\n", "model", "depths", "dims", "params",
+           "MACs fvcore", "MACs gemm");
+    for (int i = 0; i < model_zoo_count(); i++) {
+        model_config cfg;
+        model m;
+        ML_TRY(model_config_from_name(model_zoo_name(i), &cfg));
+        ml_status s = model_plan(&m, &cfg, 1, 224, 224);
+        if (s != ML_OK) {
+            model_free(&m);
+            return s;
+        }
+        macs_opts fv = {MACS_FVCORE}, gm = {MACS_GEMM};
+        char depths[32], dims[40], b1[32], b2[32], b3[32];
+        snprintf(depths, sizeof depths, "%d,%d,%d,%d", cfg.depths[0], cfg.depths[1], cfg.depths[2],
+                 cfg.depths[3]);
+        snprintf(dims, sizeof dims, "%d,%d,%d,%d", cfg.dims[0], cfg.dims[1], cfg.dims[2], cfg.dims[3]);
+        printf("%-16s %-14s %-20s %12s %18s %18s\n", cfg.name, depths, dims,
+               cli_commas(model_param_count(&m), b1, sizeof b1),
+               cli_commas(model_macs(&m, &fv, NULL), b2, sizeof b2),
+               cli_commas(model_macs(&m, &gm, NULL), b3, sizeof b3));
+        model_free(&m);
+    }
+    printf("\nmixers:\n");
+    for (int i = 0; i < mixer_count(); i++) {
+        const mixer_ops *x = mixer_at(i);
+        printf("  %-10s %s%s\n", x->name, x->summary, x->causal ? " [causal]" : "");
+    }
+    return 0;
+}

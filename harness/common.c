@@ -1,0 +1,35 @@
+#include "harness/common.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+static char g_errmsg[1024];
+
+ml_status ml_fail(ml_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_errmsg, sizeof g_errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *ml_last_error(void) { return g_errmsg[0] ? g_errmsg : "unknown error"; }
+
+void ml_clear_error(void) { g_errmsg[0] = '\0'; }
+
+void *ml_malloc(size_t bytes, const char *what)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        ml_fail(ML_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+    return p;
+}
+
+void *ml_calloc(size_t count, size_t size, const char *what)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        ml_fail(ML_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
+    return p;
+}

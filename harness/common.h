@@ -1,0 +1,58 @@
+/* Error reporting, exit codes and small helpers shared by every module.
+ *
+ * Functions that can fail return an ml_status (0 = ok). The failing function
+ * records one line of text with ml_fail(); the CLI prints it and exits with the
+ * status as its exit code, so the codes below are the documented exit codes. */
+#ifndef MIXERLAB_COMMON_H
+#define MIXERLAB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef enum {
+    ML_OK = 0,
+    ML_ERR_RUNTIME = 1, /* internal or unexpected failure */
+    ML_ERR_USAGE = 2,   /* bad flag, unknown name, value out of range */
+    ML_ERR_IO = 3,      /* file missing, unreadable, unwritable, disk full */
+    ML_ERR_FORMAT = 4,  /* file contents malformed: truncated, corrupt, wrong shape */
+    ML_ERR_NOMEM = 5,   /* allocation failed (size reported) */
+} ml_status;
+
+/* Records the message for the current failure and returns code. */
+ml_status ml_fail(ml_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *ml_last_error(void);
+void ml_clear_error(void);
+
+/* Checked allocation: on failure records ML_ERR_NOMEM naming what and how much. */
+void *ml_malloc(size_t bytes, const char *what);
+void *ml_calloc(size_t count, size_t size, const char *what);
+
+/* Propagate a failure from a call that already recorded its message. */
+#define ML_TRY(expr)                     \
+    do {                                 \
+        ml_status ml_try_s_ = (expr);    \
+        if (ml_try_s_ != ML_OK)          \
+            return ml_try_s_;            \
+    } while (0)
+
+/* Programming errors (not bad input): print the failing statement and abort. */
+#define ML_ASSERT(cond)                                                            \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
+            fprintf(stderr, "mixerlab: internal error: %s failed at %s:%d\n", #cond, \
+                    __FILE__, __LINE__);                                           \
+            abort();                                                               \
+        }                                                                          \
+    } while (0)
+
+/* Overflow-checked size arithmetic for shape-derived byte counts. */
+static inline int ml_mul_overflows(size_t a, size_t b, size_t *out)
+{
+    return __builtin_mul_overflow(a, b, out);
+}
+
+static inline size_t ml_align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+#endif

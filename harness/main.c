@@ -1,0 +1,102 @@
+#include "harness/cli.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: mixerlab <command> [options]\n"
+    "\n"
+    "Which token mixer does a vision backbone need? Measurements of the MambaOut\n"
+    "Gated CNN skeleton with a pluggable token mixer.\n"
+    "\n"
+    "commands:\n"
+    "  info       parameters, MACs, per-stage table and memory of a model\n"
+    "  forward    run a model on an image batch (safetensors) or a seeded random batch\n"
+    "  bench-cpu  SGEMM rate and whole-forward rate on this machine, in one run\n"
+    "  list       the model zoo (with parameters and MACs at 224x224) and the mixers\n"
+    "  version    version, build flags, BLAS, CUDA support\n"
+    "\n"
+    "Run 'mixerlab <command> --help' for a command's options.\n"
+    "\n"
+    "exit codes: 0 ok, 1 runtime error, 2 usage error (bad flag, unknown name, value\n"
+    "out of range), 3 I/O error (missing, unreadable or unwritable file), 4 bad file\n"
+    "contents (truncated, corrupt, wrong shape), 5 out of memory.\n";
+
+int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
+
+int cli_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void cli_set_threads(int n)
+{
+    if (n <= 0)
+        n = cli_default_threads();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+const char *cli_commas(uint64_t v, char *buf, size_t n)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 1 < n; i++) {
+        if (i && (len - i) % 3 == 0 && o + 2 < n)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+const char *cli_blas_info(void)
+{
+    static char buf[160];
+    snprintf(buf, sizeof buf, "%s (%s, %d threads)", openblas_get_config(), openblas_get_corename(),
+             openblas_get_num_threads());
+    return buf;
+}
+
+static int cmd_version(void)
+{
+    printf("mixerlab %s (git %s)\n", MIXERLAB_VERSION, MIXERLAB_GIT_SHA);
+    printf("compiler: %s\n", MIXERLAB_COMPILER);
+    printf("flags:    %s\n", MIXERLAB_CFLAGS);
+    printf("blas:     %s\n", cli_blas_info());
+    printf("cuda:     not compiled in\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return ML_ERR_USAGE;
+    }
+    const char *cmd = argv[1];
+    int rc;
+    if (cli_is_help(cmd) || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "info") == 0)
+        rc = cmd_info(argc - 1, argv + 1);
+    else if (strcmp(cmd, "forward") == 0)
+        rc = cmd_forward(argc - 1, argv + 1);
+    else if (strcmp(cmd, "bench-cpu") == 0)
+        rc = cmd_bench_cpu(argc - 1, argv + 1);
+    else if (strcmp(cmd, "list") == 0)
+        rc = cmd_list(argc - 1, argv + 1);
+    else
+        rc = ml_fail(ML_ERR_USAGE, "unknown command '%s' (run 'mixerlab --help')", cmd);
+    if (rc != 0)
+        fprintf(stderr, "mixerlab: error: %s\n", ml_last_error());
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* Parameter and MAC counts pinned to timm's exact parameter counts and the
+ * fvcore / FlopCounter MAC totals (DESIGN §5, reference/paper_tables.md). */
+#include "models/model.h"
+#include "test_util.h"
+
+typedef struct {
+    const char *name;
+    int res;
+    uint64_t params, fvcore, gemm; /* gemm 0: not pinned */
+} expect;
+
+static const expect cases[] = {
+    {"mambaout_femto", 224, 7304536ull, 1156177152ull, 1147984992ull},
+    {"mambaout_kobe", 224, 9141208ull, 1515186432ull, 1505865312ull},
+    {"mambaout_tiny", 224, 26545096ull, 4486040064ull, 4469655744ull},
+    {"mambaout_small", 224, 48488072ull, 8960334336ull, 8936423616ull},
+    {"mambaout_base", 224, 84813092ull, 15826206720ull, 15794325760ull},
+    {"mambaout_tiny", 384, 26545096ull, 13176396864ull, 0},
+    {"mambaout_femto", 1024, 7304536ull, 24132075552ull, 0},
+};
+
+int main(void)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const expect *e = &cases[i];
+        model_config cfg;
+        model m;
+        CHECK(model_config_from_name(e->name, &cfg) == ML_OK, "zoo lookup %s", e->name);
+        CHECK(model_plan(&m, &cfg, 1, e->res, e->res) == ML_OK, "plan %s: %s", e->name, ml_last_error());
+        uint64_t p = model_param_count(&m);
+        macs_opts fv = {MACS_FVCORE}, gm = {MACS_GEMM};
+        uint64_t f = model_macs(&m, &fv, NULL), g = model_macs(&m, &gm, NULL);
+        CHECK(p == e->params, "%s params %llu, want %llu", e->name, (unsigned long long)p,
+              (unsigned long long)e->params);
+        CHECK(f == e->fvcore, "%s@%d fvcore MACs %llu, want %llu", e->name, e->res,
+              (unsigned long long)f, (unsigned long long)e->fvcore);
+        CHECK(!e->gemm || g == e->gemm, "%s gemm MACs %llu, want %llu", e->name,
+              (unsigned long long)g, (unsigned long long)e->gemm);
+        /* per-part numbers add up to the totals */
+        model_stage_info parts[MODEL_MAX_STAGES + 2];
+        uint64_t total = model_macs(&m, &fv, parts), sum_m = 0, sum_p = 0;
+        for (int s = 0; s < cfg.num_stages + 2; s++)
+            sum_m += parts[s].macs, sum_p += parts[s].params;
+        CHECK(sum_m == total && sum_p == p, "%s parts do not add up", e->name);
+        model_free(&m);
+    }
+    /* batch scales MACs linearly; ceil(H/2) spatial sizes at an odd resolution */
+    model_config cfg;
+    model m1, m4;
+    model_config_from_name("mambaout_femto", &cfg);
+    model_plan(&m1, &cfg, 1, 97, 97);
+    model_plan(&m4, &cfg, 4, 97, 97);
+    macs_opts fv = {MACS_FVCORE};
+    CHECK(model_macs(&m4, &fv, NULL) == 4 * model_macs(&m1, &fv, NULL), "MACs must scale with batch");
+    CHECK(m1.sh[0] == 25 && m1.sh[1] == 13 && m1.sh[2] == 7 && m1.sh[3] == 4,
+          "97 -> 49 -> 25 -> 13 -> 7 -> 4, got stage sizes %d %d %d %d", m1.sh[0], m1.sh[1], m1.sh[2],
+          m1.sh[3]);
+    model_free(&m1);
+    model_free(&m4);
+    return test_summary("test_accounting");
+}

@@ -1,0 +1,103 @@
+/* The whole model against timm's own MambaOut: fixtures written by
+ * scripts/make_fixtures.py (timm's modules, reference run in float64) hold the
+ * weights with randomised biases and norm affines, an input batch, and the
+ * intermediate activations. Every intermediate must match at relative error
+ * max|a-b| / max|ref| <= 1e-4. */
+#include "models/model.h"
+#include "test_util.h"
+
+#define TOL 1e-4
+
+typedef struct {
+    st_file *ref;
+    int compared;
+} golden_ctx;
+
+static const char *ref_name(const char *tap)
+{
+    if (strcmp(tap, "stages.2.blocks.1") == 0)
+        return "block_out";
+    if (strncmp(tap, "stages.", 7) == 0)
+        return NULL; /* other blocks have no reference */
+    return tap;      /* stem, stage0..3, logits */
+}
+
+static void compare_tap(void *p, const char *name, const float *data, int ndim, const int64_t *shape)
+{
+    golden_ctx *g = p;
+    const char *rn = ref_name(name);
+    if (!rn)
+        return;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    float *ref = malloc(n * sizeof *ref);
+    ml_status s = st_load(g->ref, rn, ndim, shape, ref);
+    CHECK(s == ML_OK, "%s: %s", name, ml_last_error());
+    if (s == ML_OK) {
+        double e = rel_err_f(data, ref, n);
+        printf("  %-18s rel err %.3g\n", name, e);
+        CHECK(e <= TOL, "%s: rel err %.3g > %.0e against timm", name, e, TOL);
+        g->compared++;
+    }
+    free(ref);
+}
+
+static void run_resolution(const char *dir, int res)
+{
+    char wpath[512], rpath[512];
+    snprintf(wpath, sizeof wpath, "%s/mambaout_test_weights.safetensors", dir);
+    snprintf(rpath, sizeof rpath, "%s/mambaout_test_r%d.safetensors", dir, res);
+    st_file wf, rf;
+    if (st_open(&wf, wpath) != ML_OK || st_open(&rf, rpath) != ML_OK) {
+        CHECK(0, "fixtures: %s", ml_last_error());
+        return;
+    }
+    const st_tensor *in = st_find(&rf, "input");
+    CHECK(in && in->ndim == 4 && in->shape[2] == res, "fixture input");
+    if (!in)
+        return;
+    int B = (int)in->shape[0], H = (int)in->shape[2], W = (int)in->shape[3];
+    model_config cfg;
+    model m;
+    model_config_from_name("mambaout_test", &cfg);
+    CHECK(model_plan(&m, &cfg, B, H, W) == ML_OK && model_alloc(&m) == ML_OK, "alloc");
+    CHECK(model_load(&m, &wf, 0) == ML_OK, "strict load of timm's state_dict: %s", ml_last_error());
+    float *x = malloc(in->numel * sizeof *x);
+    st_read_f32(&rf, in, x);
+    printf("resolution %d (batch %d):\n", res, B);
+    golden_ctx g = {&rf, 0};
+    model_forward(&m, x, compare_tap, &g);
+    CHECK(g.compared == 7, "compared %d intermediates, want 7 (stem, 4 stages, one block, logits)",
+          g.compared);
+
+    /* One Gated CNN block alone, from timm's own block input. */
+    const st_tensor *bi = st_find(&rf, "block_in");
+    CHECK(bi != NULL, "block_in");
+    if (bi) {
+        float *bx = malloc(bi->numel * sizeof *bx), *by = malloc(bi->numel * sizeof *by);
+        st_read_f32(&rf, bi, bx);
+        CHECK(st_load(&rf, "block_out", bi->ndim, bi->shape, by) == ML_OK, "block_out");
+        const int s = 2, j = 1;
+        const float *const *bp =
+            (const float *const *)(m.pdata + m.block_first[s] + j * m.block_nparams[s]);
+        block_buffers buf = {m.t, m.u, m.m, m.ws};
+        block_forward(&m.blocks[s], bp, bx, (int)bi->shape[0], (int)bi->shape[1], (int)bi->shape[2], &buf);
+        double e = rel_err_f(bx, by, bi->numel);
+        printf("  %-18s rel err %.3g\n", "block alone", e);
+        CHECK(e <= TOL, "block alone rel err %.3g", e);
+        free(bx), free(by);
+    }
+    free(x);
+    model_free(&m);
+    st_close(&wf);
+    st_close(&rf);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
+    run_resolution(dir, 64);
+    run_resolution(dir, 97);
+    return test_summary("test_golden");
+}

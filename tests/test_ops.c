@@ -1,0 +1,338 @@
+/* Every CPU op against direct naive loops in double precision, at awkward
+ * sizes (odd H and W, C not a multiple of 8), with guard floats after outputs. */
+#include "blocks/act.h"
+#include "blocks/conv2d.h"
+#include "blocks/dwconv.h"
+#include "blocks/gated_block.h"
+#include "blocks/identity.h"
+#include "blocks/layernorm.h"
+#include "blocks/linear.h"
+#include "blocks/pool.h"
+#include "test_util.h"
+
+#define TOL 1e-5 /* each op alone; float32 against double */
+
+static void naive_layernorm(double *y, const float *x, const float *w, const float *b, size_t rows,
+                            int C, double eps)
+{
+    for (size_t r = 0; r < rows; r++) {
+        double mu = 0, var = 0;
+        for (int c = 0; c < C; c++)
+            mu += x[r * C + c];
+        mu /= C;
+        for (int c = 0; c < C; c++)
+            var += (x[r * C + c] - mu) * (x[r * C + c] - mu);
+        var /= C;
+        for (int c = 0; c < C; c++)
+            y[r * C + c] = (x[r * C + c] - mu) / sqrt(var + eps) * w[c] + b[c];
+    }
+}
+
+static void test_layernorm(rng_state *r)
+{
+    const size_t rows = 37;
+    const int C = 13;
+    float *x = rand_floats(r, rows * C, -3, 5), *w = rand_floats(r, C, 0.5, 1.5),
+          *b = rand_floats(r, C, -1, 1), *y = alloc_guarded(rows * C);
+    double *ref = malloc(rows * C * sizeof *ref);
+    layernorm_forward(y, C, x, C, w, b, rows, C, 1e-6f);
+    naive_layernorm(ref, x, w, b, rows, C, 1e-6);
+    double e = rel_err(y, ref, rows * C);
+    CHECK(e <= TOL, "layernorm rel err %.3g", e);
+    CHECK(guard_intact(y, rows * C), "layernorm wrote past its output");
+    /* in place, the way the model uses it */
+    layernorm_forward(x, C, x, C, w, b, rows, C, 1e-6f);
+    e = rel_err(x, ref, rows * C);
+    CHECK(e <= TOL, "layernorm in place rel err %.3g", e);
+    free(x), free(w), free(b), free(y), free(ref);
+}
+
+static void test_linear(rng_state *r)
+{
+    const size_t rows = 29;
+    const int in_f = 19, out_f = 23, ld_in = 26; /* strided input, as fc2 reads the gate result */
+    float *x = rand_floats(r, rows * ld_in, -1, 1), *w = rand_floats(r, (size_t)out_f * in_f, -1, 1),
+          *b = rand_floats(r, out_f, -1, 1), *y = alloc_guarded(rows * out_f);
+    double *ref = malloc(rows * out_f * sizeof *ref);
+    for (size_t i = 0; i < rows; i++)
+        for (int o = 0; o < out_f; o++) {
+            double s = b[o];
+            for (int k = 0; k < in_f; k++)
+                s += (double)x[i * ld_in + k] * w[(size_t)o * in_f + k];
+            ref[i * out_f + o] = s;
+        }
+    linear_forward(y, out_f, x, ld_in, w, b, rows, in_f, out_f, 0);
+    double e = rel_err(y, ref, rows * out_f);
+    CHECK(e <= TOL, "linear rel err %.3g", e);
+    CHECK(guard_intact(y, rows * out_f), "linear wrote past its output");
+    /* accumulate: y += x·wᵀ + b */
+    for (size_t i = 0; i < rows * out_f; i++)
+        ref[i] += y[i];
+    linear_forward(y, out_f, x, ld_in, w, b, rows, in_f, out_f, 1);
+    e = rel_err(y, ref, rows * out_f);
+    CHECK(e <= TOL, "linear accumulate rel err %.3g", e);
+    /* no bias */
+    linear_forward(y, out_f, x, ld_in, w, NULL, rows, in_f, out_f, 0);
+    for (size_t i = 0; i < rows; i++)
+        for (int o = 0; o < out_f; o++) {
+            double s = 0;
+            for (int k = 0; k < in_f; k++)
+                s += (double)x[i * ld_in + k] * w[(size_t)o * in_f + k];
+            ref[i * out_f + o] = s;
+        }
+    e = rel_err(y, ref, rows * out_f);
+    CHECK(e <= TOL, "linear without bias rel err %.3g", e);
+    free(x), free(w), free(b), free(y), free(ref);
+}
+
+static void test_act(rng_state *r)
+{
+    const size_t n = 1001;
+    float *x = rand_floats(r, n, -8, 8), *y = alloc_guarded(n);
+    double *ref = malloc(n * sizeof *ref);
+    act_forward(y, x, n, ACT_GELU);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+    double e = rel_err(y, ref, n);
+    CHECK(e <= 1e-6, "gelu rel err %.3g", e);
+    CHECK(guard_intact(y, n), "gelu wrote past its output");
+    act_forward(y, x, n, ACT_SILU);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = x[i] / (1.0 + exp(-(double)x[i]));
+    e = rel_err(y, ref, n);
+    CHECK(e <= 1e-6, "silu rel err %.3g", e);
+    free(x), free(y), free(ref);
+}
+
+static void naive_dwconv(double *y, const float *x, size_t ld, const float *w, const float *b, int B,
+                         int H, int W, int C, int K)
+{
+    int P = K / 2;
+    for (int n = 0; n < B; n++)
+        for (int h = 0; h < H; h++)
+            for (int q = 0; q < W; q++)
+                for (int c = 0; c < C; c++) {
+                    double s = b[c];
+                    for (int i = 0; i < K; i++)
+                        for (int j = 0; j < K; j++) {
+                            int hh = h + i - P, ww = q + j - P;
+                            if (hh >= 0 && hh < H && ww >= 0 && ww < W)
+                                s += (double)x[(((size_t)n * H + hh) * W + ww) * ld + c] *
+                                     w[((size_t)c * K + i) * K + j];
+                        }
+                    y[(((size_t)n * H + h) * W + q) * C + c] = s;
+                }
+}
+
+static void test_dwconv(rng_state *r)
+{
+    const int shapes[][5] = {/* B, H, W, C, K */
+                             {2, 7, 5, 13, 3}, {1, 9, 11, 37, 7}, {2, 5, 7, 6, 11},
+                             {1, 1, 1, 3, 7},  {1, 13, 3, 5, 1},  {1, 6, 8, 9, 5}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int B = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
+        size_t ld = (size_t)C + 3, n = (size_t)B * H * W * C; /* strided input, as in the block */
+        ML_ASSERT(n < ((size_t)1 << 24));
+        float *x = rand_floats(r, (size_t)B * H * W * ld, -1, 1);
+        float *w = rand_floats(r, (size_t)C * K * K, -1, 1), *b = rand_floats(r, C, -1, 1);
+        float *y = alloc_guarded(n), *ws = malloc(dwconv_workspace_floats(C, K) * sizeof *ws);
+        double *ref = malloc(n * sizeof *ref);
+        dwconv_forward(y, x, ld, w, b, B, H, W, C, K, ws);
+        naive_dwconv(ref, x, ld, w, b, B, H, W, C, K);
+        double e = rel_err(y, ref, n);
+        CHECK(e <= TOL, "dwconv B%d H%d W%d C%d K%d rel err %.3g", B, H, W, C, K, e);
+        CHECK(guard_intact(y, n), "dwconv K%d wrote past its output", K);
+        free(x), free(w), free(b), free(y), free(ws), free(ref);
+    }
+}
+
+static void test_conv2d(rng_state *r)
+{
+    const int shapes[][7] = {/* B, H, W, Cin, Cout, K, stride; pad = K==3 ? 1 : 0 */
+                             {2, 9, 7, 3, 5, 3, 2},  {1, 10, 13, 11, 17, 3, 2},
+                             {1, 1, 1, 4, 3, 3, 2},  {2, 12, 8, 3, 7, 4, 4},
+                             {1, 64, 48, 3, 8, 3, 2}}; /* > one im2col chunk */
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int *s = shapes[t];
+        conv2d_shape cs = {s[3], s[4], s[5], s[6], s[5] == 3 ? 1 : 0};
+        int B = s[0], H = s[1], W = s[2];
+        int Ho = conv2d_out_size(&cs, H), Wo = conv2d_out_size(&cs, W);
+        size_t n = (size_t)B * Ho * Wo * cs.cout;
+        float *x = rand_floats(r, (size_t)B * H * W * cs.cin, -1, 1);
+        float *w = rand_floats(r, (size_t)cs.cout * cs.cin * cs.k * cs.k, -1, 1);
+        float *b = rand_floats(r, cs.cout, -1, 1), *y = alloc_guarded(n);
+        float *ws = malloc(conv2d_workspace_floats(&cs, (size_t)B * Ho * Wo) * sizeof *ws);
+        double *ref = malloc(n * sizeof *ref);
+        for (int nb = 0; nb < B; nb++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++)
+                    for (int co = 0; co < cs.cout; co++) {
+                        double acc = b[co];
+                        for (int ci = 0; ci < cs.cin; ci++)
+                            for (int i = 0; i < cs.k; i++)
+                                for (int j = 0; j < cs.k; j++) {
+                                    int ih = oh * cs.stride - cs.pad + i, iw = ow * cs.stride - cs.pad + j;
+                                    if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                                        continue;
+                                    acc += (double)x[(((size_t)nb * H + ih) * W + iw) * cs.cin + ci] *
+                                           w[(((size_t)co * cs.cin + ci) * cs.k + i) * cs.k + j];
+                                }
+                        ref[(((size_t)nb * Ho + oh) * Wo + ow) * cs.cout + co] = acc;
+                    }
+        conv2d_forward(y, x, w, b, &cs, B, H, W, ws);
+        double e = rel_err(y, ref, n);
+        CHECK(e <= TOL, "conv2d case %zu rel err %.3g", t, e);
+        CHECK(guard_intact(y, n), "conv2d case %zu wrote past its output", t);
+        CHECK(cs.k != 3 || (Ho == (H + 1) / 2 && Wo == (W + 1) / 2), "k3 s2 p1 must give ceil(H/2)");
+        free(x), free(w), free(b), free(y), free(ws), free(ref);
+    }
+    /* NCHW -> NHWC */
+    int B = 2, C = 3, H = 5, W = 7;
+    size_t n = (size_t)B * C * H * W;
+    float *x = rand_floats(r, n, -1, 1), *y = alloc_guarded(n);
+    nchw_to_nhwc(y, x, B, C, H, W);
+    int ok = 1;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++)
+                    ok &= y[(((size_t)b * H + h) * W + w) * C + c] == x[(((size_t)b * C + c) * H + h) * W + w];
+    CHECK(ok && guard_intact(y, n), "nchw_to_nhwc");
+    free(x), free(y);
+}
+
+static void test_pool(rng_state *r)
+{
+    int B = 3, C = 11;
+    size_t L = 35;
+    float *x = rand_floats(r, (size_t)B * L * C, -2, 3), *y = alloc_guarded((size_t)B * C);
+    double ref[33];
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (size_t t = 0; t < L; t++)
+                s += x[((size_t)b * L + t) * C + c];
+            ref[b * C + c] = s / (double)L;
+        }
+    meanpool_forward(y, x, B, L, C);
+    double e = rel_err(y, ref, (size_t)B * C);
+    CHECK(e <= TOL, "meanpool rel err %.3g", e);
+    CHECK(guard_intact(y, (size_t)B * C), "meanpool wrote past its output");
+    free(x), free(y);
+}
+
+static double act_d(act_kind k, double x)
+{
+    return k == ACT_SILU ? x / (1.0 + exp(-x)) : 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+}
+
+/* The block restated from DESIGN §3 with naive double loops. */
+static void test_block_case(rng_state *r, int B, int H, int W, int C, double conv_ratio, act_kind act,
+                            int fc_bias, const mixer_ops *mixer)
+{
+    block_config bc = block_config_make(C, 8.0 / 3.0, conv_ratio, act, 1e-6f, fc_bias, mixer, NULL);
+    bc.mcfg.kernel = 5;
+    CHECK(block_config_validate(&bc) == ML_OK, "block config C%d", C);
+    const int Hd = bc.hidden, E = bc.conv_ch;
+    param_spec specs[BLOCK_MAX_PARAMS];
+    int np = block_param_specs(&bc, specs);
+    float *p[BLOCK_MAX_PARAMS];
+    for (int i = 0; i < np; i++)
+        p[i] = rand_floats(r, param_spec_numel(&specs[i]), i < 2 ? 0.2 : -0.5, i < 2 ? 1.5 : 0.5);
+    const size_t rows = (size_t)B * H * W;
+    float *x = rand_floats(r, rows * C, -2, 2);
+    double *ref = malloc(rows * C * sizeof *ref), *t = malloc(rows * C * sizeof *t);
+    double *u = malloc(rows * 2 * Hd * sizeof *u), *cm = malloc(rows * E * sizeof *cm);
+
+    naive_layernorm(t, x, p[0], p[1], rows, C, 1e-6);
+    const float *fc1w = p[2], *fc1b = fc_bias ? p[3] : NULL;
+    int mi = fc_bias ? 4 : 3;
+    int nmix = mixer->param_specs(&bc.mcfg, NULL);
+    const float *fc2w = p[mi + nmix], *fc2b = fc_bias ? p[mi + nmix + 1] : NULL;
+    for (size_t i = 0; i < rows; i++)
+        for (int o = 0; o < 2 * Hd; o++) {
+            double s = fc1b ? fc1b[o] : 0;
+            for (int k = 0; k < C; k++)
+                s += t[i * C + k] * fc1w[(size_t)o * C + k];
+            u[i * 2 * Hd + o] = s;
+        }
+    /* the mixer on c = u[:, 2Hd-E:] in float, as the model feeds it */
+    float *cf = malloc(rows * E * sizeof *cf);
+    for (size_t i = 0; i < rows; i++)
+        for (int k = 0; k < E; k++)
+            cf[i * E + k] = (float)u[i * 2 * Hd + 2 * Hd - E + k];
+    if (mixer == &mixer_dwconv)
+        naive_dwconv(cm, cf, (size_t)E, p[mi], p[mi + 1], B, H, W, E, bc.mcfg.kernel);
+    else
+        for (size_t i = 0; i < rows * E; i++)
+            cm[i] = cf[i];
+    for (size_t i = 0; i < rows; i++)
+        for (int o = 0; o < C; o++) {
+            double s = fc2b ? fc2b[o] : 0;
+            for (int j = 0; j < Hd; j++) {
+                double g = act_d(act, u[i * 2 * Hd + j]);
+                double v = j < Hd - E ? u[i * 2 * Hd + Hd + j] : cm[i * E + (j - (Hd - E))];
+                s += g * v * fc2w[(size_t)o * Hd + j];
+            }
+            ref[i * C + o] = x[i * C + o] + s;
+        }
+
+    block_sizes bs = block_buffer_floats(&bc, B, H, W);
+    block_buffers buf = {alloc_guarded(bs.t), alloc_guarded(bs.u), alloc_guarded(bs.m),
+                         alloc_guarded(bs.ws)};
+    block_forward(&bc, (const float *const *)p, x, B, H, W, &buf);
+    double e = rel_err(x, ref, rows * C);
+    CHECK(e <= 1e-5, "block C%d ratio %.2f %s bias %d %s: rel err %.3g", C, conv_ratio, act_name(act),
+          fc_bias, mixer->name, e);
+    CHECK(guard_intact(buf.t, bs.t) && guard_intact(buf.u, bs.u) && guard_intact(buf.m, bs.m) &&
+              guard_intact(buf.ws, bs.ws),
+          "block wrote past a buffer");
+    for (int i = 0; i < np; i++)
+        free(p[i]);
+    free(x), free(ref), free(t), free(u), free(cm), free(cf);
+    free(buf.t), free(buf.u), free(buf.m), free(buf.ws);
+}
+
+static void test_block(rng_state *r)
+{
+    test_block_case(r, 2, 5, 7, 13, 1.0, ACT_GELU, 1, &mixer_dwconv);
+    test_block_case(r, 1, 7, 3, 37, 0.5, ACT_GELU, 1, &mixer_dwconv); /* non-empty i branch */
+    test_block_case(r, 1, 3, 5, 11, 0.75, ACT_SILU, 0, &mixer_dwconv);
+    test_block_case(r, 2, 3, 3, 9, 1.0, ACT_GELU, 1, &mixer_identity);
+    /* timm's widths: int(8/3·C) in double as Python */
+    block_config b128 = block_config_make(128, 8.0 / 3.0, 1.0, ACT_GELU, 1e-6f, 1, &mixer_dwconv, NULL);
+    block_config b768 = block_config_make(768, 8.0 / 3.0, 1.0, ACT_GELU, 1e-6f, 1, &mixer_dwconv, NULL);
+    block_config b512 = block_config_make(512, 8.0 / 3.0, 1.0, ACT_GELU, 1e-6f, 1, &mixer_dwconv, NULL);
+    CHECK(b128.hidden == 341 && b768.hidden == 2048 && b512.hidden == 1365,
+          "hidden widths %d %d %d (want 341 2048 1365)", b128.hidden, b768.hidden, b512.hidden);
+}
+
+static void test_identity(rng_state *r)
+{
+    int B = 2, H = 3, W = 5, E = 7;
+    size_t ld = 10, n = (size_t)B * H * W * E;
+    float *x = rand_floats(r, (size_t)B * H * W * ld, -1, 1), *y = alloc_guarded(n);
+    mixer_config mc = mixer_config_default(E, E);
+    mixer_identity.forward_cpu(&mc, NULL, y, x, ld, NULL, B, H, W);
+    int exact = 1;
+    for (size_t t = 0; t < (size_t)B * H * W; t++)
+        exact &= memcmp(y + t * E, x + t * ld, (size_t)E * sizeof(float)) == 0;
+    CHECK(exact, "identity must be exact");
+    CHECK(guard_intact(y, n), "identity wrote past its output");
+    free(x), free(y);
+}
+
+int main(void)
+{
+    rng_state r;
+    rng_seed(&r, 20261127);
+    test_layernorm(&r);
+    test_linear(&r);
+    test_act(&r);
+    test_dwconv(&r);
+    test_conv2d(&r);
+    test_pool(&r);
+    test_block(&r);
+    test_identity(&r);
+    return test_summary("test_ops");
+}
