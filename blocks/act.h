@@ -1,4 +1,7 @@
-/* Activations. The scalar forms are shared by every backend. */
+/* Activations. The scalar forms are the reference (and what other backends
+ * restate); act_forward is the vectorised CPU path: SLEEF's 1-ulp erff/expf
+ * (the functions PyTorch's own CPU GELU uses) 8 lanes at a time when the CPU
+ * has AVX, the scalar forms otherwise. */
 #ifndef MIXERLAB_ACT_H
 #define MIXERLAB_ACT_H
 
@@ -13,7 +16,9 @@ static inline float act_silu(float x) { return x / (1.0f + expf(-x)); }
 static inline float act_apply(act_kind k, float x) { return k == ACT_SILU ? act_silu(x) : act_gelu(x); }
 static inline const char *act_name(act_kind k) { return k == ACT_SILU ? "silu" : "gelu"; }
 
-/* out[i] = act(in[i]); out may alias in. */
+/* out[i] = act(in[i]) for one row; out may alias in. Single-threaded. */
+void act_row(float *out, const float *in, size_t n, act_kind k);
+/* The same over a whole tensor, split across threads. */
 void act_forward(float *out, const float *in, size_t n, act_kind k);
 
 #endif

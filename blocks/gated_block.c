@@ -97,17 +97,11 @@ void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind
         float *g = u + r * ld;
         const float *i = g + Hd;
         const float *c = m + r * (size_t)E;
-        if (act == ACT_SILU) {
-            for (int j = 0; j < ni; j++)
-                g[j] = act_silu(g[j]) * i[j];
-            for (int j = 0; j < E; j++)
-                g[ni + j] = act_silu(g[ni + j]) * c[j];
-        } else {
-            for (int j = 0; j < ni; j++)
-                g[j] = act_gelu(g[j]) * i[j];
-            for (int j = 0; j < E; j++)
-                g[ni + j] = act_gelu(g[ni + j]) * c[j];
-        }
+        act_row(g, g, (size_t)Hd, act);
+        for (int j = 0; j < ni; j++)
+            g[j] *= i[j];
+        for (int j = 0; j < E; j++)
+            g[ni + j] *= c[j];
     }
 }
 
