@@ -3,6 +3,7 @@
 #include "blocks/layernorm.h"
 #include "blocks/linear.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,21 +79,23 @@ uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts
     return m + bc->mixer->macs(&bc->mcfg, B, H, W, o);
 }
 
-block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W)
+block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W, int threads)
 {
     size_t rows = (size_t)B * H * W;
-    block_sizes s = {.t = rows * bc->dim,
+    /* Chunked, t holds one chunk per thread; unchunked (fewer than two chunks
+     * per thread, see block_forward) it holds all rows: at most the larger. */
+    size_t cap = 2 * (size_t)(threads > 0 ? threads : 1) * BLOCK_CHUNK_ROWS;
+    block_sizes s = {.t = (rows < cap ? rows : cap) * bc->dim,
                      .u = rows * 2 * (size_t)bc->hidden,
                      .m = rows * bc->conv_ch + bc->mixer->activation_floats(&bc->mcfg, B, H, W),
                      .ws = bc->mixer->workspace_floats(&bc->mcfg, B, H, W)};
     return s;
 }
 
-void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
+static void gate_rows(float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
 {
     const int ni = Hd - E;
     const size_t ld = 2 * (size_t)Hd;
-#pragma omp parallel for schedule(static) if (rows * (size_t)Hd > 32768)
     for (size_t r = 0; r < rows; r++) {
         float *g = u + r * ld;
         const float *i = g + Hd;
@@ -102,6 +105,16 @@ void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind
             g[j] *= i[j];
         for (int j = 0; j < E; j++)
             g[ni + j] *= c[j];
+    }
+}
+
+void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
+{
+    const size_t nchunks = (rows + BLOCK_CHUNK_ROWS - 1) / BLOCK_CHUNK_ROWS;
+#pragma omp parallel for schedule(static) if (rows * (size_t)Hd > 32768)
+    for (size_t k = 0; k < nchunks; k++) {
+        size_t r0 = k * BLOCK_CHUNK_ROWS, n = rows - r0 < BLOCK_CHUNK_ROWS ? rows - r0 : BLOCK_CHUNK_ROWS;
+        gate_rows(u + r0 * 2 * (size_t)Hd, m + r0 * (size_t)E, n, Hd, E, act);
     }
 }
 
@@ -116,11 +129,35 @@ void block_forward(const block_config *bc, const float *const *p, float *x, int 
     const float *const *mixer_p = p + k;
     k += bc->mixer->param_specs(&bc->mcfg, NULL);
     const float *fc2_w = p[k++], *fc2_b = bc->fc_bias ? p[k++] : NULL;
+    const size_t ldu = 2 * (size_t)Hd;
+    const size_t nchunks = (rows + BLOCK_CHUNK_ROWS - 1) / BLOCK_CHUNK_ROWS;
+    /* Few chunks cannot keep every thread busy: then each op runs on the
+     * whole tensor and BLAS splits the columns instead. */
+    const int threads = buf->threads > 0 ? buf->threads : 1;
+    const int chunked = nchunks >= (size_t)threads * 2;
 
-    layernorm_forward(buf->t, (size_t)C, x, (size_t)C, norm_w, norm_b, rows, C, bc->norm_eps);
-    linear_forward(buf->u, 2 * (size_t)Hd, buf->t, (size_t)C, fc1_w, fc1_b, rows, C, 2 * Hd, 0);
-    bc->mixer->forward_cpu(&bc->mcfg, mixer_p, buf->m, buf->u + (2 * Hd - E), 2 * (size_t)Hd,
-                           buf->ws, B, H, W);
-    gate_forward(buf->u, buf->m, rows, Hd, E, bc->act);
-    linear_forward(x, (size_t)C, buf->u, 2 * (size_t)Hd, fc2_w, fc2_b, rows, Hd, C, 1);
+    if (chunked) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (size_t q = 0; q < nchunks; q++) {
+            size_t r0 = q * BLOCK_CHUNK_ROWS, n = rows - r0 < BLOCK_CHUNK_ROWS ? rows - r0 : BLOCK_CHUNK_ROWS;
+            float *t = buf->t + (size_t)omp_get_thread_num() * BLOCK_CHUNK_ROWS * C;
+            layernorm_forward(t, (size_t)C, x + r0 * C, (size_t)C, norm_w, norm_b, n, C, bc->norm_eps);
+            linear_forward(buf->u + r0 * ldu, ldu, t, (size_t)C, fc1_w, fc1_b, n, C, 2 * Hd, 0);
+        }
+    } else {
+        layernorm_forward(buf->t, (size_t)C, x, (size_t)C, norm_w, norm_b, rows, C, bc->norm_eps);
+        linear_forward(buf->u, ldu, buf->t, (size_t)C, fc1_w, fc1_b, rows, C, 2 * Hd, 0);
+    }
+    bc->mixer->forward_cpu(&bc->mcfg, mixer_p, buf->m, buf->u + (2 * Hd - E), ldu, buf->ws, B, H, W);
+    if (chunked) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (size_t q = 0; q < nchunks; q++) {
+            size_t r0 = q * BLOCK_CHUNK_ROWS, n = rows - r0 < BLOCK_CHUNK_ROWS ? rows - r0 : BLOCK_CHUNK_ROWS;
+            gate_rows(buf->u + r0 * ldu, buf->m + r0 * (size_t)E, n, Hd, E, bc->act);
+            linear_forward(x + r0 * C, (size_t)C, buf->u + r0 * ldu, ldu, fc2_w, fc2_b, n, Hd, C, 1);
+        }
+    } else {
+        gate_forward(buf->u, buf->m, rows, Hd, E, bc->act);
+        linear_forward(x, (size_t)C, buf->u, ldu, fc2_w, fc2_b, rows, Hd, C, 1);
+    }
 }

@@ -36,17 +36,23 @@ int block_param_specs(const block_config *bc, param_spec *out);
 int block_mixer_param_offset(const block_config *bc);
 uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts *o);
 
-/* Buffers a block needs, in floats, for B·H·W tokens. */
+/* The pointwise parts (norm + fc1, then gate + fc2) run on chunks of
+ * BLOCK_CHUNK_ROWS tokens, one chunk per thread with a single-threaded SGEMM,
+ * so the normed rows and the gate result stay in cache. */
+#define BLOCK_CHUNK_ROWS 128
+
+/* Buffers a block needs, in floats, for B·H·W tokens and up to `threads` threads. */
 typedef struct {
     size_t t, u, m, ws;
 } block_sizes;
-block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W);
+block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W, int threads);
 
 typedef struct {
-    float *t;  /* (rows, C)    normed input */
-    float *u;  /* (rows, 2Hd)  fc1 output; the gate result overwrites its g half */
-    float *m;  /* (rows, E)    mixer output */
-    float *ws; /* mixer workspace */
+    float *t;    /* (threads, BLOCK_CHUNK_ROWS, C) normed rows, one slab per thread */
+    float *u;    /* (rows, 2Hd)  fc1 output; the gate result overwrites its g half */
+    float *m;    /* (rows, E)    mixer output */
+    float *ws;   /* mixer workspace */
+    int threads; /* what t was sized for */
 } block_buffers;
 
 /* x (B,H,W,C) is updated in place. params in block_param_specs order. */

@@ -5,6 +5,7 @@
 #include "blocks/linear.h"
 #include "blocks/pool.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,6 +82,7 @@ ml_status model_plan(model *m, const model_config *cfg, int B, int H, int W)
     if (cfg->num_classes < 1)
         return ml_fail(ML_ERR_USAGE, "%s: %d classes", cfg->name, cfg->num_classes);
     m->B = B, m->H = H, m->W = W;
+    m->threads = omp_get_max_threads();
     const int S = cfg->num_stages;
 
     int cap = 0;
@@ -139,7 +141,7 @@ ml_status model_plan(model *m, const model_config *cfg, int B, int H, int W)
             }
         }
         if (cfg->depths[s] > 0) {
-            block_sizes bs = block_buffer_floats(&m->blocks[s], B, h, w);
+            block_sizes bs = block_buffer_floats(&m->blocks[s], B, h, w, m->threads);
             n_t = max_sz(n_t, bs.t);
             n_u = max_sz(n_u, bs.u);
             n_m = max_sz(n_m, bs.m);
@@ -400,7 +402,7 @@ void model_forward(model *m, const float *input, model_tap_fn tap, void *ctx)
                               cfg->eps);
             k += 2;
         }
-        block_buffers buf = {m->t, m->u, m->m, m->ws};
+        block_buffers buf = {m->t, m->u, m->m, m->ws, m->threads};
         for (int j = 0; j < cfg->depths[s]; j++) {
             block_forward(&m->blocks[s], (const float *const *)(P + k), m->x, B, h, w, &buf);
             k += m->block_nparams[s];

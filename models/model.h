@@ -50,6 +50,7 @@ typedef struct {
 typedef struct {
     model_config cfg;
     int B, H, W;
+    int threads; /* OpenMP threads the buffers were sized for (omp_get_max_threads at plan) */
     int stem_h, stem_w; /* after stem conv1 */
     int sh[MODEL_MAX_STAGES], sw[MODEL_MAX_STAGES];
     conv2d_shape stem1, stem2, down[MODEL_MAX_STAGES];

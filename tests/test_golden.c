@@ -81,7 +81,7 @@ static void run_resolution(const char *dir, int res)
         const int s = 2, j = 1;
         const float *const *bp =
             (const float *const *)(m.pdata + m.block_first[s] + j * m.block_nparams[s]);
-        block_buffers buf = {m.t, m.u, m.m, m.ws};
+        block_buffers buf = {m.t, m.u, m.m, m.ws, m.threads};
         block_forward(&m.blocks[s], bp, bx, (int)bi->shape[0], (int)bi->shape[1], (int)bi->shape[2], &buf);
         double e = rel_err_f(bx, by, bi->numel);
         printf("  %-18s rel err %.3g\n", "block alone", e);

@@ -10,6 +10,8 @@
 #include "blocks/pool.h"
 #include "test_util.h"
 
+#include <omp.h>
+
 #define TOL 1e-5 /* each op alone; float32 against double */
 
 static void naive_layernorm(double *y, const float *x, const float *w, const float *b, size_t rows,
@@ -277,9 +279,10 @@ static void test_block_case(rng_state *r, int B, int H, int W, int C, double con
             ref[i * C + o] = x[i * C + o] + s;
         }
 
-    block_sizes bs = block_buffer_floats(&bc, B, H, W);
+    const int threads = omp_get_max_threads();
+    block_sizes bs = block_buffer_floats(&bc, B, H, W, threads);
     block_buffers buf = {alloc_guarded(bs.t), alloc_guarded(bs.u), alloc_guarded(bs.m),
-                         alloc_guarded(bs.ws)};
+                         alloc_guarded(bs.ws), threads};
     block_forward(&bc, (const float *const *)p, x, B, H, W, &buf);
     double e = rel_err(x, ref, rows * C);
     CHECK(e <= 1e-5, "block C%d ratio %.2f %s bias %d %s: rel err %.3g", C, conv_ratio, act_name(act),
@@ -299,6 +302,9 @@ static void test_block(rng_state *r)
     test_block_case(r, 1, 7, 3, 37, 0.5, ACT_GELU, 1, &mixer_dwconv); /* non-empty i branch */
     test_block_case(r, 1, 3, 5, 11, 0.75, ACT_SILU, 0, &mixer_dwconv);
     test_block_case(r, 2, 3, 3, 9, 1.0, ACT_GELU, 1, &mixer_identity);
+    /* enough tokens for the chunk-parallel path, with a partial last chunk */
+    test_block_case(r, 2, 17, 19, 13, 1.0, ACT_GELU, 1, &mixer_dwconv);
+    test_block_case(r, 1, 41, 37, 11, 0.5, ACT_SILU, 0, &mixer_dwconv);
     /* timm's widths: int(8/3·C) in double as Python */
     block_config b128 = block_config_make(128, 8.0 / 3.0, 1.0, ACT_GELU, 1e-6f, 1, &mixer_dwconv, NULL);
     block_config b768 = block_config_make(768, 8.0 / 3.0, 1.0, ACT_GELU, 1e-6f, 1, &mixer_dwconv, NULL);
