@@ -111,6 +111,10 @@ static ml_status load_input(const char *path, float **out, int *B, int *H, int *
         *B = (int)t->shape[0], *H = (int)t->shape[2], *W = (int)t->shape[3];
         *out = ml_malloc(t->numel * sizeof(float), "input batch");
         s = *out ? st_read_f32(&f, t, *out) : ML_ERR_NOMEM;
+        if (s != ML_OK) {
+            free(*out);
+            *out = NULL;
+        }
     }
     st_close(&f);
     return s;

@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage, stderr);
+        fprintf(stderr, "\nmixerlab: error: no command given\n");
         return ML_ERR_USAGE;
     }
     const char *cmd = argv[1];

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "safetensors data is little-endian; this code copies it as it lies in memory");
@@ -34,29 +35,26 @@ static ml_status read_whole_file(const char *path, unsigned char **out, size_t *
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return ml_fail(ML_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) {
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(fp);
         return ml_fail(ML_ERR_IO, "cannot read '%s': not a regular file", path);
     }
-    long len = ftell(fp);
-    if (len < 0 || fseek(fp, 0, SEEK_SET) != 0) {
-        fclose(fp);
-        return ml_fail(ML_ERR_IO, "cannot read '%s': not a regular file", path);
-    }
-    unsigned char *buf = ml_malloc((size_t)len, path);
+    size_t len = (size_t)st.st_size;
+    unsigned char *buf = ml_malloc(len, path);
     if (!buf) {
         fclose(fp);
         return ML_ERR_NOMEM;
     }
-    size_t got = fread(buf, 1, (size_t)len, fp);
+    size_t got = fread(buf, 1, len, fp);
     int err = ferror(fp);
     fclose(fp);
-    if (err || got != (size_t)len) {
+    if (err || got != len) {
         free(buf);
         return ml_fail(ML_ERR_IO, "cannot read '%s': %s", path, err ? strerror(errno) : "short read");
     }
     *out = buf;
-    *size = (size_t)len;
+    *size = len;
     return ML_OK;
 }
 

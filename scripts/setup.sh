@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what mixerlab needs to build, test and plot on Debian 12 (as root
+# or with sudo). Installs only what is missing; safe to rerun.
+set -euo pipefail
+
+pkgs=(
+    build-essential cmake pkg-config git
+    libopenblas-openmp-dev   # BLAS (the OpenMP build: it shares our thread pool)
+    libsleef-dev             # vectorised erff/expf for GELU/SiLU
+    libcjson-dev             # safetensors headers
+    libsqlite3-dev sqlite3   # result store
+    libinih-dev              # sweep specs
+    gnuplot-nox              # plots
+)
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "setup: all packages present"
+    exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
