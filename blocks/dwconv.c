@@ -3,40 +3,44 @@
 #include <stdio.h>
 #include <string.h>
 
-void dwconv_forward(float *out, const float *in, size_t ld_in, const float *w, const float *b,
-                    int B, int H, int W, int C, int K, float *ws)
+/* One output row: orow (W, C) = b + Σ_kh Σ_kw w[kh, kw] · in[h + kh - P, x + kw - P]. */
+ML_CLONES static void dwconv_row(float *orow, const float *in_img, size_t ld_in, const float *wt,
+                                 const float *b, int H, int W, int C, int K, int h)
 {
     const int P = K / 2;
-    /* ws[(kh*K + kw)*C + c] = w[c, 0, kh, kw] */
-    for (int c = 0; c < C; c++)
-        for (int k = 0; k < K * K; k++)
-            ws[(size_t)k * C + c] = w[(size_t)c * K * K + k];
-    const float *wt = ws;
-
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * H * W * C > 32768)
-    for (int bb = 0; bb < B; bb++) {
-        for (int h = 0; h < H; h++) {
-            float *orow = out + ((size_t)bb * H + h) * W * C;
-            for (int x = 0; x < W; x++)
-                memcpy(orow + (size_t)x * C, b, (size_t)C * sizeof(float));
-            int kh0 = P - h > 0 ? P - h : 0;
-            int kh1 = H - 1 - h + P < K - 1 ? H - 1 - h + P : K - 1;
-            for (int kh = kh0; kh <= kh1; kh++) {
-                const float *irow = in + ((size_t)bb * H + (h + kh - P)) * W * ld_in;
-                for (int x = 0; x < W; x++) {
-                    float *o = orow + (size_t)x * C;
-                    int kw0 = P - x > 0 ? P - x : 0;
-                    int kw1 = W - 1 - x + P < K - 1 ? W - 1 - x + P : K - 1;
-                    for (int kw = kw0; kw <= kw1; kw++) {
-                        const float *iv = irow + (size_t)(x + kw - P) * ld_in;
-                        const float *wv = wt + (size_t)(kh * K + kw) * C;
-                        for (int c = 0; c < C; c++)
-                            o[c] += iv[c] * wv[c];
-                    }
-                }
+    for (int x = 0; x < W; x++)
+        memcpy(orow + (size_t)x * C, b, (size_t)C * sizeof(float));
+    int kh0 = P - h > 0 ? P - h : 0;
+    int kh1 = H - 1 - h + P < K - 1 ? H - 1 - h + P : K - 1;
+    for (int kh = kh0; kh <= kh1; kh++) {
+        const float *irow = in_img + (size_t)(h + kh - P) * W * ld_in;
+        for (int x = 0; x < W; x++) {
+            float *o = orow + (size_t)x * C;
+            int kw0 = P - x > 0 ? P - x : 0;
+            int kw1 = W - 1 - x + P < K - 1 ? W - 1 - x + P : K - 1;
+            for (int kw = kw0; kw <= kw1; kw++) {
+                const float *iv = irow + (size_t)(x + kw - P) * ld_in;
+                const float *wv = wt + (size_t)(kh * K + kw) * C;
+                for (int c = 0; c < C; c++)
+                    o[c] += iv[c] * wv[c];
             }
         }
     }
+}
+
+void dwconv_forward(float *out, const float *in, size_t ld_in, const float *w, const float *b,
+                    int B, int H, int W, int C, int K, float *ws)
+{
+    /* ws[(kh*K + kw)*C + c] = w[c, 0, kh, kw]: the inner loop runs over contiguous channels */
+    for (int c = 0; c < C; c++)
+        for (int k = 0; k < K * K; k++)
+            ws[(size_t)k * C + c] = w[(size_t)c * K * K + k];
+
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * H * W * C > 32768)
+    for (int bb = 0; bb < B; bb++)
+        for (int h = 0; h < H; h++)
+            dwconv_row(out + ((size_t)bb * H + h) * W * C, in + (size_t)bb * H * W * ld_in, ld_in, ws,
+                       b, H, W, C, K, h);
 }
 
 static ml_status dwconv_validate(const mixer_config *cfg)

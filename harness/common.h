@@ -53,6 +53,14 @@ static inline int ml_mul_overflows(size_t a, size_t b, size_t *out)
     return __builtin_mul_overflow(a, b, out);
 }
 
+/* Hot row kernels get an AVX2 clone chosen at load time (ifunc), so one
+ * binary runs on any x86-64 and uses 256-bit lanes where the CPU has them. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(MIXERLAB_NO_CLONES)
+#define ML_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define ML_CLONES
+#endif
+
 static inline size_t ml_align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 #endif
