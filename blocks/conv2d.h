@@ -1,14 +1,15 @@
 /* Dense 2-D convolution, channels-last in and out, PyTorch weights
  * [Cout, Cin, K, K]: the stem and downsampling convs (3×3, stride 2, pad 1)
- * and patch embeddings (P×P, stride P). Computed as im2col in row chunks
- * followed by one SGEMM per chunk, so the workspace stays bounded. */
+ * and patch embeddings (P×P, stride P). Computed as im2col of a chunk of
+ * output pixels followed by one SGEMM per chunk, a chunk per thread, so the
+ * workspace stays bounded and in cache. */
 #ifndef MIXERLAB_CONV2D_H
 #define MIXERLAB_CONV2D_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONV2D_CHUNK_ROWS 1024
+#define CONV2D_CHUNK_ROWS 256
 
 typedef struct {
     int cin, cout, k, stride, pad;
@@ -19,16 +20,18 @@ static inline int conv2d_out_size(const conv2d_shape *s, int n)
     return (n + 2 * s->pad - s->k) / s->stride + 1;
 }
 
-/* Floats of workspace conv2d_forward needs for outputs of rows = B·Ho·Wo. */
-static inline size_t conv2d_workspace_floats(const conv2d_shape *s, size_t rows)
+/* Floats of workspace conv2d_forward needs for rows = B·Ho·Wo outputs and up
+ * to `threads` threads. */
+static inline size_t conv2d_workspace_floats(const conv2d_shape *s, size_t rows, int threads)
 {
     size_t r = rows < CONV2D_CHUNK_ROWS ? rows : CONV2D_CHUNK_ROWS;
-    return r * (size_t)s->cin * (size_t)s->k * (size_t)s->k;
+    return (size_t)(threads > 0 ? threads : 1) * r * (size_t)s->cin * (size_t)s->k * (size_t)s->k;
 }
 
-/* out (B,Ho,Wo,Cout) = conv(in (B,H,W,Cin), w [Cout,Cin,K,K]) + b [Cout]. */
+/* out (B,Ho,Wo,Cout) = conv(in (B,H,W,Cin), w [Cout,Cin,K,K]) + b [Cout]; ws
+ * sized by conv2d_workspace_floats for the same `threads`. */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b,
-                    const conv2d_shape *s, int B, int H, int W, float *ws);
+                    const conv2d_shape *s, int B, int H, int W, float *ws, int threads);
 
 /* fvcore: B · out_elements · (in/groups) · kh · kw. */
 static inline uint64_t conv2d_macs(const conv2d_shape *s, int B, int Ho, int Wo)

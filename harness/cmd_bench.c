@@ -3,6 +3,8 @@
  * noisy machine. */
 #include "harness/args.h"
 #include "harness/cli.h"
+
+#include <build_info.h>
 #include "harness/rng.h"
 #include "harness/timer.h"
 #include "models/model.h"
@@ -14,11 +16,14 @@
 
 static const char bench_usage[] =
     "usage: mixerlab bench-cpu [--models a,b] [--batches 1,8] [--res R] [--threads N]\n"
-    "                          [--gemm-size N] [--min-time S] [--max-time S]\n"
+    "                          [--gemm-size N] [--min-time S] [--max-time S] [--rounds R]\n"
     "\n"
     "Measures, in one run: the OpenBLAS SGEMM rate (N x N x N, float32) and each\n"
     "model's whole-forward rate, 2 x MACs (fvcore) / median time, as a share of that\n"
-    "SGEMM rate. Prints a Markdown table with the machine, BLAS and date.\n"
+    "SGEMM rate. Rounds interleave the SGEMM with every model so that a slow spell\n"
+    "of a shared machine hits both sides of a ratio; the ratio reported is the median\n"
+    "over rounds. Prints a Markdown table with the machine, BLAS and date; progress\n"
+    "goes to stderr.\n"
     "\n"
     "  --models a,b   zoo names (default mambaout_femto,mambaout_tiny)\n"
     "  --batches 1,8  batch sizes (default 1,8)\n"
@@ -26,7 +31,8 @@ static const char bench_usage[] =
     "  --threads N    CPU threads (default: all cores)\n"
     "  --gemm-size N  SGEMM size (default 2048)\n"
     "  --min-time S   least seconds of timed samples per measurement (default 2)\n"
-    "  --max-time S   cap per measurement (default 30)\n";
+    "  --max-time S   cap per measurement (default 30)\n"
+    "  --rounds R     interleaved rounds, 1..16 (default 3)\n";
 
 static void cpu_model(char *buf, size_t n)
 {
@@ -72,10 +78,43 @@ static void run_fwd(void *p)
     model_forward(f->m, f->x, NULL, NULL);
 }
 
+/* One measured configuration: the SGEMM (m == NULL) or a model at one batch. */
+typedef struct {
+    char label[96];
+    long batch;
+    double flop; /* per call */
+    model m;
+    float *x;
+    int ready;
+    double *samples; /* all rounds */
+    int nsamples;
+    int capped;
+    double ratio[16]; /* per round: this rate / the round's SGEMM rate */
+} bench_cfg;
+
+static ml_status add_samples(bench_cfg *c, const timer_stats *st)
+{
+    double *p = realloc(c->samples, (size_t)(c->nsamples + st->samples) * sizeof *p);
+    if (!p)
+        return ml_fail(ML_ERR_NOMEM, "out of memory storing samples");
+    memcpy(p + c->nsamples, st->raw_ms, (size_t)st->samples * sizeof *p);
+    c->samples = p;
+    c->nsamples += st->samples;
+    c->capped |= st->capped;
+    return ML_OK;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int cmd_bench_cpu(int argc, char **argv)
 {
     char models_buf[256] = "mambaout_femto,mambaout_tiny";
-    long batches[8] = {1, 8}, res = 224, threads = 0, gemm_n = 2048, min_time = 2, max_time = 30;
+    long batches[8] = {1, 8}, res = 224, threads = 0, gemm_n = 2048, min_time = 2, max_time = 30,
+         rounds = 3;
     int nb = 2;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = NULL;
@@ -85,7 +124,7 @@ int cmd_bench_cpu(int argc, char **argv)
         }
         if (strcmp(f, "--models") && strcmp(f, "--batches") && strcmp(f, "--res") &&
             strcmp(f, "--threads") && strcmp(f, "--gemm-size") && strcmp(f, "--min-time") &&
-            strcmp(f, "--max-time"))
+            strcmp(f, "--max-time") && strcmp(f, "--rounds"))
             return ml_fail(ML_ERR_USAGE, "bench-cpu: unknown option '%s' (see --help)", f);
         ML_TRY(args_value(argc, argv, &i, &v));
         if (strcmp(f, "--models") == 0) {
@@ -102,6 +141,8 @@ int cmd_bench_cpu(int argc, char **argv)
             ML_TRY(args_parse_long(f, v, 64, 16384, &gemm_n));
         else if (strcmp(f, "--min-time") == 0)
             ML_TRY(args_parse_long(f, v, 0, 3600, &min_time));
+        else if (strcmp(f, "--rounds") == 0)
+            ML_TRY(args_parse_long(f, v, 1, 16, &rounds));
         else
             ML_TRY(args_parse_long(f, v, 1, 36000, &max_time));
     }
@@ -126,72 +167,108 @@ int cmd_bench_cpu(int argc, char **argv)
     time_t now = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    printf("machine: %s, %d threads; BLAS: %s; mixerlab git %s; %s\n\n", cpu,
-           (int)(threads > 0 ? threads : cli_default_threads()), cli_blas_info(), MIXERLAB_GIT_SHA, date);
 
-    /* SGEMM rate */
+    const int ncfg = 1 + nm * nb;
+    bench_cfg *cfgs = ml_calloc((size_t)ncfg, sizeof *cfgs, "benchmark table");
+    if (!cfgs)
+        return ML_ERR_NOMEM;
     size_t nn = (size_t)gemm_n * gemm_n;
     gemm_ctx g = {(int)gemm_n, ml_malloc(nn * 4, "gemm A"), ml_malloc(nn * 4, "gemm B"),
                   ml_malloc(nn * 4, "gemm C")};
-    if (!g.a || !g.b || !g.c) {
-        free(g.a), free(g.b), free(g.c);
-        return ML_ERR_NOMEM;
-    }
     rng_state r;
     rng_seed(&r, 1);
-    rng_fill_uniform(&r, g.a, nn, -1, 1);
-    rng_fill_uniform(&r, g.b, nn, -1, 1);
-    timer_stats gs;
-    ml_status s = timer_measure(&pol, run_gemm, &g, &gs);
-    free(g.a), free(g.b), free(g.c);
-    if (s != ML_OK)
-        return s;
-    double gemm_gflops = 2.0 * (double)gemm_n * gemm_n * gemm_n / (gs.median_ms * 1e6);
-    printf("| what | batch | GMACs (fvcore) | median ms | p10-p90 ms | samples | GFLOP/s | vs SGEMM |\n");
-    printf("|---|---|---|---|---|---|---|---|\n");
-    printf("| SGEMM %ld^3 | - | %.2f | %.3f | %.3f-%.3f | %d%s | %.1f | 100%% |\n", gemm_n,
-           (double)gemm_n * gemm_n * gemm_n / 1e9, gs.median_ms, gs.p10_ms, gs.p90_ms, gs.samples,
-           gs.capped ? " (capped)" : "", gemm_gflops);
-    timer_stats_free(&gs);
-    fflush(stdout);
-
+    ml_status s = (g.a && g.b && g.c) ? ML_OK : ML_ERR_NOMEM;
+    if (s == ML_OK) {
+        rng_fill_uniform(&r, g.a, nn, -1, 1);
+        rng_fill_uniform(&r, g.b, nn, -1, 1);
+    }
+    snprintf(cfgs[0].label, sizeof cfgs[0].label, "SGEMM %ld^3", gemm_n);
+    cfgs[0].flop = 2.0 * (double)gemm_n * gemm_n * gemm_n;
     for (int i = 0; i < nm && s == ML_OK; i++) {
         for (int j = 0; j < nb && s == ML_OK; j++) {
-            model_config cfg;
-            model m;
-            ML_TRY(model_config_from_name(names[i], &cfg));
-            s = model_plan(&m, &cfg, (int)batches[j], (int)res, (int)res);
+            bench_cfg *c = &cfgs[1 + i * nb + j];
+            model_config mc;
+            snprintf(c->label, sizeof c->label, "%s %ldx%ld", names[i], res, res);
+            c->batch = batches[j];
+            s = model_config_from_name(names[i], &mc);
             if (s == ML_OK)
-                s = model_alloc(&m);
-            float *x = NULL;
-            if (s == ML_OK) {
-                model_init_random(&m, 0);
-                size_t n = (size_t)batches[j] * 3 * res * res;
-                x = ml_malloc(n * sizeof *x, "input");
-                if (!x)
-                    s = ML_ERR_NOMEM;
-                else
-                    rng_fill_normal(&r, x, n, 1.0);
+                s = model_plan(&c->m, &mc, (int)batches[j], (int)res, (int)res);
+            if (s == ML_OK)
+                s = model_alloc(&c->m);
+            if (s != ML_OK)
+                break;
+            c->ready = 1;
+            model_init_random(&c->m, 0);
+            size_t n = (size_t)batches[j] * 3 * res * res;
+            c->x = ml_malloc(n * sizeof *c->x, "input");
+            if (!c->x) {
+                s = ML_ERR_NOMEM;
+                break;
             }
-            if (s == ML_OK) {
-                bench_fwd f = {&m, x};
-                timer_stats st;
-                s = timer_measure(&pol, run_fwd, &f, &st);
-                if (s == ML_OK) {
-                    macs_opts o = {MACS_FVCORE};
-                    double macs = (double)model_macs(&m, &o, NULL);
-                    double gf = 2.0 * macs / (st.median_ms * 1e6);
-                    printf("| %s %ldx%ld | %ld | %.3f | %.2f | %.2f-%.2f | %d%s | %.1f | %.0f%% |\n",
-                           names[i], res, res, batches[j], macs / 1e9, st.median_ms, st.p10_ms,
-                           st.p90_ms, st.samples, st.capped ? " (capped)" : "", gf,
-                           100.0 * gf / gemm_gflops);
-                    fflush(stdout);
-                }
-                timer_stats_free(&st);
-            }
-            free(x);
-            model_free(&m);
+            rng_fill_normal(&r, c->x, n, 1.0);
+            macs_opts o = {MACS_FVCORE};
+            c->flop = 2.0 * (double)model_macs(&c->m, &o, NULL);
         }
     }
+
+    /* Rounds interleave the SGEMM with every model, so a slow spell of this
+     * shared machine hits both sides of a ratio alike. */
+    for (int rd = 0; rd < rounds && s == ML_OK; rd++) {
+        double gemm_rate = 0;
+        for (int k = 0; k < ncfg && s == ML_OK; k++) {
+            bench_cfg *c = &cfgs[k];
+            timer_stats st;
+            if (k == 0) {
+                s = timer_measure(&pol, run_gemm, &g, &st);
+            } else {
+                bench_fwd f = {&c->m, c->x};
+                s = timer_measure(&pol, run_fwd, &f, &st);
+            }
+            if (s != ML_OK)
+                break;
+            s = add_samples(c, &st);
+            double rate = c->flop / (st.median_ms * 1e6);
+            if (k == 0)
+                gemm_rate = rate;
+            c->ratio[rd] = rate / gemm_rate;
+            fprintf(stderr, "round %d/%ld: %-28s batch %-3ld %8.2f ms  %7.1f GFLOP/s\n", rd + 1, rounds,
+                    c->label, k ? c->batch : 0L, st.median_ms, rate);
+            timer_stats_free(&st);
+        }
+    }
+
+    if (s == ML_OK) {
+        printf("machine: %s, %d threads; BLAS: %s; mixerlab git %s%s; %s; %ld rounds\n\n", cpu,
+               (int)(threads > 0 ? threads : cli_default_threads()), cli_blas_info(), MIXERLAB_GIT_SHA,
+               MIXERLAB_GIT_DIRTY ? " (dirty)" : "", date, rounds);
+        printf("| what | batch | GFLOP per call | median ms | p10-p90 ms | samples | GFLOP/s (median) | "
+               "vs SGEMM: median of rounds (range) |\n");
+        printf("|---|---|---|---|---|---|---|---|\n");
+        for (int k = 0; k < ncfg; k++) {
+            bench_cfg *c = &cfgs[k];
+            timer_stats st = {.raw_ms = c->samples, .samples = c->nsamples};
+            timer_stats_summarise(&st);
+            double ratios[16];
+            memcpy(ratios, c->ratio, (size_t)rounds * sizeof *ratios);
+            qsort(ratios, (size_t)rounds, sizeof *ratios, cmp_d);
+            double med = rounds % 2 ? ratios[rounds / 2] : 0.5 * (ratios[rounds / 2 - 1] + ratios[rounds / 2]);
+            char b[16];
+            snprintf(b, sizeof b, "%ld", c->batch);
+            printf("| %s | %s | %.2f | %.2f | %.2f-%.2f | %d%s | %.1f | %.0f%% (%.0f-%.0f%%) |\n",
+                   c->label, k ? b : "-", c->flop / 1e9, st.median_ms, st.p10_ms, st.p90_ms,
+                   c->nsamples, c->capped ? " (capped)" : "", c->flop / (st.median_ms * 1e6),
+                   100 * med, 100 * ratios[0], 100 * ratios[rounds - 1]);
+        }
+        printf("\nGFLOP = 2 x MACs (fvcore convention). A ratio compares one round's model median with\n"
+               "the SGEMM median measured just before it in the same round.\n");
+    }
+    free(g.a), free(g.b), free(g.c);
+    for (int k = 0; k < ncfg; k++) {
+        free(cfgs[k].samples);
+        free(cfgs[k].x);
+        if (cfgs[k].ready)
+            model_free(&cfgs[k].m);
+    }
+    free(cfgs);
     return s;
 }

@@ -1,5 +1,7 @@
 #include "harness/cli.h"
 
+#include <build_info.h>
+
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -64,7 +66,8 @@ const char *cli_blas_info(void)
 
 static int cmd_version(void)
 {
-    printf("mixerlab %s (git %s)\n", MIXERLAB_VERSION, MIXERLAB_GIT_SHA);
+    printf("mixerlab %s (git %s%s)\n", MIXERLAB_VERSION, MIXERLAB_GIT_SHA,
+           MIXERLAB_GIT_DIRTY ? ", uncommitted changes" : "");
     printf("compiler: %s\n", MIXERLAB_COMPILER);
     printf("flags:    %s\n", MIXERLAB_CFLAGS);
     printf("blas:     %s\n", cli_blas_info());

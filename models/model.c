@@ -101,8 +101,8 @@ ml_status model_plan(model *m, const model_config *cfg, int B, int H, int W)
 
     size_t n_x = 0, n_t = 0, n_u = (size_t)B * H * W * 3, n_ws = 0;
     size_t n_m = (size_t)B * m->stem_h * m->stem_w * (C0 / 2);
-    n_ws = max_sz(conv2d_workspace_floats(&m->stem1, (size_t)B * m->stem_h * m->stem_w),
-                  conv2d_workspace_floats(&m->stem2, (size_t)B * h * w));
+    n_ws = max_sz(conv2d_workspace_floats(&m->stem1, (size_t)B * m->stem_h * m->stem_w, m->threads),
+                  conv2d_workspace_floats(&m->stem2, (size_t)B * h * w, m->threads));
 
     for (int s = 0; s < S; s++) {
         const int C = cfg->dims[s];
@@ -118,7 +118,7 @@ ml_status model_plan(model *m, const model_config *cfg, int B, int H, int W)
             snprintf(prefix, sizeof prefix, "stages.%d.downsample.norm", s);
             ML_TRY(add_norm(m, &cap, prefix, C));
             n_u = max_sz(n_u, (size_t)B * h * w * C);
-            n_ws = max_sz(n_ws, conv2d_workspace_floats(&m->down[s], (size_t)B * h * w));
+            n_ws = max_sz(n_ws, conv2d_workspace_floats(&m->down[s], (size_t)B * h * w, m->threads));
         }
         m->sh[s] = h, m->sw[s] = w;
         n_x = max_sz(n_x, (size_t)B * h * w * C);
@@ -378,14 +378,14 @@ void model_forward(model *m, const float *input, model_tap_fn tap, void *ctx)
 
     /* stem */
     nchw_to_nhwc(m->u, input, B, 3, m->H, m->W);
-    conv2d_forward(m->m, m->u, P[k], P[k + 1], &m->stem1, B, m->H, m->W, m->ws);
+    conv2d_forward(m->m, m->u, P[k], P[k + 1], &m->stem1, B, m->H, m->W, m->ws, m->threads);
     k += 2;
     size_t r1 = (size_t)B * m->stem_h * m->stem_w;
     layernorm_forward(m->m, (size_t)m->stem1.cout, m->m, (size_t)m->stem1.cout, P[k], P[k + 1], r1,
                       m->stem1.cout, cfg->eps);
     k += 2;
     act_forward(m->m, m->m, r1 * (size_t)m->stem1.cout, ACT_GELU);
-    conv2d_forward(m->x, m->m, P[k], P[k + 1], &m->stem2, B, m->stem_h, m->stem_w, m->ws);
+    conv2d_forward(m->x, m->m, P[k], P[k + 1], &m->stem2, B, m->stem_h, m->stem_w, m->ws, m->threads);
     k += 2;
     int h = conv2d_out_size(&m->stem2, m->stem_h), w = conv2d_out_size(&m->stem2, m->stem_w);
     int C = cfg->dims[0];
@@ -395,7 +395,7 @@ void model_forward(model *m, const float *input, model_tap_fn tap, void *ctx)
 
     for (int s = 0; s < S; s++) {
         if (s > 0) {
-            conv2d_forward(m->u, m->x, P[k], P[k + 1], &m->down[s], B, h, w, m->ws);
+            conv2d_forward(m->u, m->x, P[k], P[k + 1], &m->down[s], B, h, w, m->ws, m->threads);
             k += 2;
             h = m->sh[s], w = m->sw[s], C = cfg->dims[s];
             layernorm_forward(m->x, (size_t)C, m->u, (size_t)C, P[k], P[k + 1], (size_t)B * h * w, C,

@@ -173,7 +173,8 @@ static void test_conv2d(rng_state *r)
     const int shapes[][7] = {/* B, H, W, Cin, Cout, K, stride; pad = K==3 ? 1 : 0 */
                              {2, 9, 7, 3, 5, 3, 2},  {1, 10, 13, 11, 17, 3, 2},
                              {1, 1, 1, 4, 3, 3, 2},  {2, 12, 8, 3, 7, 4, 4},
-                             {1, 64, 48, 3, 8, 3, 2}}; /* > one im2col chunk */
+                             {1, 64, 48, 3, 8, 3, 2},   /* three chunks, one thread */
+                             {2, 66, 63, 5, 7, 3, 2}};  /* nine chunks across threads */
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int *s = shapes[t];
         conv2d_shape cs = {s[3], s[4], s[5], s[6], s[5] == 3 ? 1 : 0};
@@ -183,7 +184,8 @@ static void test_conv2d(rng_state *r)
         float *x = rand_floats(r, (size_t)B * H * W * cs.cin, -1, 1);
         float *w = rand_floats(r, (size_t)cs.cout * cs.cin * cs.k * cs.k, -1, 1);
         float *b = rand_floats(r, cs.cout, -1, 1), *y = alloc_guarded(n);
-        float *ws = malloc(conv2d_workspace_floats(&cs, (size_t)B * Ho * Wo) * sizeof *ws);
+        const int threads = omp_get_max_threads();
+        float *ws = alloc_guarded(conv2d_workspace_floats(&cs, (size_t)B * Ho * Wo, threads));
         double *ref = malloc(n * sizeof *ref);
         for (int nb = 0; nb < B; nb++)
             for (int oh = 0; oh < Ho; oh++)
@@ -201,10 +203,12 @@ static void test_conv2d(rng_state *r)
                                 }
                         ref[(((size_t)nb * Ho + oh) * Wo + ow) * cs.cout + co] = acc;
                     }
-        conv2d_forward(y, x, w, b, &cs, B, H, W, ws);
+        conv2d_forward(y, x, w, b, &cs, B, H, W, ws, threads);
         double e = rel_err(y, ref, n);
         CHECK(e <= TOL, "conv2d case %zu rel err %.3g", t, e);
         CHECK(guard_intact(y, n), "conv2d case %zu wrote past its output", t);
+        CHECK(guard_intact(ws, conv2d_workspace_floats(&cs, (size_t)B * Ho * Wo, threads)),
+              "conv2d case %zu wrote past its workspace", t);
         CHECK(cs.k != 3 || (Ho == (H + 1) / 2 && Wo == (W + 1) / 2), "k3 s2 p1 must give ceil(H/2)");
         free(x), free(w), free(b), free(y), free(ws), free(ref);
     }
