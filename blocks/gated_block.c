@@ -79,13 +79,25 @@ uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts
     return m + bc->mixer->macs(&bc->mcfg, B, H, W, o);
 }
 
+void block_chunking(size_t rows, int threads, size_t *nchunks, size_t *chunk_rows)
+{
+    size_t t = threads > 0 ? (size_t)threads : 1;
+    if (rows < t * BLOCK_MIN_ROWS_PER_THREAD) {
+        *nchunks = 0, *chunk_rows = rows;
+        return;
+    }
+    size_t per_thread = (rows + t * BLOCK_CHUNK_ROWS - 1) / (t * BLOCK_CHUNK_ROWS);
+    *chunk_rows = (rows + t * per_thread - 1) / (t * per_thread);
+    *nchunks = (rows + *chunk_rows - 1) / *chunk_rows;
+}
+
 block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W, int threads)
 {
-    size_t rows = (size_t)B * H * W;
-    /* Chunked, t holds one chunk per thread; unchunked (fewer than two chunks
-     * per thread, see block_forward) it holds all rows: at most the larger. */
-    size_t cap = 2 * (size_t)(threads > 0 ? threads : 1) * BLOCK_CHUNK_ROWS;
-    block_sizes s = {.t = (rows < cap ? rows : cap) * bc->dim,
+    size_t rows = (size_t)B * H * W, nchunks, chunk;
+    block_chunking(rows, threads, &nchunks, &chunk);
+    /* t: one chunk per thread, or every row when unchunked */
+    size_t t_rows = nchunks ? (size_t)(threads > 0 ? threads : 1) * chunk : rows;
+    block_sizes s = {.t = t_rows * bc->dim,
                      .u = rows * 2 * (size_t)bc->hidden,
                      .m = rows * bc->conv_ch + bc->mixer->activation_floats(&bc->mcfg, B, H, W),
                      .ws = bc->mixer->workspace_floats(&bc->mcfg, B, H, W)};
@@ -130,17 +142,15 @@ void block_forward(const block_config *bc, const float *const *p, float *x, int 
     k += bc->mixer->param_specs(&bc->mcfg, NULL);
     const float *fc2_w = p[k++], *fc2_b = bc->fc_bias ? p[k++] : NULL;
     const size_t ldu = 2 * (size_t)Hd;
-    const size_t nchunks = (rows + BLOCK_CHUNK_ROWS - 1) / BLOCK_CHUNK_ROWS;
-    /* Few chunks cannot keep every thread busy: then each op runs on the
-     * whole tensor and BLAS splits the columns instead. */
     const int threads = buf->threads > 0 ? buf->threads : 1;
-    const int chunked = nchunks >= (size_t)threads * 2;
+    size_t nchunks, chunk;
+    block_chunking(rows, threads, &nchunks, &chunk);
 
-    if (chunked) {
+    if (nchunks) {
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (size_t q = 0; q < nchunks; q++) {
-            size_t r0 = q * BLOCK_CHUNK_ROWS, n = rows - r0 < BLOCK_CHUNK_ROWS ? rows - r0 : BLOCK_CHUNK_ROWS;
-            float *t = buf->t + (size_t)omp_get_thread_num() * BLOCK_CHUNK_ROWS * C;
+            size_t r0 = q * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
+            float *t = buf->t + (size_t)omp_get_thread_num() * chunk * C;
             layernorm_forward(t, (size_t)C, x + r0 * C, (size_t)C, norm_w, norm_b, n, C, bc->norm_eps);
             linear_forward(buf->u + r0 * ldu, ldu, t, (size_t)C, fc1_w, fc1_b, n, C, 2 * Hd, 0);
         }
@@ -149,10 +159,10 @@ void block_forward(const block_config *bc, const float *const *p, float *x, int 
         linear_forward(buf->u, ldu, buf->t, (size_t)C, fc1_w, fc1_b, rows, C, 2 * Hd, 0);
     }
     bc->mixer->forward_cpu(&bc->mcfg, mixer_p, buf->m, buf->u + (2 * Hd - E), ldu, buf->ws, B, H, W);
-    if (chunked) {
+    if (nchunks) {
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (size_t q = 0; q < nchunks; q++) {
-            size_t r0 = q * BLOCK_CHUNK_ROWS, n = rows - r0 < BLOCK_CHUNK_ROWS ? rows - r0 : BLOCK_CHUNK_ROWS;
+            size_t r0 = q * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
             gate_rows(buf->u + r0 * ldu, buf->m + r0 * (size_t)E, n, Hd, E, bc->act);
             linear_forward(x + r0 * C, (size_t)C, buf->u + r0 * ldu, ldu, fc2_w, fc2_b, n, Hd, C, 1);
         }

@@ -36,10 +36,16 @@ int block_param_specs(const block_config *bc, param_spec *out);
 int block_mixer_param_offset(const block_config *bc);
 uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts *o);
 
-/* The pointwise parts (norm + fc1, then gate + fc2) run on chunks of
- * BLOCK_CHUNK_ROWS tokens, one chunk per thread with a single-threaded SGEMM,
- * so the normed rows and the gate result stay in cache. */
+/* The pointwise parts (norm + fc1, then gate + fc2) run on chunks of at most
+ * BLOCK_CHUNK_ROWS tokens, a whole number of equal chunks per thread, each with
+ * a single-threaded SGEMM, so the normed rows and the gate result stay in cache
+ * and no thread waits for another. Fewer than BLOCK_MIN_ROWS_PER_THREAD tokens
+ * per thread run unchunked (BLAS threads each op instead). */
 #define BLOCK_CHUNK_ROWS 128
+#define BLOCK_MIN_ROWS_PER_THREAD 256
+
+/* Chunk count and rows per chunk for rows tokens on threads threads; 0 chunks = unchunked. */
+void block_chunking(size_t rows, int threads, size_t *nchunks, size_t *chunk_rows);
 
 /* Buffers a block needs, in floats, for B·H·W tokens and up to `threads` threads. */
 typedef struct {

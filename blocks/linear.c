@@ -1,9 +1,11 @@
 #include "blocks/linear.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 /* OpenBLAS takes int dimensions; split taller matrices into row chunks. */
+#define LINEAR_THIN_ROWS 256
 #define LINEAR_MAX_ROWS ((size_t)1 << 28)
 
 void linear_forward(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w,
@@ -21,6 +23,21 @@ void linear_forward(float *out, size_t ld_out, const float *in, size_t ld_in, co
         }
     }
     float beta = (b || accumulate) ? 1.0f : 0.0f;
+    /* Few rows: BLAS would pack the whole weight matrix for a thin product.
+     * Split the output columns across threads instead, so each thread packs
+     * and reads only its slice of the weights. */
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads > 1 && rows <= LINEAR_THIN_ROWS && out_f >= 32 * threads) {
+#pragma omp parallel num_threads(threads)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int n0 = (int)((long)out_f * t / nt), n1 = (int)((long)out_f * (t + 1) / nt);
+            if (n1 > n0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, n1 - n0, in_f, 1.0f, in,
+                            (int)ld_in, w + (size_t)n0 * in_f, in_f, beta, out + n0, (int)ld_out);
+        }
+        return;
+    }
     for (size_t r0 = 0; r0 < rows; r0 += LINEAR_MAX_ROWS) {
         size_t m = rows - r0 < LINEAR_MAX_ROWS ? rows - r0 : LINEAR_MAX_ROWS;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, out_f, in_f, 1.0f,

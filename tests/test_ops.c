@@ -49,10 +49,8 @@ static void test_layernorm(rng_state *r)
     free(x), free(w), free(b), free(y), free(ref);
 }
 
-static void test_linear(rng_state *r)
+static void test_linear_case(rng_state *r, size_t rows, int in_f, int out_f, int ld_in)
 {
-    const size_t rows = 29;
-    const int in_f = 19, out_f = 23, ld_in = 26; /* strided input, as fc2 reads the gate result */
     float *x = rand_floats(r, rows * ld_in, -1, 1), *w = rand_floats(r, (size_t)out_f * in_f, -1, 1),
           *b = rand_floats(r, out_f, -1, 1), *y = alloc_guarded(rows * out_f);
     double *ref = malloc(rows * out_f * sizeof *ref);
@@ -65,14 +63,14 @@ static void test_linear(rng_state *r)
         }
     linear_forward(y, out_f, x, ld_in, w, b, rows, in_f, out_f, 0);
     double e = rel_err(y, ref, rows * out_f);
-    CHECK(e <= TOL, "linear rel err %.3g", e);
+    CHECK(e <= TOL, "linear %zux%d->%d rel err %.3g", rows, in_f, out_f, e);
     CHECK(guard_intact(y, rows * out_f), "linear wrote past its output");
     /* accumulate: y += x·wᵀ + b */
     for (size_t i = 0; i < rows * out_f; i++)
         ref[i] += y[i];
     linear_forward(y, out_f, x, ld_in, w, b, rows, in_f, out_f, 1);
     e = rel_err(y, ref, rows * out_f);
-    CHECK(e <= TOL, "linear accumulate rel err %.3g", e);
+    CHECK(e <= TOL, "linear %zux%d->%d accumulate rel err %.3g", rows, in_f, out_f, e);
     /* no bias */
     linear_forward(y, out_f, x, ld_in, w, NULL, rows, in_f, out_f, 0);
     for (size_t i = 0; i < rows; i++)
@@ -83,8 +81,15 @@ static void test_linear(rng_state *r)
             ref[i * out_f + o] = s;
         }
     e = rel_err(y, ref, rows * out_f);
-    CHECK(e <= TOL, "linear without bias rel err %.3g", e);
+    CHECK(e <= TOL, "linear %zux%d->%d without bias rel err %.3g", rows, in_f, out_f, e);
     free(x), free(w), free(b), free(y), free(ref);
+}
+
+static void test_linear(rng_state *r)
+{
+    test_linear_case(r, 29, 19, 23, 26);   /* strided input, as fc2 reads the gate result */
+    test_linear_case(r, 37, 19, 101, 30);  /* thin: output columns split across threads */
+    test_linear_case(r, 301, 13, 77, 13);  /* tall: one BLAS call */
 }
 
 static void test_act(rng_state *r)
