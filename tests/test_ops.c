@@ -155,7 +155,8 @@ static void test_dwconv(rng_state *r)
 {
     const int shapes[][5] = {/* B, H, W, C, K */
                              {2, 7, 5, 13, 3}, {1, 9, 11, 37, 7}, {2, 5, 7, 6, 11},
-                             {1, 1, 1, 3, 7},  {1, 13, 3, 5, 1},  {1, 6, 8, 9, 5}};
+                             {1, 1, 1, 3, 7},  {1, 13, 3, 5, 1},  {1, 6, 8, 9, 5},
+                             {2, 5, 23, 16, 3}, {1, 4, 30, 24, 7}}; /* several 4-pixel tiles */
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         int B = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
         size_t ld = (size_t)C + 3, n = (size_t)B * H * W * C; /* strided input, as in the block */
