@@ -72,6 +72,18 @@ typedef struct {
     const float *x;
 } bench_fwd;
 
+typedef struct {
+    void *dst;
+    const void *src;
+    size_t bytes;
+} copy_ctx;
+
+static void run_copy(void *p)
+{
+    copy_ctx *c = p;
+    memcpy(c->dst, c->src, c->bytes);
+}
+
 static void run_fwd(void *p)
 {
     bench_fwd *f = p;
@@ -213,6 +225,25 @@ int cmd_bench_cpu(int argc, char **argv)
 
     /* Rounds interleave the SGEMM with every model, so a slow spell of this
      * shared machine hits both sides of a ratio alike. */
+    /* The machine's copy bandwidth (bytes read + written), for memory floors. */
+    copy_ctx cp = {NULL, NULL, (size_t)256 << 20};
+    double copy_gbs = 0;
+    if (s == ML_OK) {
+        cp.dst = ml_malloc(cp.bytes, "copy buffer");
+        cp.src = cp.dst ? ml_calloc(cp.bytes, 1, "copy buffer") : NULL;
+        if (!cp.src)
+            s = ML_ERR_NOMEM;
+        else {
+            memset(cp.dst, 1, cp.bytes);
+            timer_stats st;
+            s = timer_measure(&pol, run_copy, &cp, &st);
+            if (s == ML_OK)
+                copy_gbs = 2.0 * (double)cp.bytes / (st.median_ms * 1e6);
+            timer_stats_free(&st);
+        }
+        free(cp.dst);
+        free((void *)cp.src);
+    }
     for (int rd = 0; rd < rounds && s == ML_OK; rd++) {
         double gemm_rate = 0;
         for (int k = 0; k < ncfg && s == ML_OK; k++) {
@@ -261,6 +292,16 @@ int cmd_bench_cpu(int argc, char **argv)
         }
         printf("\nGFLOP = 2 x MACs (fvcore convention). A ratio compares one round's model median with\n"
                "the SGEMM median measured just before it in the same round.\n");
+        printf("\ncopy bandwidth: %.1f GB/s (memcpy of 256 MiB, bytes read + written, median)\n", copy_gbs);
+        printf("floors per forward: arithmetic = GFLOP / SGEMM rate; weights = weight bytes / copy bandwidth\n");
+        timer_stats gst = {.raw_ms = cfgs[0].samples, .samples = cfgs[0].nsamples};
+        timer_stats_summarise(&gst);
+        double gemm_rate = cfgs[0].flop / (gst.median_ms * 1e6);
+        for (int k = 1; k < ncfg; k++) {
+            double wmb = (double)model_weight_bytes(&cfgs[k].m) / 1e6;
+            printf("  %s batch %ld: arithmetic %.2f ms, weights %.1f MB -> %.2f ms\n", cfgs[k].label,
+                   cfgs[k].batch, cfgs[k].flop / (gemm_rate * 1e6), wmb, wmb / copy_gbs);
+        }
     }
     free(g.a), free(g.b), free(g.c);
     for (int k = 0; k < ncfg; k++) {
