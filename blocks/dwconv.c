@@ -127,12 +127,6 @@ static uint64_t dwconv_mixer_macs(const mixer_config *cfg, int B, int H, int W, 
     return dwconv_macs(B, H, W, cfg->channels, cfg->kernel);
 }
 
-static size_t dwconv_activation_floats(const mixer_config *cfg, int B, int H, int W)
-{
-    (void)cfg, (void)B, (void)H, (void)W; /* backward needs only the input and the weights */
-    return 0;
-}
-
 static size_t dwconv_mixer_workspace(const mixer_config *cfg, int B, int H, int W)
 {
     (void)B, (void)H, (void)W;
@@ -145,6 +139,16 @@ static void dwconv_mixer_forward(const mixer_config *cfg, const float *const *p,
     dwconv_forward(out, in, ld_in, p[0], p[1], B, H, W, cfg->channels, cfg->kernel, ws);
 }
 
+/* E and K from conv.weight [E, 1, K, K]. */
+static ml_status dwconv_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
+{
+    int64_t s[8];
+    if (shape_of(ctx, "conv.weight", s) != 4 || s[1] != 1 || s[2] != s[3])
+        return ml_fail(ML_ERR_FORMAT, "missing or malformed tensor 'conv.weight' (want [E, 1, K, K])");
+    c->channels = (int)s[0], c->kernel = (int)s[2];
+    return ML_OK;
+}
+
 const mixer_ops mixer_dwconv = {
     .name = "dwconv",
     .summary = "depthwise KxK conv (MambaOut's Gated CNN mixer)",
@@ -154,8 +158,9 @@ const mixer_ops mixer_dwconv = {
     .validate = dwconv_validate,
     .param_specs = dwconv_param_specs,
     .macs = dwconv_mixer_macs,
-    .activation_floats = dwconv_activation_floats,
+    .activation_floats = mixer_output_floats,
     .workspace_floats = dwconv_mixer_workspace,
     .init = NULL,
+    .infer = dwconv_infer,
     .forward_cpu = dwconv_mixer_forward,
 };

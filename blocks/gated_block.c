@@ -99,7 +99,7 @@ block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W, int
     size_t t_rows = nchunks ? (size_t)(threads > 0 ? threads : 1) * chunk : rows;
     block_sizes s = {.t = t_rows * bc->dim,
                      .u = rows * 2 * (size_t)bc->hidden,
-                     .m = rows * bc->conv_ch + bc->mixer->activation_floats(&bc->mcfg, B, H, W),
+                     .m = bc->mixer->activation_floats(&bc->mcfg, B, H, W),
                      .ws = bc->mixer->workspace_floats(&bc->mcfg, B, H, W)};
     return s;
 }

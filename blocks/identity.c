@@ -45,8 +45,9 @@ const mixer_ops mixer_identity = {
     .validate = identity_validate,
     .param_specs = identity_param_specs,
     .macs = identity_macs,
-    .activation_floats = identity_zero_floats,
+    .activation_floats = mixer_output_floats,
     .workspace_floats = identity_zero_floats,
     .init = NULL,
+    .infer = NULL,
     .forward_cpu = identity_forward,
 };

@@ -1,13 +1,22 @@
 #include "blocks/mixer.h"
 
+#include "blocks/attn.h"
 #include "blocks/dwconv.h"
 #include "blocks/identity.h"
+#include "blocks/ssm.h"
+#include "blocks/ssm_2d.h"
+#include "blocks/ssm_bidir.h"
 
 #include <string.h>
 
 /* The registry: one line per mixer. */
 static const mixer_ops *const registry[] = {
     &mixer_dwconv,
+    &mixer_ssm,
+    &mixer_ssm_bidir,
+    &mixer_ssm_2d,
+    &mixer_attn,
+    &mixer_attn_causal,
     &mixer_identity,
 };
 
@@ -38,9 +47,14 @@ const char *mixer_names(void)
     return buf;
 }
 
+size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W)
+{
+    return (size_t)B * H * W * (size_t)cfg->channels;
+}
+
 mixer_config mixer_config_default(int width, int channels)
 {
     mixer_config c = {.channels = channels, .width = width, .kernel = 7, .d_state = 16,
-                      .head_size = 32};
+                      .dt_rank = 0, .head_size = 32, .threads = 1};
     return c;
 }

@@ -20,8 +20,19 @@ typedef struct {
     int width;     /* C: the block width (sets the dt rank R = ceil(C/16)) */
     int kernel;    /* K of a depthwise conv */
     int d_state;   /* N: SSM state size */
+    int dt_rank;   /* R: 0 = ceil(width / 16) */
     int head_size; /* HS: attention head size */
+    int threads;   /* threads the workspace is sized for (per-thread scratch) */
 } mixer_config;
+
+/* R as used: the explicit dt_rank, else ceil(C/16). */
+static inline int mixer_dt_rank(const mixer_config *c)
+{
+    return c->dt_rank > 0 ? c->dt_rank : (c->width + 15) / 16;
+}
+
+/* Looks up a tensor's shape for mixer_ops.infer; returns its ndim, or -1 when absent. */
+typedef int (*mixer_shape_fn)(void *ctx, const char *name, int64_t *shape);
 
 typedef struct mixer_ops {
     const char *name;
@@ -35,16 +46,24 @@ typedef struct mixer_ops {
     /* Fills out (if not NULL) and returns the number of parameter tensors. */
     int (*param_specs)(const mixer_config *cfg, param_spec *out);
     uint64_t (*macs)(const mixer_config *cfg, int B, int H, int W, const macs_opts *o);
-    /* Floats kept besides the output (what a backward pass would need). */
+    /* Activation floats: the output (B,H,W,E) plus anything the forward keeps
+     * for a backward pass (nothing yet: forward only). */
     size_t (*activation_floats)(const mixer_config *cfg, int B, int H, int W);
     /* Floats of scratch needed during forward. */
     size_t (*workspace_floats)(const mixer_config *cfg, int B, int H, int W);
     /* Fills the PARAM_INIT_CUSTOM tensors; may be NULL when there are none. */
     void (*init)(const mixer_config *cfg, float *const *params, rng_state *rng);
+    /* Sets the sizes (E, N, R, K) from the shapes of the bare parameters, for
+     * running a mixer alone from a weights file; NULL when the parameters
+     * alone cannot say (then E comes from the input). */
+    ml_status (*infer)(mixer_config *cfg, mixer_shape_fn shape_of, void *ctx);
     /* out (B,H,W,E) contiguous; in (B,H,W,E) with ld_in floats between tokens. */
     void (*forward_cpu)(const mixer_config *cfg, const float *const *params, float *out,
                         const float *in, size_t ld_in, float *ws, int B, int H, int W);
 } mixer_ops;
+
+/* B·H·W·E: the activation_floats of a mixer that keeps nothing but its output. */
+size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W);
 
 const mixer_ops *mixer_find(const char *name);
 int mixer_count(void);

@@ -35,16 +35,29 @@ static inline size_t param_spec_numel(const param_spec *p)
 }
 
 /* fvcore: conv + linear + LayerNorm (5 per element) + attention/scan terms;
- * gemm: conv + linear only (what PyTorch's FlopCounter reports). */
+ * gemm: conv + linear + attention matmuls only (what PyTorch's FlopCounter
+ * reports: no norms, no scan recurrence). */
 typedef enum { MACS_FVCORE = 0, MACS_GEMM = 1 } macs_convention;
+
+/* How the selective scan is counted, per direction (DESIGN §5):
+ * gu:         9·L·E·N + L·E, plus conv1d / x_proj / dt_proj of every direction;
+ * localmamba: 5·L·E·N + 2·L·E, conv1d / x_proj / dt_proj counted once per layer;
+ * vim:        4·L·E·N (Vim's Eq. 8), plus the projections of every direction. */
+typedef enum { SCAN_GU = 0, SCAN_LOCALMAMBA = 1, SCAN_VIM = 2 } scan_convention;
 
 typedef struct {
     macs_convention convention;
+    scan_convention scan;
 } macs_opts;
 
 static inline const char *macs_convention_name(macs_convention c)
 {
     return c == MACS_GEMM ? "gemm" : "fvcore";
+}
+
+static inline const char *scan_convention_name(scan_convention s)
+{
+    return s == SCAN_LOCALMAMBA ? "localmamba" : s == SCAN_VIM ? "vim" : "gu";
 }
 
 typedef enum { BACKEND_CPU = 1u << 0, BACKEND_CUDA = 1u << 1 } backend_flags;

@@ -218,7 +218,7 @@ int cmd_bench_cpu(int argc, char **argv)
                 break;
             }
             rng_fill_normal(&r, c->x, n, 1.0);
-            macs_opts o = {MACS_FVCORE};
+            macs_opts o = {MACS_FVCORE, SCAN_GU};
             c->flop = 2.0 * (double)model_macs(&c->m, &o, NULL);
         }
     }

@@ -210,7 +210,7 @@ int cmd_forward(int argc, char **argv)
         double first_ms = (timer_now_s() - t0) * 1e3;
         print_top5(&m);
         char b1[32];
-        macs_opts o = {MACS_FVCORE};
+        macs_opts o = {MACS_FVCORE, SCAN_GU};
         uint64_t macs = model_macs(&m, &o, NULL);
         printf("model %s, batch %d, %dx%d, %s params, %.3f GMACs (fvcore), %d threads\n", cfg.name, B,
                H, W, cli_commas(model_param_count(&m), b1, sizeof b1), macs / 1e9,

@@ -201,7 +201,7 @@ int cmd_list(int argc, char **argv)
             model_free(&m);
             return s;
         }
-        macs_opts fv = {MACS_FVCORE}, gm = {MACS_GEMM};
+        macs_opts fv = {MACS_FVCORE, SCAN_GU}, gm = {MACS_GEMM, SCAN_GU};
         char depths[32], dims[40], b1[32], b2[32], b3[32];
         snprintf(depths, sizeof depths, "%d,%d,%d,%d", cfg.depths[0], cfg.depths[1], cfg.depths[2],
                  cfg.depths[3]);

@@ -28,7 +28,7 @@ int main(void)
         CHECK(model_config_from_name(e->name, &cfg) == ML_OK, "zoo lookup %s", e->name);
         CHECK(model_plan(&m, &cfg, 1, e->res, e->res) == ML_OK, "plan %s: %s", e->name, ml_last_error());
         uint64_t p = model_param_count(&m);
-        macs_opts fv = {MACS_FVCORE}, gm = {MACS_GEMM};
+        macs_opts fv = {MACS_FVCORE, SCAN_GU}, gm = {MACS_GEMM, SCAN_GU};
         uint64_t f = model_macs(&m, &fv, NULL), g = model_macs(&m, &gm, NULL);
         CHECK(p == e->params, "%s params %llu, want %llu", e->name, (unsigned long long)p,
               (unsigned long long)e->params);
@@ -50,7 +50,7 @@ int main(void)
     model_config_from_name("mambaout_femto", &cfg);
     model_plan(&m1, &cfg, 1, 97, 97);
     model_plan(&m4, &cfg, 4, 97, 97);
-    macs_opts fv = {MACS_FVCORE};
+    macs_opts fv = {MACS_FVCORE, SCAN_GU};
     CHECK(model_macs(&m4, &fv, NULL) == 4 * model_macs(&m1, &fv, NULL), "MACs must scale with batch");
     CHECK(m1.sh[0] == 25 && m1.sh[1] == 13 && m1.sh[2] == 7 && m1.sh[3] == 4,
           "97 -> 49 -> 25 -> 13 -> 7 -> 4, got stage sizes %d %d %d %d", m1.sh[0], m1.sh[1], m1.sh[2],

@@ -1,0 +1,182 @@
+#include "blocks/attn.h"
+
+#include "blocks/linear.h"
+#include "blocks/vmath.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+
+/* p[0..n) = softmax(p[0..n)) in place. */
+ML_CLONES static void softmax_row(float *p, size_t n)
+{
+    float mx = -INFINITY;
+    for (size_t j = 0; j < n; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    v8f vs = v8_splat(0.0f), m = v8_splat(mx);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        v8f v;
+        V8_LOAD(v, p + j);
+        v = v8_exp_nonpos(v - m);
+        V8_STORE(p + j, v);
+        vs += v;
+    }
+    double sum = 0;
+    for (int k = 0; k < 8; k++)
+        sum += vs[k];
+    for (; j < n; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (j = 0; j < n; j++)
+        p[j] *= inv;
+}
+
+void attn_core(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
+               int threads)
+{
+    const int NH = E / HS;
+    const size_t nq = (L + ATTN_QUERY_BLOCK - 1) / ATTN_QUERY_BLOCK;
+    const size_t tasks = (size_t)B * NH * nq, ld = 3 * (size_t)E;
+    const float scale = (float)(1.0 / sqrt((double)HS));
+    if (threads < 1)
+        threads = 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (tasks > 1)
+    for (size_t task = 0; task < tasks; task++) {
+        /* causal blocks get cheaper towards the start: hand out the last (largest) first */
+        size_t tk = causal ? tasks - 1 - task : task;
+        size_t qb = tk % nq, h = (tk / nq) % (size_t)NH, b = tk / (nq * NH);
+        size_t q0 = qb * ATTN_QUERY_BLOCK, nrow = L - q0 < ATTN_QUERY_BLOCK ? L - q0 : ATTN_QUERY_BLOCK;
+        size_t nkey = causal ? q0 + nrow : L;
+        const float *base = qkv + b * L * ld;
+        const float *Q = base + q0 * ld + h * HS, *K = base + E + h * HS, *V = base + 2 * (size_t)E + h * HS;
+        float *S = ws + (size_t)omp_get_thread_num() * ATTN_QUERY_BLOCK * L;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nrow, (int)nkey, HS, scale, Q, (int)ld, K,
+                    (int)ld, 0.0f, S, (int)nkey);
+        for (size_t i = 0; i < nrow; i++) {
+            float *row = S + i * nkey;
+            size_t n = causal ? q0 + i + 1 : nkey; /* keys after the query are masked out */
+            softmax_row(row, n);
+            for (size_t j = n; j < nkey; j++)
+                row[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nrow, HS, (int)nkey, 1.0f, S, (int)nkey, V,
+                    (int)ld, 0.0f, o + (b * L + q0) * E + h * HS, E);
+    }
+}
+
+static ml_status attn_validate(const mixer_config *c)
+{
+    if (c->channels < 1)
+        return ml_fail(ML_ERR_USAGE, "attn: channels %d must be >= 1", c->channels);
+    if (c->head_size < 1 || c->channels % c->head_size != 0)
+        return ml_fail(ML_ERR_USAGE, "attn: head_size %d does not divide the mixer width E = %d",
+                       c->head_size, c->channels);
+    return ML_OK;
+}
+
+static int attn_param_specs(const mixer_config *c, param_spec *out)
+{
+    if (out) {
+        int64_t E = c->channels;
+        out[0] = (param_spec){"qkv.weight", 2, {3 * E, E, 0, 0}, PARAM_INIT_TRUNC_NORMAL};
+        out[1] = (param_spec){"qkv.bias", 1, {3 * E, 0, 0, 0}, PARAM_INIT_ZEROS};
+        out[2] = (param_spec){"proj.weight", 2, {E, E, 0, 0}, PARAM_INIT_TRUNC_NORMAL};
+        out[3] = (param_spec){"proj.bias", 1, {E, 0, 0, 0}, PARAM_INIT_ZEROS};
+    }
+    return 4;
+}
+
+/* qkv and proj, plus QKᵀ and AV: 2·L²·E full, L·(L+1)·E causal (only the products needed). */
+static uint64_t attn_macs_common(const mixer_config *c, int B, int H, int W, int causal)
+{
+    const uint64_t L = (uint64_t)H * W, E = (uint64_t)c->channels;
+    uint64_t m = L * E * 3 * E + L * E * E + (causal ? L * (L + 1) * E : 2 * L * L * E);
+    return (uint64_t)B * m;
+}
+
+static uint64_t attn_macs(const mixer_config *c, int B, int H, int W, const macs_opts *o)
+{
+    (void)o; /* every term is a matrix product: the same under each convention */
+    return attn_macs_common(c, B, H, W, 0);
+}
+
+static uint64_t attn_causal_macs(const mixer_config *c, int B, int H, int W, const macs_opts *o)
+{
+    (void)o;
+    return attn_macs_common(c, B, H, W, 1);
+}
+
+static size_t attn_workspace_floats(const mixer_config *c, int B, int H, int W)
+{
+    const size_t L = (size_t)H * W, rows = (size_t)B * L;
+    return rows * 3 * (size_t)c->channels + rows * (size_t)c->channels +
+           (size_t)(c->threads > 0 ? c->threads : 1) * ATTN_QUERY_BLOCK * L;
+}
+
+static void attn_run(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
+                     float *ws, int B, int H, int W, int causal)
+{
+    const int E = c->channels;
+    const size_t L = (size_t)H * W, rows = (size_t)B * L;
+    float *qkv = ws, *o = qkv + rows * 3 * E, *scratch = o + rows * E;
+    linear_forward(qkv, 3 * (size_t)E, in, ld_in, p[0], p[1], rows, E, 3 * E, 0);
+    attn_core(o, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
+    linear_forward(out, (size_t)E, o, (size_t)E, p[2], p[3], rows, E, E, 0);
+}
+
+static void attn_forward(const mixer_config *c, const float *const *p, float *out, const float *in,
+                         size_t ld_in, float *ws, int B, int H, int W)
+{
+    attn_run(c, p, out, in, ld_in, ws, B, H, W, 0);
+}
+
+static void attn_causal_forward(const mixer_config *c, const float *const *p, float *out, const float *in,
+                                size_t ld_in, float *ws, int B, int H, int W)
+{
+    attn_run(c, p, out, in, ld_in, ws, B, H, W, 1);
+}
+
+/* E from qkv.weight [3E, E]; the head size is a setting, not a shape. */
+static ml_status attn_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
+{
+    int64_t s[8];
+    if (shape_of(ctx, "qkv.weight", s) != 2 || s[0] != 3 * s[1])
+        return ml_fail(ML_ERR_FORMAT, "missing or malformed tensor 'qkv.weight' (want [3E, E])");
+    c->channels = (int)s[1];
+    return ML_OK;
+}
+
+const mixer_ops mixer_attn = {
+    .name = "attn",
+    .summary = "multi-head softmax self-attention over all tokens",
+    .block_prefix = "mixer.",
+    .causal = 0,
+    .backends = BACKEND_CPU,
+    .validate = attn_validate,
+    .param_specs = attn_param_specs,
+    .macs = attn_macs,
+    .activation_floats = mixer_output_floats,
+    .workspace_floats = attn_workspace_floats,
+    .init = NULL,
+    .infer = attn_infer,
+    .forward_cpu = attn_forward,
+};
+
+const mixer_ops mixer_attn_causal = {
+    .name = "attn_causal",
+    .summary = "multi-head softmax self-attention with a causal mask in raster order",
+    .block_prefix = "mixer.",
+    .causal = 1,
+    .backends = BACKEND_CPU,
+    .validate = attn_validate,
+    .param_specs = attn_param_specs,
+    .macs = attn_causal_macs,
+    .activation_floats = mixer_output_floats,
+    .workspace_floats = attn_workspace_floats,
+    .init = NULL,
+    .infer = attn_infer,
+    .forward_cpu = attn_causal_forward,
+};

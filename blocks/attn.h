@@ -1,0 +1,24 @@
+/* attn / attn_causal: multi-head softmax self-attention over all L tokens of
+ * a sequence (raster order), head size HS (default 32), qkv channels
+ * [q (E) | k (E) | v (E)] split into heads of HS consecutive channels,
+ * scores scaled by 1/sqrt(HS); attn_causal masks keys after the query.
+ *
+ * QKᵀ and PV go through BLAS, one block of ATTN_QUERY_BLOCK queries at a
+ * time per thread: the scores held are ATTN_QUERY_BLOCK × L per thread, never
+ * L × L, and the causal variant computes only the keys it needs. */
+#ifndef MIXERLAB_ATTN_H
+#define MIXERLAB_ATTN_H
+
+#include "blocks/mixer.h"
+
+#define ATTN_QUERY_BLOCK 64
+
+/* o (B, L, E) = attention of the q, k, v packed in qkv (B, L, 3E); ws holds
+ * threads · ATTN_QUERY_BLOCK · L floats. */
+void attn_core(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
+               int threads);
+
+extern const mixer_ops mixer_attn;
+extern const mixer_ops mixer_attn_causal;
+
+#endif

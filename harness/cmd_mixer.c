@@ -1,0 +1,226 @@
+/* mixerlab mixer: one token mixer alone on a (B,H,W,E) tensor. */
+#include "harness/args.h"
+#include "harness/cli.h"
+#include "harness/timer.h"
+#include "models/mixer_io.h"
+#include "models/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char mixer_usage[] =
+    "usage: mixerlab mixer --name NAME --weights W.safetensors --input X.safetensors\n"
+    "                      [--output Y.safetensors] [--head-size HS] [--threads N] [--repeat N]\n"
+    "       mixerlab mixer --name NAME --random [--seed S] --channels E --res HxW [--batch B]\n"
+    "                      [--kernel K] [--d-state N] [--head-size HS] [--output Y.safetensors]\n"
+    "\n"
+    "Runs one token mixer on tensor 'input' (B,H,W,E), channels-last, and writes tensor\n"
+    "'output' (B,H,W,E). With --weights the parameters carry the bare names of DESIGN §4\n"
+    "(e.g. conv.weight for dwconv; conv1d.weight, x_proj.weight, dt_proj.weight,\n"
+    "dt_proj.bias, A_log, D for ssm) and their shapes set E, N, R and K; attention uses\n"
+    "head size 32 unless --head-size says otherwise. With --random, seeded weights\n"
+    "(initialised as upstream) and a seeded standard-normal input of the given size.\n"
+    "\n"
+    "  --name NAME    dwconv, ssm, ssm_bidir, ssm_2d, attn, attn_causal, identity\n"
+    "  --repeat N     timed runs after one warm-up (default 3)\n"
+    "  --threads N    CPU threads (default: all cores)\n"
+    "\n"
+    "example: mixerlab mixer --name ssm --random --channels 384 --res 56x56 --output y.safetensors\n";
+
+typedef struct {
+    const char *name, *weights, *input, *output;
+    long channels, batch, kernel, d_state, head_size, threads, repeat, h, w;
+    uint64_t seed;
+    int random;
+} mix_args;
+
+static ml_status parse_res(const char *v, long *h, long *w)
+{
+    char *x = strchr(v, 'x');
+    if (!x) {
+        ML_TRY(args_parse_long("--res", v, 1, 65536, h));
+        *w = *h;
+        return ML_OK;
+    }
+    char buf[64];
+    if ((size_t)(x - v) >= sizeof buf)
+        return ml_fail(ML_ERR_USAGE, "--res: '%s' is not HxW", v);
+    memcpy(buf, v, (size_t)(x - v));
+    buf[x - v] = '\0';
+    ML_TRY(args_parse_long("--res", buf, 1, 65536, h));
+    return args_parse_long("--res", x + 1, 1, 65536, w);
+}
+
+static ml_status parse_mixer(int argc, char **argv, mix_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->batch = 1, a->kernel = 7, a->d_state = 16, a->head_size = 32, a->repeat = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = NULL;
+        if (strcmp(f, "--random") == 0) {
+            a->random = 1;
+            continue;
+        }
+        static const char *const known[] = {"--name", "--weights", "--input", "--output", "--channels",
+                                            "--res", "--batch", "--kernel", "--d-state", "--head-size",
+                                            "--threads", "--repeat", "--seed", NULL};
+        int k = 0;
+        while (known[k] && strcmp(known[k], f) != 0)
+            k++;
+        if (!known[k])
+            return ml_fail(ML_ERR_USAGE, "mixer: unknown option '%s' (see mixerlab mixer --help)", f);
+        ML_TRY(args_value(argc, argv, &i, &v));
+        if (!strcmp(f, "--name"))
+            a->name = v;
+        else if (!strcmp(f, "--weights"))
+            a->weights = v;
+        else if (!strcmp(f, "--input"))
+            a->input = v;
+        else if (!strcmp(f, "--output"))
+            a->output = v;
+        else if (!strcmp(f, "--channels"))
+            ML_TRY(args_parse_long(f, v, 1, 65536, &a->channels));
+        else if (!strcmp(f, "--res"))
+            ML_TRY(parse_res(v, &a->h, &a->w));
+        else if (!strcmp(f, "--batch"))
+            ML_TRY(args_parse_long(f, v, 1, MODEL_MAX_BATCH, &a->batch));
+        else if (!strcmp(f, "--kernel"))
+            ML_TRY(args_parse_long(f, v, -1000, 1000, &a->kernel));
+        else if (!strcmp(f, "--d-state"))
+            ML_TRY(args_parse_long(f, v, -1000, 100000, &a->d_state));
+        else if (!strcmp(f, "--head-size"))
+            ML_TRY(args_parse_long(f, v, -1000, 65536, &a->head_size));
+        else if (!strcmp(f, "--threads"))
+            ML_TRY(args_parse_long(f, v, 1, 1024, &a->threads));
+        else if (!strcmp(f, "--repeat"))
+            ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
+        else
+            ML_TRY(args_parse_u64(f, v, &a->seed));
+    }
+    if (!a->name)
+        return ml_fail(ML_ERR_USAGE, "mixer: --name is required (known: %s)", mixer_names());
+    if (a->random) {
+        if (a->weights || a->input)
+            return ml_fail(ML_ERR_USAGE, "mixer: --random replaces --weights and --input");
+        if (!a->channels || !a->h)
+            return ml_fail(ML_ERR_USAGE, "mixer: --random needs --channels E and --res HxW");
+    } else if (!a->weights || !a->input) {
+        return ml_fail(ML_ERR_USAGE, "mixer: give --weights and --input, or --random");
+    }
+    return ML_OK;
+}
+
+typedef struct {
+    const mixer_instance *mi;
+    float *out, *ws;
+    const float *in;
+    int B, H, W;
+} run_ctx;
+
+static void run_once(void *p)
+{
+    run_ctx *c = p;
+    mixer_instance_run(c->mi, c->out, c->in, c->B, c->H, c->W, c->ws);
+}
+
+int cmd_mixer(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            fputs(mixer_usage, stdout);
+            return 0;
+        }
+    mix_args a;
+    ML_TRY(parse_mixer(argc, argv, &a));
+    const mixer_ops *ops;
+    ML_TRY(mixer_lookup(a.name, &ops));
+    cli_set_threads((int)a.threads);
+
+    mixer_instance mi;
+    memset(&mi, 0, sizeof mi);
+    float *in = NULL, *out = NULL, *ws = NULL;
+    int B = (int)a.batch, H = (int)a.h, W = (int)a.w, E = (int)a.channels;
+    ml_status s = ML_OK;
+    if (a.random) {
+        mixer_config cfg = mixer_config_default(E, E);
+        cfg.kernel = (int)a.kernel, cfg.d_state = (int)a.d_state, cfg.head_size = (int)a.head_size;
+        s = mixer_instance_random(&mi, a.name, &cfg, a.seed);
+        size_t n = (size_t)B * H * W * E;
+        if (s == ML_OK && !(in = ml_malloc(n * sizeof *in, "input")))
+            s = ML_ERR_NOMEM;
+        if (s == ML_OK) {
+            rng_state r;
+            rng_seed(&r, a.seed ^ 0x696e707574ULL);
+            rng_fill_normal(&r, in, n, 1.0);
+        }
+    } else {
+        st_file fi, fw;
+        s = st_open(&fi, a.input);
+        if (s == ML_OK) {
+            const st_tensor *t = st_find(&fi, "input");
+            char shape[96] = "";
+            if (t)
+                st_shape_str(shape, sizeof shape, t->ndim, t->shape);
+            if (!t)
+                s = ml_fail(ML_ERR_FORMAT, "'%s': missing tensor 'input'", a.input);
+            else if (t->ndim != 4 || t->numel == 0)
+                s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' has shape %s, expected [B, H, W, E]", a.input,
+                            shape);
+            else if (t->shape[0] > MODEL_MAX_BATCH || t->shape[1] > 65536 || t->shape[2] > 65536 ||
+                     t->shape[3] > 65536)
+                s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s is too large", a.input, shape);
+            if (s == ML_OK) {
+                B = (int)t->shape[0], H = (int)t->shape[1], W = (int)t->shape[2], E = (int)t->shape[3];
+                in = ml_malloc(t->numel * sizeof *in, "input");
+                s = in ? st_read_f32(&fi, t, in) : ML_ERR_NOMEM;
+            }
+            st_close(&fi);
+        }
+        if (s == ML_OK && (s = st_open(&fw, a.weights)) == ML_OK) {
+            static const char *const allowed[] = {"input", "output", NULL};
+            s = mixer_instance_load(&mi, a.name, &fw, E, (int)a.head_size, allowed);
+            st_close(&fw);
+        }
+    }
+    size_t n = (size_t)B * H * W * E;
+    if (s == ML_OK) {
+        out = ml_malloc(n * sizeof *out, "output");
+        ws = out ? ml_malloc(mixer_instance_workspace(&mi, B, H, W) * sizeof *ws, "mixer workspace") : NULL;
+        if (!ws)
+            s = ML_ERR_NOMEM;
+    }
+    if (s == ML_OK) {
+        run_ctx c = {&mi, out, ws, in, B, H, W};
+        run_once(&c);
+        macs_opts o = {MACS_FVCORE, SCAN_GU};
+        uint64_t macs = ops->macs(&mi.cfg, B, H, W, &o);
+        printf("mixer %s: B %d, %dx%d (L = %d), E %d", a.name, B, H, W, H * W, E);
+        if (strncmp(a.name, "ssm", 3) == 0)
+            printf(", N %d, R %d", mi.cfg.d_state, mixer_dt_rank(&mi.cfg));
+        if (strcmp(a.name, "dwconv") == 0)
+            printf(", K %d", mi.cfg.kernel);
+        if (strncmp(a.name, "attn", 4) == 0)
+            printf(", head size %d", mi.cfg.head_size);
+        printf("; %.4f GMACs (fvcore, gu)\n", macs / 1e9);
+        if (a.repeat > 0) {
+            timer_policy p = {.warmup_s = 0, .warmup_min = 0, .min_samples = (int)a.repeat,
+                              .min_time_s = 0, .max_time_s = 1e9, .settle_rel = 1e9};
+            timer_stats st;
+            s = timer_measure(&p, run_once, &c, &st);
+            if (s == ML_OK)
+                printf("time: median %.3f ms, min %.3f ms over %d runs after 1 warm-up\n", st.median_ms,
+                       st.min_ms, st.samples);
+            timer_stats_free(&st);
+        }
+    }
+    if (s == ML_OK && a.output) {
+        st_entry e = {"output", 4, {B, H, W, E}, out};
+        const char *meta[] = {"mixer", a.name, NULL};
+        s = st_write(a.output, &e, 1, meta);
+        if (s == ML_OK)
+            printf("wrote output [%d, %d, %d, %d] to %s\n", B, H, W, E, a.output);
+    }
+    mixer_instance_free(&mi);
+    free(in), free(out), free(ws);
+    return s;
+}

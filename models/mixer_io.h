@@ -1,0 +1,37 @@
+/* One token mixer on its own: parameters under their bare names (DESIGN §4),
+ * from a safetensors file (sizes read off the shapes) or seeded at random. */
+#ifndef MIXERLAB_MIXER_IO_H
+#define MIXERLAB_MIXER_IO_H
+
+#include "blocks/mixer.h"
+#include "models/safetensors.h"
+
+typedef struct {
+    const mixer_ops *ops;
+    mixer_config cfg;
+    param_spec specs[MIXER_MAX_PARAMS];
+    int nparams;
+    float *params[MIXER_MAX_PARAMS];
+} mixer_instance;
+
+/* Usage error listing the registered mixers when name is unknown. */
+ml_status mixer_lookup(const char *name, const mixer_ops **out);
+
+/* Sizes from the file's shapes (E from the input when the parameters cannot
+ * say, e.g. identity), head_size as given; then a strict load: every
+ * parameter present with its shape, no unexpected tensor besides those in
+ * `allowed` (NULL-terminated, e.g. "input", "output"). */
+ml_status mixer_instance_load(mixer_instance *mi, const char *name, const st_file *f, int channels,
+                              int head_size, const char *const *allowed);
+/* cfg gives E, N, K, HS...; parameters initialised from seed. */
+ml_status mixer_instance_random(mixer_instance *mi, const char *name, const mixer_config *cfg,
+                                uint64_t seed);
+/* After a failed load or random init, mixer_instance_free still releases what was allocated. */
+
+/* Floats of workspace a run on (B, H, W) needs. */
+size_t mixer_instance_workspace(const mixer_instance *mi, int B, int H, int W);
+/* out (B,H,W,E) = mixer(in (B,H,W,E)); ws as sized above. */
+void mixer_instance_run(const mixer_instance *mi, float *out, const float *in, int B, int H, int W, float *ws);
+void mixer_instance_free(mixer_instance *mi);
+
+#endif
