@@ -2,13 +2,14 @@
 
 #include "blocks/layernorm.h"
 #include "blocks/linear.h"
+#include "blocks/rmsnorm.h"
 
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 block_config block_config_make(int dim, double expansion, double conv_ratio, act_kind act,
-                               float eps, int fc_bias, const mixer_ops *mixer,
+                               norm_kind norm, float eps, int fc_bias, const mixer_ops *mixer,
                                const mixer_config *mixer_overrides)
 {
     block_config bc;
@@ -17,6 +18,7 @@ block_config block_config_make(int dim, double expansion, double conv_ratio, act
     bc.hidden = (int)(expansion * (double)dim);
     bc.conv_ch = (int)(conv_ratio * (double)dim);
     bc.act = act;
+    bc.norm = norm;
     bc.norm_eps = eps;
     bc.fc_bias = fc_bias;
     bc.mixer = mixer;
@@ -47,7 +49,8 @@ int block_param_specs(const block_config *bc, param_spec *out)
         n++;                                                                       \
     } while (0)
     ADD("norm.weight", 1, C, 0, PARAM_INIT_ONES);
-    ADD("norm.bias", 1, C, 0, PARAM_INIT_ZEROS);
+    if (bc->norm == NORM_LAYER)
+        ADD("norm.bias", 1, C, 0, PARAM_INIT_ZEROS);
     ADD("fc1.weight", 2, 2 * Hd, C, PARAM_INIT_TRUNC_NORMAL);
     if (bc->fc_bias)
         ADD("fc1.bias", 1, 2 * Hd, 0, PARAM_INIT_ZEROS);
@@ -68,14 +71,35 @@ int block_param_specs(const block_config *bc, param_spec *out)
     return n;
 }
 
-int block_mixer_param_offset(const block_config *bc) { return bc->fc_bias ? 4 : 3; }
+uint64_t norm_kind_macs(norm_kind k, size_t rows, int C, const macs_opts *o)
+{
+    if (o->convention != MACS_FVCORE)
+        return 0;
+    if (k == NORM_RMS)
+        return o->scan == SCAN_LOCALMAMBA ? 0 : rmsnorm_macs(rows, C);
+    return layernorm_macs(rows, C);
+}
+
+int block_mixer_param_offset(const block_config *bc)
+{
+    return (bc->norm == NORM_LAYER ? 2 : 1) + 1 + (bc->fc_bias ? 1 : 0); /* norm, fc1.weight, fc1.bias */
+}
+
+/* The block's pre-norm of rows tokens, LayerNorm or RMSNorm (w, b as laid out by block_param_specs). */
+static void block_norm(const block_config *bc, float *out, const float *in, const float *const *p, size_t rows)
+{
+    const size_t C = (size_t)bc->dim;
+    if (bc->norm == NORM_RMS)
+        rmsnorm_forward(out, C, in, C, p[0], rows, bc->dim, bc->norm_eps);
+    else
+        layernorm_forward(out, C, in, C, p[0], p[1], rows, bc->dim, bc->norm_eps);
+}
 
 uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts *o)
 {
     size_t rows = (size_t)B * H * W;
     uint64_t m = linear_macs(rows, bc->dim, 2 * bc->hidden) + linear_macs(rows, bc->hidden, bc->dim);
-    if (o->convention == MACS_FVCORE)
-        m += layernorm_macs(rows, bc->dim);
+    m += norm_kind_macs(bc->norm, rows, bc->dim, o);
     return m + bc->mixer->macs(&bc->mcfg, B, H, W, o);
 }
 
@@ -135,8 +159,8 @@ void block_forward(const block_config *bc, const float *const *p, float *x, int 
 {
     const size_t rows = (size_t)B * H * W;
     const int C = bc->dim, Hd = bc->hidden, E = bc->conv_ch;
-    const float *norm_w = p[0], *norm_b = p[1];
-    const float *fc1_w = p[2], *fc1_b = bc->fc_bias ? p[3] : NULL;
+    const int nn = bc->norm == NORM_LAYER ? 2 : 1;
+    const float *fc1_w = p[nn], *fc1_b = bc->fc_bias ? p[nn + 1] : NULL;
     int k = block_mixer_param_offset(bc);
     const float *const *mixer_p = p + k;
     k += bc->mixer->param_specs(&bc->mcfg, NULL);
@@ -151,11 +175,11 @@ void block_forward(const block_config *bc, const float *const *p, float *x, int 
         for (size_t q = 0; q < nchunks; q++) {
             size_t r0 = q * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
             float *t = buf->t + (size_t)omp_get_thread_num() * chunk * C;
-            layernorm_forward(t, (size_t)C, x + r0 * C, (size_t)C, norm_w, norm_b, n, C, bc->norm_eps);
+            block_norm(bc, t, x + r0 * C, p, n);
             linear_forward(buf->u + r0 * ldu, ldu, t, (size_t)C, fc1_w, fc1_b, n, C, 2 * Hd, 0);
         }
     } else {
-        layernorm_forward(buf->t, (size_t)C, x, (size_t)C, norm_w, norm_b, rows, C, bc->norm_eps);
+        block_norm(bc, buf->t, x, p, rows);
         linear_forward(buf->u, ldu, buf->t, (size_t)C, fc1_w, fc1_b, rows, C, 2 * Hd, 0);
     }
     bc->mixer->forward_cpu(&bc->mcfg, mixer_p, buf->m, buf->u + (2 * Hd - E), ldu, buf->ws, B, H, W);

@@ -12,11 +12,22 @@
 
 #define BLOCK_MAX_PARAMS (8 + MIXER_MAX_PARAMS)
 
+typedef enum { NORM_LAYER = 0, NORM_RMS = 1 } norm_kind;
+
+static inline const char *norm_kind_name(norm_kind k) { return k == NORM_RMS ? "rmsnorm" : "layernorm"; }
+
+/* MACs of a norm over rows × C under a convention: LayerNorm 5 per element and
+ * RMSNorm 4 under fvcore; none under gemm. The localmamba scan convention
+ * reproduces LocalMamba's counts of Vim, made with fvcore, which has no
+ * handler for Vim's fused RMSNorm: there RMSNorm counts 0. */
+uint64_t norm_kind_macs(norm_kind k, size_t rows, int C, const macs_opts *o);
+
 typedef struct {
     int dim;     /* C */
     int hidden;  /* Hd */
     int conv_ch; /* E, <= Hd */
     act_kind act;
+    norm_kind norm;
     float norm_eps;
     int fc_bias; /* fc1/fc2 carry biases */
     const mixer_ops *mixer;
@@ -25,7 +36,7 @@ typedef struct {
 
 /* timm's widths: Hd = int(expansion·C), E = int(conv_ratio·C), in double as Python. */
 block_config block_config_make(int dim, double expansion, double conv_ratio, act_kind act,
-                               float eps, int fc_bias, const mixer_ops *mixer,
+                               norm_kind norm, float eps, int fc_bias, const mixer_ops *mixer,
                                const mixer_config *mixer_overrides);
 ml_status block_config_validate(const block_config *bc);
 

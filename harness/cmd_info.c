@@ -8,7 +8,8 @@
 #include <string.h>
 
 static const char info_usage[] =
-    "usage: mixerlab info MODEL [--res N] [--batch B] [--macs fvcore|gemm] [--json]\n"
+    "usage: mixerlab info MODEL[:key=value,...] [--res N] [--batch B] [--macs fvcore|gemm]\n"
+    "                     [--scan gu|localmamba|vim] [--json]\n"
     "\n"
     "Exact parameter count, MACs (FLOPs = 2 x MACs) under the named convention, a\n"
     "per-stage table (grid, tokens L, width C, L against the long-sequence threshold\n"
@@ -18,20 +19,31 @@ static const char info_usage[] =
     "  --batch B    batch size (default 1)\n"
     "  --macs C     fvcore (default: conv + linear + LayerNorm at 5 per element, as the\n"
     "               MambaOut paper) or gemm (conv + linear only, as PyTorch's FlopCounter)\n"
+    "  --scan S     how a selective scan is counted, per direction: gu (default, Gu's\n"
+    "               9·L·E·N + L·E, used by VMamba), localmamba (5·L·E·N + 2·L·E, conv1d /\n"
+    "               x_proj / dt_proj once per layer; reproduces Vim's 1.5G / 5.1G), vim (4·L·E·N)\n"
     "  --json       one JSON object instead of the table\n"
     "\n"
-    "example: mixerlab info mambaout_tiny --res 384\n";
+    "Overrides after the model name change the skeleton's token mixer or block:\n"
+    "  mixer=dwconv|ssm|ssm_bidir|ssm_2d|attn|attn_causal|identity, kernel=K (odd),\n"
+    "  d_state=N, head_size=HS, conv_ratio=F (E = int(F·C)), expansion=F (Hd = int(F·C)),\n"
+    "  act=gelu|silu, norm=layernorm|rmsnorm\n"
+    "\n"
+    "examples: mixerlab info mambaout_tiny --res 384\n"
+    "          mixerlab info mambaout_tiny:mixer=attn,head_size=32 --res 1024\n"
+    "          mixerlab info vim_tiny --scan localmamba --json\n";
 
 typedef struct {
     const char *model;
     long res, batch;
     macs_convention conv;
+    scan_convention scan;
     int json;
 } info_args;
 
 static ml_status parse_info(int argc, char **argv, info_args *a)
 {
-    a->model = NULL, a->res = 224, a->batch = 1, a->conv = MACS_FVCORE, a->json = 0;
+    a->model = NULL, a->res = 224, a->batch = 1, a->conv = MACS_FVCORE, a->scan = SCAN_GU, a->json = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         if (strcmp(argv[i], "--res") == 0) {
@@ -48,6 +60,16 @@ static ml_status parse_info(int argc, char **argv, info_args *a)
                 a->conv = MACS_GEMM;
             else
                 return ml_fail(ML_ERR_USAGE, "--macs: unknown convention '%s' (allowed: fvcore, gemm)", v);
+        } else if (strcmp(argv[i], "--scan") == 0) {
+            ML_TRY(args_value(argc, argv, &i, &v));
+            if (strcmp(v, "gu") == 0)
+                a->scan = SCAN_GU;
+            else if (strcmp(v, "localmamba") == 0)
+                a->scan = SCAN_LOCALMAMBA;
+            else if (strcmp(v, "vim") == 0)
+                a->scan = SCAN_VIM;
+            else
+                return ml_fail(ML_ERR_USAGE, "--scan: unknown convention '%s' (allowed: gu, localmamba, vim)", v);
         } else if (strcmp(argv[i], "--json") == 0) {
             a->json = 1;
         } else if (argv[i][0] == '-') {
@@ -76,6 +98,8 @@ static void print_json(const model *m, const info_args *a, uint64_t params, uint
     cJSON_AddNumberToObject(o, "macs", (double)macs);
     cJSON_AddNumberToObject(o, "flops", 2.0 * (double)macs);
     cJSON_AddStringToObject(o, "convention", macs_convention_name(a->conv));
+    cJSON_AddStringToObject(o, "scan_convention", scan_convention_name(a->scan));
+    cJSON_AddStringToObject(o, "family", m->cfg.family);
     cJSON_AddNumberToObject(o, "weight_bytes", (double)model_weight_bytes(m));
     cJSON_AddNumberToObject(o, "activation_bytes", (double)model_activation_bytes(m));
     cJSON *st = cJSON_AddArrayToObject(o, "stages");
@@ -114,8 +138,8 @@ static void print_table(const model *m, const info_args *a, uint64_t params, uin
     printf(")\n");
     printf("input        batch %ld, %ldx%ld\n", a->batch, a->res, a->res);
     printf("parameters   %s (%.2f M)\n", cli_commas(params, b1, sizeof b1), params / 1e6);
-    printf("MACs         %s (%.2f G, convention %s)\n", cli_commas(macs, b1, sizeof b1), macs / 1e9,
-           macs_convention_name(a->conv));
+    printf("MACs         %s (%.2f G, convention %s, scan %s)\n", cli_commas(macs, b1, sizeof b1), macs / 1e9,
+           macs_convention_name(a->conv), scan_convention_name(a->scan));
     printf("FLOPs        %s (2 x MACs)\n", cli_commas(2 * macs, b2, sizeof b2));
     printf("memory       weights %.2f MiB, activations + workspace %.2f MiB (exact arena sizes)\n",
            model_weight_bytes(m) / 1048576.0, model_activation_bytes(m) / 1048576.0);
@@ -164,7 +188,7 @@ int cmd_info(int argc, char **argv)
         model_free(&m);
         return s;
     }
-    macs_opts o = {.convention = a.conv};
+    macs_opts o = {.convention = a.conv, .scan = a.scan};
     model_stage_info parts[MODEL_MAX_STAGES + 2];
     uint64_t macs = model_macs(&m, &o, parts), params = model_param_count(&m);
     if (a.json)

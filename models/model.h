@@ -14,8 +14,25 @@
 #define MODEL_MAX_RES 4096
 #define MODEL_MAX_BATCH 65536
 
+/* Skeleton parts. MambaOut: MAMBAOUT stem, CONV downsampling, MLP head.
+ * VMamba (v0): PATCH stem (4x4 + LN), MERGE downsampling (2x2 concat -> LN -> linear), NORM_LINEAR head
+ * (LN per token -> mean -> linear). Vim: the isotropic skeleton (one stage, PATCH stem without norm,
+ * class token in the middle, position embedding, final norm on the class token, linear head). */
+typedef enum { SKEL_HIERARCHICAL = 0, SKEL_ISOTROPIC = 1 } skeleton_kind;
+typedef enum { STEM_MAMBAOUT = 0, STEM_PATCH = 1 } stem_kind;
+typedef enum { DOWN_CONV = 0, DOWN_MERGE = 1 } down_kind;
+typedef enum { HEAD_MLP = 0, HEAD_NORM_LINEAR = 1, HEAD_TOKEN = 2 } head_kind;
+
 typedef struct {
-    char name[64];
+    char name[160];   /* as asked for, overrides included */
+    char family[32];  /* MambaOut, VMamba, Vim */
+    skeleton_kind skeleton;
+    stem_kind stem;
+    int patch;        /* PATCH stem: kernel = stride */
+    int stem_norm;    /* PATCH stem: LayerNorm after the patch conv */
+    down_kind down;
+    head_kind head;
+    norm_kind norm;   /* the blocks' norm; also the isotropic final norm */
     int num_stages;
     int depths[MODEL_MAX_STAGES];
     int dims[MODEL_MAX_STAGES];
@@ -51,7 +68,8 @@ typedef struct {
     model_config cfg;
     int B, H, W;
     int threads; /* OpenMP threads the buffers were sized for (omp_get_max_threads at plan) */
-    int stem_h, stem_w; /* after stem conv1 */
+    int stem_h, stem_w; /* after stem conv1 (MAMBAOUT stem) */
+    size_t seq;         /* isotropic: tokens per image, class token included */
     int sh[MODEL_MAX_STAGES], sw[MODEL_MAX_STAGES];
     conv2d_shape stem1, stem2, down[MODEL_MAX_STAGES];
     block_config blocks[MODEL_MAX_STAGES];

@@ -1,25 +1,42 @@
-/* The named model zoo: timm's MambaOut variants plus a small configuration
- * for fast tests. */
+/* The named model zoo and its override syntax:
+ *   NAME[:key=value[,key=value...]]   e.g. mambaout_tiny:mixer=ssm_bidir,d_state=16
+ * Every model is the same Gated CNN block in one of two skeletons; the
+ * visual-Mamba entries only choose other parts and settings. */
 #include "models/model.h"
 
 #include "blocks/dwconv.h"
+#include "blocks/ssm_2d.h"
+#include "blocks/ssm_bidir.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+typedef enum { FAMILY_MAMBAOUT, FAMILY_VMAMBA, FAMILY_VIM } family;
 
 typedef struct {
     const char *name;
+    family fam;
+    int num_stages;
     int depths[MODEL_MAX_STAGES];
     int dims[MODEL_MAX_STAGES];
 } zoo_entry;
 
 static const zoo_entry zoo[] = {
-    {"mambaout_femto", {3, 3, 9, 3}, {48, 96, 192, 288}},
-    {"mambaout_kobe", {3, 3, 15, 3}, {48, 96, 192, 288}},
-    {"mambaout_tiny", {3, 3, 9, 3}, {96, 192, 384, 576}},
-    {"mambaout_small", {3, 4, 27, 3}, {96, 192, 384, 576}},
-    {"mambaout_base", {3, 4, 27, 3}, {128, 256, 512, 768}},
+    {"mambaout_femto", FAMILY_MAMBAOUT, 4, {3, 3, 9, 3}, {48, 96, 192, 288}},
+    {"mambaout_kobe", FAMILY_MAMBAOUT, 4, {3, 3, 15, 3}, {48, 96, 192, 288}},
+    {"mambaout_tiny", FAMILY_MAMBAOUT, 4, {3, 3, 9, 3}, {96, 192, 384, 576}},
+    {"mambaout_small", FAMILY_MAMBAOUT, 4, {3, 4, 27, 3}, {96, 192, 384, 576}},
+    {"mambaout_base", FAMILY_MAMBAOUT, 4, {3, 4, 27, 3}, {128, 256, 512, 768}},
     /* small enough for golden fixtures and sanitizer runs */
-    {"mambaout_test", {1, 1, 2, 1}, {16, 24, 32, 48}},
+    {"mambaout_test", FAMILY_MAMBAOUT, 4, {1, 1, 2, 1}, {16, 24, 32, 48}},
+    /* vanilla VMamba (v0): the rows of the MambaOut paper's Table 1 */
+    {"vmamba_tiny", FAMILY_VMAMBA, 4, {2, 2, 9, 2}, {96, 192, 384, 768}},
+    {"vmamba_small", FAMILY_VMAMBA, 4, {2, 2, 27, 2}, {96, 192, 384, 768}},
+    {"vmamba_base", FAMILY_VMAMBA, 4, {2, 2, 27, 2}, {128, 256, 512, 1024}},
+    /* Vim (bimamba v2), isotropic */
+    {"vim_tiny", FAMILY_VIM, 1, {24}, {192}},
+    {"vim_small", FAMILY_VIM, 1, {24}, {384}},
 };
 
 #define ZOO_LEN ((int)(sizeof zoo / sizeof zoo[0]))
@@ -41,26 +58,129 @@ const char *model_zoo_names(void)
     return buf;
 }
 
-ml_status model_config_from_name(const char *name, model_config *out)
+static void config_from_entry(const zoo_entry *z, model_config *out)
 {
-    for (int i = 0; i < ZOO_LEN; i++) {
-        if (strcmp(zoo[i].name, name) != 0)
-            continue;
-        memset(out, 0, sizeof *out);
-        snprintf(out->name, sizeof out->name, "%s", name);
-        out->num_stages = 4;
-        memcpy(out->depths, zoo[i].depths, sizeof out->depths);
-        memcpy(out->dims, zoo[i].dims, sizeof out->dims);
-        out->num_classes = 1000;
-        out->expansion = 8.0 / 3.0;
-        out->conv_ratio = 1.0;
-        out->act = ACT_GELU;
-        out->eps = 1e-6f;
-        out->fc_bias = 1;
-        out->head_mlp_ratio = 4;
+    memset(out, 0, sizeof *out);
+    out->num_stages = z->num_stages;
+    memcpy(out->depths, z->depths, sizeof out->depths);
+    memcpy(out->dims, z->dims, sizeof out->dims);
+    out->num_classes = 1000;
+    out->mixer_cfg = mixer_config_default(0, 0);
+    out->head_mlp_ratio = 4;
+    switch (z->fam) {
+    case FAMILY_MAMBAOUT: /* timm's MambaOut */
+        snprintf(out->family, sizeof out->family, "MambaOut");
+        out->skeleton = SKEL_HIERARCHICAL, out->stem = STEM_MAMBAOUT, out->down = DOWN_CONV;
+        out->head = HEAD_MLP, out->norm = NORM_LAYER, out->eps = 1e-6f;
+        out->expansion = 8.0 / 3.0, out->conv_ratio = 1.0, out->act = ACT_GELU, out->fc_bias = 1;
         out->mixer = &mixer_dwconv;
-        out->mixer_cfg = mixer_config_default(0, 0);
+        break;
+    case FAMILY_VMAMBA: /* x + out_proj(LN(SS2D(in_proj(LN x)).x) · SiLU(z)), E = 2C, no biases */
+        snprintf(out->family, sizeof out->family, "VMamba");
+        out->skeleton = SKEL_HIERARCHICAL, out->stem = STEM_PATCH, out->patch = 4, out->stem_norm = 1;
+        out->down = DOWN_MERGE, out->head = HEAD_NORM_LINEAR, out->norm = NORM_LAYER, out->eps = 1e-6f;
+        out->expansion = 2.0, out->conv_ratio = 2.0, out->act = ACT_SILU, out->fc_bias = 0;
+        out->mixer = &mixer_ssm_2d;
+        break;
+    case FAMILY_VIM: /* x + out_proj(bimamba(in_proj(RMSNorm x)).x · SiLU(z)), E = 2D, no biases */
+        snprintf(out->family, sizeof out->family, "Vim");
+        out->skeleton = SKEL_ISOTROPIC, out->stem = STEM_PATCH, out->patch = 16, out->stem_norm = 0;
+        out->down = DOWN_CONV, out->head = HEAD_TOKEN, out->norm = NORM_RMS, out->eps = 1e-5f;
+        out->expansion = 2.0, out->conv_ratio = 2.0, out->act = ACT_SILU, out->fc_bias = 0;
+        out->mixer = &mixer_ssm_bidir;
+        break;
+    }
+}
+
+static const char override_keys[] = "mixer, kernel, d_state, head_size, conv_ratio, expansion, act, norm";
+
+static ml_status parse_int(const char *key, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi)
+        return ml_fail(ML_ERR_USAGE, "override %s=%s: want an integer in %d..%d", key, v, lo, hi);
+    *out = (int)x;
+    return ML_OK;
+}
+
+static ml_status parse_ratio(const char *key, const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || *end || errno || !(x > 0 && x <= 64))
+        return ml_fail(ML_ERR_USAGE, "override %s=%s: want a number in (0, 64]", key, v);
+    *out = x;
+    return ML_OK;
+}
+
+static ml_status apply_override(model_config *c, const char *key, const char *v)
+{
+    if (!strcmp(key, "mixer")) {
+        c->mixer = mixer_find(v);
+        if (!c->mixer)
+            return ml_fail(ML_ERR_USAGE, "override mixer=%s: unknown mixer (known: %s)", v, mixer_names());
         return ML_OK;
     }
-    return ml_fail(ML_ERR_USAGE, "unknown model '%s' (known: %s)", name, model_zoo_names());
+    if (!strcmp(key, "kernel"))
+        return parse_int(key, v, -1000, 1000, &c->mixer_cfg.kernel);
+    if (!strcmp(key, "d_state"))
+        return parse_int(key, v, -1000, 100000, &c->mixer_cfg.d_state);
+    if (!strcmp(key, "head_size"))
+        return parse_int(key, v, -1000, 65536, &c->mixer_cfg.head_size);
+    if (!strcmp(key, "conv_ratio"))
+        return parse_ratio(key, v, &c->conv_ratio);
+    if (!strcmp(key, "expansion"))
+        return parse_ratio(key, v, &c->expansion);
+    if (!strcmp(key, "act")) {
+        if (strcmp(v, "gelu") && strcmp(v, "silu"))
+            return ml_fail(ML_ERR_USAGE, "override act=%s: want gelu or silu", v);
+        c->act = v[0] == 's' ? ACT_SILU : ACT_GELU;
+        return ML_OK;
+    }
+    if (!strcmp(key, "norm")) {
+        if (strcmp(v, "layernorm") && strcmp(v, "rmsnorm"))
+            return ml_fail(ML_ERR_USAGE, "override norm=%s: want layernorm or rmsnorm", v);
+        c->norm = v[0] == 'r' ? NORM_RMS : NORM_LAYER;
+        return ML_OK;
+    }
+    return ml_fail(ML_ERR_USAGE, "unknown override key '%s' (allowed: %s)", key, override_keys);
+}
+
+ml_status model_config_from_name(const char *spec, model_config *out)
+{
+    char base[64];
+    const char *colon = strchr(spec, ':');
+    size_t blen = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (blen >= sizeof base)
+        return ml_fail(ML_ERR_USAGE, "unknown model '%.40s...' (known: %s)", spec, model_zoo_names());
+    memcpy(base, spec, blen);
+    base[blen] = '\0';
+    const zoo_entry *z = NULL;
+    for (int i = 0; i < ZOO_LEN && !z; i++)
+        if (!strcmp(zoo[i].name, base))
+            z = &zoo[i];
+    if (!z)
+        return ml_fail(ML_ERR_USAGE, "unknown model '%s' (known: %s)", base, model_zoo_names());
+    config_from_entry(z, out);
+    if (strlen(spec) >= sizeof out->name)
+        return ml_fail(ML_ERR_USAGE, "model spec too long (%zu characters)", strlen(spec));
+    snprintf(out->name, sizeof out->name, "%s", spec);
+    if (!colon)
+        return ML_OK;
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s", colon + 1);
+    if (!buf[0])
+        return ml_fail(ML_ERR_USAGE, "'%s': empty override list after ':' (keys: %s)", spec, override_keys);
+    char *save = NULL;
+    for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq || eq == kv || !eq[1])
+            return ml_fail(ML_ERR_USAGE, "override '%s' is not key=value (keys: %s)", kv, override_keys);
+        *eq = '\0';
+        ML_TRY(apply_override(out, kv, eq + 1));
+    }
+    return ML_OK;
 }

@@ -3,6 +3,8 @@
 #include "models/model.h"
 #include "test_util.h"
 
+#include <math.h>
+
 typedef struct {
     const char *name;
     int res;
@@ -44,6 +46,62 @@ int main(void)
         CHECK(sum_m == total && sum_p == p, "%s parts do not add up", e->name);
         model_free(&m);
     }
+    /* visual-Mamba rows of the MambaOut paper's Table 1: published figures at the published rounding */
+    static const struct {
+        const char *name;
+        scan_convention scan;
+        double published_g; /* MACs in G, rounded to 2 decimals as compared */
+    } vm[] = {
+        {"vmamba_tiny", SCAN_GU, 5.63},  {"vmamba_small", SCAN_GU, 11.23}, {"vmamba_base", SCAN_GU, 18.02},
+        {"vim_tiny", SCAN_LOCALMAMBA, 1.48}, {"vim_small", SCAN_LOCALMAMBA, 5.14},
+    };
+    for (size_t i = 0; i < sizeof vm / sizeof vm[0]; i++) {
+        model_config c;
+        model m;
+        CHECK(model_config_from_name(vm[i].name, &c) == ML_OK && model_plan(&m, &c, 1, 224, 224) == ML_OK,
+              "plan %s: %s", vm[i].name, ml_last_error());
+        macs_opts o = {MACS_FVCORE, vm[i].scan};
+        double g = (double)model_macs(&m, &o, NULL) / 1e9;
+        CHECK(fabs(g - vm[i].published_g) < 0.005, "%s (%s): %.4f G, want %.2f G", vm[i].name,
+              scan_convention_name(vm[i].scan), g, vm[i].published_g);
+        if (!strcmp(vm[i].name, "vim_tiny"))
+            CHECK(model_param_count(&m) == 7148008ull, "vim_tiny params %llu, want 7,148,008",
+                  (unsigned long long)model_param_count(&m));
+        model_free(&m);
+    }
+
+    /* overrides: the same skeleton with another mixer */
+    model_config oc;
+    model om;
+    CHECK(model_config_from_name("mambaout_femto:mixer=identity", &oc) == ML_OK &&
+              model_plan(&om, &oc, 1, 224, 224) == ML_OK,
+          "identity override");
+    /* femto without its depthwise convs: 7,304,536 - Σ depth·(49·C + C) */
+    CHECK(model_param_count(&om) == 7304536ull - (3 * 50 * 48 + 3 * 50 * 96 + 9 * 50 * 192 + 3 * 50 * 288),
+          "identity override params %llu", (unsigned long long)model_param_count(&om));
+    model_free(&om);
+    CHECK(model_config_from_name("mambaout_femto:mixer=dwconv,kernel=11", &oc) == ML_OK &&
+              model_plan(&om, &oc, 1, 224, 224) == ML_OK,
+          "kernel override");
+    CHECK(model_param_count(&om) == 7304536ull + (121 - 49) * (3 * 48 + 3 * 96 + 9 * 192 + 3 * 288),
+          "kernel=11 params %llu", (unsigned long long)model_param_count(&om));
+    model_free(&om);
+    CHECK(model_config_from_name("mambaout_femto:mixer=mamba", &oc) == ML_ERR_USAGE &&
+              strstr(ml_last_error(), "known: dwconv"),
+          "unknown mixer override: %s", ml_last_error());
+    CHECK(model_config_from_name("mambaout_femto:depth=3", &oc) == ML_ERR_USAGE &&
+              strstr(ml_last_error(), "allowed: mixer, kernel"),
+          "unknown key: %s", ml_last_error());
+    CHECK(model_config_from_name("mambaout_femto:mixer=attn", &oc) == ML_OK &&
+              model_plan(&om, &oc, 1, 224, 224) == ML_ERR_USAGE &&
+              strstr(ml_last_error(), "head_size 32 does not divide the mixer width E = 48"),
+          "head size must divide E: %s", ml_last_error());
+    model_free(&om);
+    CHECK(model_config_from_name("mambaout_femto:mixer=dwconv,kernel=4", &oc) == ML_OK &&
+              model_plan(&om, &oc, 1, 224, 224) == ML_ERR_USAGE && strstr(ml_last_error(), "kernel 4"),
+          "even kernel: %s", ml_last_error());
+    model_free(&om);
+
     /* batch scales MACs linearly; ceil(H/2) spatial sizes at an odd resolution */
     model_config cfg;
     model m1, m4;

@@ -260,9 +260,9 @@ static double act_d(act_kind k, double x)
 
 /* The block restated from DESIGN §3 with naive double loops. */
 static void test_block_case(rng_state *r, int B, int H, int W, int C, double conv_ratio, act_kind act,
-                            int fc_bias, const mixer_ops *mixer)
+                            int fc_bias, const mixer_ops *mixer, norm_kind nk)
 {
-    block_config bc = block_config_make(C, 8.0 / 3.0, conv_ratio, act, 1e-6f, fc_bias, mixer, NULL);
+    block_config bc = block_config_make(C, 8.0 / 3.0, conv_ratio, act, nk, 1e-6f, fc_bias, mixer, NULL);
     bc.mcfg.kernel = 5;
     CHECK(block_config_validate(&bc) == ML_OK, "block config C%d", C);
     const int Hd = bc.hidden, E = bc.conv_ch;
@@ -276,9 +276,20 @@ static void test_block_case(rng_state *r, int B, int H, int W, int C, double con
     double *ref = malloc(rows * C * sizeof *ref), *t = malloc(rows * C * sizeof *t);
     double *u = malloc(rows * 2 * Hd * sizeof *u), *cm = malloc(rows * E * sizeof *cm);
 
-    naive_layernorm(t, x, p[0], p[1], rows, C, 1e-6);
-    const float *fc1w = p[2], *fc1b = fc_bias ? p[3] : NULL;
-    int mi = fc_bias ? 4 : 3;
+    const int nn = nk == NORM_LAYER ? 2 : 1;
+    if (nk == NORM_LAYER) {
+        naive_layernorm(t, x, p[0], p[1], rows, C, 1e-6);
+    } else {
+        for (size_t i = 0; i < rows; i++) {
+            double ss = 0;
+            for (int c = 0; c < C; c++)
+                ss += (double)x[i * C + c] * x[i * C + c];
+            for (int c = 0; c < C; c++)
+                t[i * C + c] = x[i * C + c] / sqrt(ss / C + 1e-6) * p[0][c];
+        }
+    }
+    const float *fc1w = p[nn], *fc1b = fc_bias ? p[nn + 1] : NULL;
+    int mi = nn + 1 + (fc_bias ? 1 : 0);
     int nmix = mixer->param_specs(&bc.mcfg, NULL);
     const float *fc2w = p[mi + nmix], *fc2b = fc_bias ? p[mi + nmix + 1] : NULL;
     for (size_t i = 0; i < rows; i++)
@@ -315,8 +326,8 @@ static void test_block_case(rng_state *r, int B, int H, int W, int C, double con
                          alloc_guarded(bs.ws), threads};
     block_forward(&bc, (const float *const *)p, x, B, H, W, &buf);
     double e = rel_err(x, ref, rows * C);
-    CHECK(e <= 1e-5, "block C%d ratio %.2f %s bias %d %s: rel err %.3g", C, conv_ratio, act_name(act),
-          fc_bias, mixer->name, e);
+    CHECK(e <= 1e-5, "block C%d ratio %.2f %s %s bias %d %s: rel err %.3g", C, conv_ratio, act_name(act),
+          norm_kind_name(nk), fc_bias, mixer->name, e);
     CHECK(guard_intact(buf.t, bs.t) && guard_intact(buf.u, bs.u) && guard_intact(buf.m, bs.m) &&
               guard_intact(buf.ws, bs.ws),
           "block wrote past a buffer");
@@ -328,17 +339,17 @@ static void test_block_case(rng_state *r, int B, int H, int W, int C, double con
 
 static void test_block(rng_state *r)
 {
-    test_block_case(r, 2, 5, 7, 13, 1.0, ACT_GELU, 1, &mixer_dwconv);
-    test_block_case(r, 1, 7, 3, 37, 0.5, ACT_GELU, 1, &mixer_dwconv); /* non-empty i branch */
-    test_block_case(r, 1, 3, 5, 11, 0.75, ACT_SILU, 0, &mixer_dwconv);
-    test_block_case(r, 2, 3, 3, 9, 1.0, ACT_GELU, 1, &mixer_identity);
+    test_block_case(r, 2, 5, 7, 13, 1.0, ACT_GELU, 1, &mixer_dwconv, NORM_LAYER);
+    test_block_case(r, 1, 7, 3, 37, 0.5, ACT_GELU, 1, &mixer_dwconv, NORM_LAYER); /* non-empty i branch */
+    test_block_case(r, 1, 3, 5, 11, 0.75, ACT_SILU, 0, &mixer_dwconv, NORM_RMS);
+    test_block_case(r, 2, 3, 3, 9, 1.0, ACT_GELU, 1, &mixer_identity, NORM_LAYER);
     /* enough tokens for the chunk-parallel path, with a partial last chunk */
-    test_block_case(r, 2, 17, 19, 13, 1.0, ACT_GELU, 1, &mixer_dwconv);
-    test_block_case(r, 1, 41, 37, 11, 0.5, ACT_SILU, 0, &mixer_dwconv);
+    test_block_case(r, 2, 17, 19, 13, 1.0, ACT_GELU, 1, &mixer_dwconv, NORM_LAYER);
+    test_block_case(r, 1, 41, 37, 11, 0.5, ACT_SILU, 0, &mixer_dwconv, NORM_RMS);
     /* timm's widths: int(8/3·C) in double as Python */
-    block_config b128 = block_config_make(128, 8.0 / 3.0, 1.0, ACT_GELU, 1e-6f, 1, &mixer_dwconv, NULL);
-    block_config b768 = block_config_make(768, 8.0 / 3.0, 1.0, ACT_GELU, 1e-6f, 1, &mixer_dwconv, NULL);
-    block_config b512 = block_config_make(512, 8.0 / 3.0, 1.0, ACT_GELU, 1e-6f, 1, &mixer_dwconv, NULL);
+    block_config b128 = block_config_make(128, 8.0 / 3.0, 1.0, ACT_GELU, NORM_LAYER, 1e-6f, 1, &mixer_dwconv, NULL);
+    block_config b768 = block_config_make(768, 8.0 / 3.0, 1.0, ACT_GELU, NORM_LAYER, 1e-6f, 1, &mixer_dwconv, NULL);
+    block_config b512 = block_config_make(512, 8.0 / 3.0, 1.0, ACT_GELU, NORM_LAYER, 1e-6f, 1, &mixer_dwconv, NULL);
     CHECK(b128.hidden == 341 && b768.hidden == 2048 && b512.hidden == 1365,
           "hidden widths %d %d %d (want 341 2048 1365)", b128.hidden, b768.hidden, b512.hidden);
 }

@@ -1,0 +1,15 @@
+/* RMSNorm over the channel (last) dimension: y = x / sqrt(mean(x²) + eps) · w
+ * (Vim's norm). Counted as 4 MACs per element under fvcore (square, mean,
+ * rsqrt-scale, weight), one less than LayerNorm's 5: no mean subtraction. */
+#ifndef MIXERLAB_RMSNORM_H
+#define MIXERLAB_RMSNORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void rmsnorm_forward(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w /* [C] */,
+                     size_t rows, int C, float eps);
+
+static inline uint64_t rmsnorm_macs(size_t rows, int C) { return 4ull * rows * (uint64_t)C; }
+
+#endif
