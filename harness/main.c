@@ -17,6 +17,7 @@ static const char usage[] =
     "  info       parameters, MACs, per-stage table and memory of a model\n"
     "  forward    run a model on an image batch (safetensors) or a seeded random batch\n"
     "  mixer      run one token mixer alone on a (B,H,W,E) tensor\n"
+    "  table      the MambaOut paper's Table 1 reproduced, or one skeleton with every mixer\n"
     "  bench-cpu  SGEMM rate and whole-forward rate on this machine, in one run\n"
     "  list       the model zoo (with parameters and MACs at 224x224) and the mixers\n"
     "  version    version, build flags, BLAS, CUDA support\n"
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
         rc = cmd_info(argc - 1, argv + 1);
     else if (strcmp(cmd, "forward") == 0)
         rc = cmd_forward(argc - 1, argv + 1);
+    else if (strcmp(cmd, "table") == 0)
+        rc = cmd_table(argc - 1, argv + 1);
     else if (strcmp(cmd, "mixer") == 0)
         rc = cmd_mixer(argc - 1, argv + 1);
     else if (strcmp(cmd, "bench-cpu") == 0)

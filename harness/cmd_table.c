@@ -1,0 +1,262 @@
+/* mixerlab table: the MambaOut paper's Table 1 rows for every model in our
+ * zoo (ours next to the paper's), and the same skeleton with every mixer. */
+#include "harness/args.h"
+#include "harness/cli.h"
+#include "models/model.h"
+
+#include <cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char table_usage[] =
+    "usage: mixerlab table [--markdown | --csv | --json]\n"
+    "       mixerlab table --ablation MODEL [--res 224,1024] [--markdown | --csv | --json]\n"
+    "\n"
+    "Without --ablation: the MambaOut paper's Table 1 (ImageNet-1k, 224x224) for every\n"
+    "model of the zoo. For each: token mixing, parameters (ours | paper), MACs (ours |\n"
+    "paper, with the convention that reproduces the paper's figure) and the paper's\n"
+    "top-1, which is reported, not measured here, with its source.\n"
+    "\n"
+    "With --ablation MODEL: the same skeleton with every registered mixer in its slot:\n"
+    "parameters, MACs at each resolution, the token mixer's share of the MACs, and\n"
+    "which stages are long-sequence (L > 6·C, the paper's Eq. 6-7). Attention uses the\n"
+    "largest head size of 32, 16 or 8 that divides every stage's width.\n"
+    "\n"
+    "  --markdown   (default) a Markdown table with notes\n"
+    "  --csv        comma-separated, one header line\n"
+    "  --json       a JSON array of objects\n";
+
+typedef enum { FMT_MD, FMT_CSV, FMT_JSON } out_fmt;
+
+/* Table 1 of Yu & Wang (arXiv 2405.07992), the rows our zoo can build. */
+static const struct {
+    const char *model, *paper_name, *mixing;
+    double params_m, macs_g, top1;
+    scan_convention scan;
+    const char *source;
+} rows[] = {
+    {"vim_tiny", "Vim-Ti", "Conv+SSM", 7, 1.5, 76.1, SCAN_LOCALMAMBA, "MambaOut paper, Table 1"},
+    {"mambaout_femto", "MambaOut-Femto", "Conv", 7, 1.2, 78.9, SCAN_GU, "MambaOut paper, Table 1"},
+    {"mambaout_kobe", "MambaOut-Kobe", "Conv", 9, 1.5, 80.0, SCAN_GU, "MambaOut README (not in the paper)"},
+    {"vim_small", "Vim-S", "Conv+SSM", 26, 5.1, 80.5, SCAN_LOCALMAMBA, "MambaOut paper, Table 1"},
+    {"vmamba_tiny", "VMamba-T", "Conv+SSM", 22, 5.6, 82.2, SCAN_GU, "MambaOut paper, Table 1"},
+    {"mambaout_tiny", "MambaOut-Tiny", "Conv", 27, 4.5, 82.7, SCAN_GU, "MambaOut paper, Table 1"},
+    {"vmamba_small", "VMamba-S", "Conv+SSM", 44, 11.2, 83.5, SCAN_GU, "MambaOut paper, Table 1"},
+    {"mambaout_small", "MambaOut-Small", "Conv", 48, 9.0, 84.1, SCAN_GU, "MambaOut paper, Table 1"},
+    {"vmamba_base", "VMamba-B", "Conv+SSM", 75, 18.0, 83.7, SCAN_GU, "MambaOut paper, Table 1"},
+    {"mambaout_base", "MambaOut-Base", "Conv", 85, 15.8, 84.2, SCAN_GU, "MambaOut paper, Table 1"},
+};
+
+static const char table_notes[] =
+    "\nNotes:\n"
+    "- Top-1 is the paper's reported figure (ImageNet-1k, 224x224), not measured by mixerlab.\n"
+    "- MACs: fvcore convention (conv + linear + LayerNorm at 5 per element). The scan is counted as Gu\n"
+    "  (9·L·E·N + L·E per direction, all projections), as VMamba did, except for Vim: its 1.5G / 5.1G\n"
+    "  come from LocalMamba's count (5·L·E·N + 2·L·E per direction, conv1d / x_proj / dt_proj once per\n"
+    "  layer, RMSNorm not counted). Under Gu's count Vim-Ti / Vim-S are 1.82G / 5.91G.\n"
+    "- VMamba-T: 22.89M here against the published 22M. The published figure reads as truncated rather\n"
+    "  than rounded; VMamba-S (44.42M against 44M) agrees.\n"
+    "- VMamba-B: 76.25M here against the published 75M, 1.7% apart. Our count follows vanilla VMamba as\n"
+    "  described in reference/paper_tables.md: patch embed 4x4 + LN; blocks x + SS2D(LN x) with\n"
+    "  in_proj C->4C and out_proj 2C->C without bias, depthwise 3x3 with bias, four directions' x_proj /\n"
+    "  dt_proj / A / D, out_norm; patch merging LN(4C) + linear 4C->2C without bias; LN + linear head.\n"
+    "  VMamba-T and -S agree with it. The base model must differ upstream in a detail that this\n"
+    "  description does not record. Without the upstream code or a checkpoint here, we could not say which.\n"
+    "- MambaOut rows match timm's exact parameter counts; MambaOut-Kobe is from the MambaOut README.\n";
+
+static ml_status plan_model(const char *spec, int res, model *m)
+{
+    model_config cfg;
+    ML_TRY(model_config_from_name(spec, &cfg));
+    ml_status s = model_plan(m, &cfg, 1, res, res);
+    if (s != ML_OK)
+        model_free(m);
+    return s;
+}
+
+static int cmd_table_paper(out_fmt fmt)
+{
+    cJSON *arr = fmt == FMT_JSON ? cJSON_CreateArray() : NULL;
+    if (fmt == FMT_MD) {
+        printf("MambaOut paper, Table 1 (ImageNet-1k, 224x224): ours | paper\n\n");
+        printf("| model | token mixing | params (M) ours | paper | MACs (G) ours | paper | MAC convention | "
+               "top-1 %% (reported) | source |\n|---|---|---|---|---|---|---|---|---|\n");
+    } else if (fmt == FMT_CSV) {
+        printf("model,paper_name,token_mixing,params,params_paper_m,macs,macs_paper_g,convention,scan,"
+               "top1_reported,source\n");
+    }
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        model m;
+        ML_TRY(plan_model(rows[i].model, 224, &m));
+        macs_opts o = {MACS_FVCORE, rows[i].scan};
+        uint64_t p = model_param_count(&m), macs = model_macs(&m, &o, NULL);
+        const char *sc = scan_convention_name(rows[i].scan);
+        if (fmt == FMT_MD)
+            printf("| %s (`%s`) | %s | %.2f | %.0f | %.2f | %.1f | fvcore, scan %s | %.1f | %s |\n",
+                   rows[i].paper_name, rows[i].model, rows[i].mixing, p / 1e6, rows[i].params_m, macs / 1e9,
+                   rows[i].macs_g, sc, rows[i].top1, rows[i].source);
+        else if (fmt == FMT_CSV)
+            printf("%s,%s,%s,%llu,%.0f,%llu,%.1f,fvcore,%s,%.1f,%s\n", rows[i].model, rows[i].paper_name,
+                   rows[i].mixing, (unsigned long long)p, rows[i].params_m, (unsigned long long)macs,
+                   rows[i].macs_g, sc, rows[i].top1, rows[i].source);
+        else {
+            cJSON *o2 = cJSON_CreateObject();
+            cJSON_AddStringToObject(o2, "model", rows[i].model);
+            cJSON_AddStringToObject(o2, "paper_name", rows[i].paper_name);
+            cJSON_AddStringToObject(o2, "token_mixing", rows[i].mixing);
+            cJSON_AddNumberToObject(o2, "params", (double)p);
+            cJSON_AddNumberToObject(o2, "params_paper_m", rows[i].params_m);
+            cJSON_AddNumberToObject(o2, "macs", (double)macs);
+            cJSON_AddNumberToObject(o2, "macs_paper_g", rows[i].macs_g);
+            cJSON_AddStringToObject(o2, "convention", "fvcore");
+            cJSON_AddStringToObject(o2, "scan_convention", sc);
+            cJSON_AddNumberToObject(o2, "top1_reported", rows[i].top1);
+            cJSON_AddStringToObject(o2, "source", rows[i].source);
+            cJSON_AddItemToArray(arr, o2);
+        }
+        model_free(&m);
+    }
+    if (fmt == FMT_MD)
+        fputs(table_notes, stdout);
+    if (arr) {
+        char *t = cJSON_Print(arr);
+        if (t)
+            puts(t);
+        free(t);
+        cJSON_Delete(arr);
+    }
+    return 0;
+}
+
+/* The largest of 32, 16, 8 dividing every stage width (attention heads must divide E). */
+static int ablation_head_size(const model_config *c)
+{
+    static const int hs[] = {32, 16, 8, 4, 2, 1};
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
+        int ok = 1;
+        for (int s = 0; s < c->num_stages; s++)
+            ok &= (int)(c->conv_ratio * c->dims[s]) % hs[i] == 0;
+        if (ok)
+            return hs[i];
+    }
+    return 1;
+}
+
+static int cmd_table_ablation(const char *base, const long *res, int nres, out_fmt fmt)
+{
+    model_config bc;
+    ML_TRY(model_config_from_name(base, &bc));
+    if (strchr(base, ':'))
+        return ml_fail(ML_ERR_USAGE, "--ablation takes a zoo name without overrides (it varies the mixer itself)");
+    const int hs = ablation_head_size(&bc);
+    cJSON *arr = fmt == FMT_JSON ? cJSON_CreateArray() : NULL;
+    if (fmt == FMT_MD) {
+        printf("%s with every token mixer (MACs fvcore, scan gu; attention head size %d)\n\n| mixer | params |",
+               base, hs);
+        for (int r = 0; r < nres; r++)
+            printf(" MACs %ld² | mixer share %ld² | long-seq stages %ld² |", res[r], res[r], res[r]);
+        printf("\n|---|---|");
+        for (int r = 0; r < nres; r++)
+            printf("---|---|---|");
+        printf("\n");
+    } else if (fmt == FMT_CSV) {
+        printf("model,mixer,resolution,params,macs,mixer_macs,mixer_share,long_sequence_stages\n");
+    }
+    for (int i = 0; i < mixer_count(); i++) {
+        const mixer_ops *mx = mixer_at(i);
+        char spec[160];
+        if (strncmp(mx->name, "attn", 4) == 0)
+            snprintf(spec, sizeof spec, "%s:mixer=%s,head_size=%d", base, mx->name, hs);
+        else
+            snprintf(spec, sizeof spec, "%s:mixer=%s", base, mx->name);
+        if (fmt == FMT_MD)
+            printf("| %s |", mx->name);
+        for (int r = 0; r < nres; r++) {
+            model m;
+            ML_TRY(plan_model(spec, (int)res[r], &m));
+            macs_opts o = {MACS_FVCORE, SCAN_GU};
+            model_stage_info parts[MODEL_MAX_STAGES + 2];
+            uint64_t macs = model_macs(&m, &o, parts), mixm = 0;
+            char longs[32] = "";
+            for (int s = 0; s < m.cfg.num_stages; s++) {
+                mixm += parts[1 + s].mixer_macs;
+                long L = (long)parts[1 + s].h * parts[1 + s].w;
+                if (m.cfg.depths[s] > 0 && L > 6L * parts[1 + s].width) {
+                    char one[8];
+                    snprintf(one, sizeof one, "%s%d", longs[0] ? " " : "", s);
+                    strncat(longs, one, sizeof longs - strlen(longs) - 1);
+                }
+            }
+            double share = 100.0 * (double)mixm / (double)macs;
+            uint64_t p = model_param_count(&m);
+            if (fmt == FMT_MD) {
+                if (r == 0)
+                    printf(" %.2fM |", p / 1e6);
+                printf(" %.2fG | %.1f%% | %s |", macs / 1e9, share, longs[0] ? longs : "none");
+            } else if (fmt == FMT_CSV) {
+                printf("%s,%s,%ld,%llu,%llu,%llu,%.4f,%s\n", base, mx->name, res[r], (unsigned long long)p,
+                       (unsigned long long)macs, (unsigned long long)mixm, share / 100, longs);
+            } else {
+                cJSON *o2 = cJSON_CreateObject();
+                cJSON_AddStringToObject(o2, "model", base);
+                cJSON_AddStringToObject(o2, "mixer", mx->name);
+                cJSON_AddNumberToObject(o2, "resolution", (double)res[r]);
+                cJSON_AddNumberToObject(o2, "params", (double)p);
+                cJSON_AddNumberToObject(o2, "macs", (double)macs);
+                cJSON_AddNumberToObject(o2, "mixer_macs", (double)mixm);
+                cJSON_AddStringToObject(o2, "convention", "fvcore");
+                cJSON_AddStringToObject(o2, "scan_convention", "gu");
+                cJSON_AddStringToObject(o2, "long_sequence_stages", longs);
+                cJSON_AddItemToArray(arr, o2);
+            }
+            model_free(&m);
+        }
+        if (fmt == FMT_MD)
+            printf("\n");
+    }
+    if (fmt == FMT_MD)
+        printf("\nLong-sequence stages: L = h·w tokens > 6·C (the paper's threshold, Eq. 6-7).\n");
+    if (arr) {
+        char *t = cJSON_Print(arr);
+        if (t)
+            puts(t);
+        free(t);
+        cJSON_Delete(arr);
+    }
+    return 0;
+}
+
+int cmd_table(int argc, char **argv)
+{
+    out_fmt fmt = FMT_MD;
+    const char *ablation = NULL;
+    long res[8] = {224};
+    int nres = 1, res_set = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_is_help(argv[i])) {
+            fputs(table_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--markdown")) {
+            fmt = FMT_MD;
+        } else if (!strcmp(argv[i], "--csv")) {
+            fmt = FMT_CSV;
+        } else if (!strcmp(argv[i], "--json")) {
+            fmt = FMT_JSON;
+        } else if (!strcmp(argv[i], "--ablation")) {
+            ML_TRY(args_value(argc, argv, &i, &ablation));
+        } else if (!strcmp(argv[i], "--res")) {
+            ML_TRY(args_value(argc, argv, &i, &v));
+            ML_TRY(args_parse_long_list("--res", v, MODEL_MIN_RES, MODEL_MAX_RES, res, 8, &nres));
+            res_set = 1;
+        } else {
+            return ml_fail(ML_ERR_USAGE, "table: unknown option '%s' (see mixerlab table --help)", argv[i]);
+        }
+    }
+    if (!ablation) {
+        if (res_set)
+            return ml_fail(ML_ERR_USAGE, "table: --res needs --ablation (Table 1 is at 224x224)");
+        return cmd_table_paper(fmt);
+    }
+    return cmd_table_ablation(ablation, res, nres, fmt);
+}
