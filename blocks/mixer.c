@@ -55,6 +55,6 @@ size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W)
 mixer_config mixer_config_default(int width, int channels)
 {
     mixer_config c = {.channels = channels, .width = width, .kernel = 7, .d_state = 16,
-                      .dt_rank = 0, .head_size = 32, .threads = 1};
+                      .dt_rank = 0, .head_size = 32, .threads = 0};
     return c;
 }

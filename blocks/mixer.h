@@ -22,7 +22,7 @@ typedef struct {
     int d_state;   /* N: SSM state size */
     int dt_rank;   /* R: 0 = ceil(width / 16) */
     int head_size; /* HS: attention head size */
-    int threads;   /* threads the workspace is sized for (per-thread scratch) */
+    int threads;   /* threads the workspace is sized for (per-thread scratch); 0 = not yet set */
 } mixer_config;
 
 /* R as used: the explicit dt_rank, else ceil(C/16). */

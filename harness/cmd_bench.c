@@ -313,3 +313,161 @@ int cmd_bench_cpu(int argc, char **argv)
     free(cfgs);
     return s;
 }
+
+/* ---- bench-mixers: every token mixer alone at one width over a range of L ---- */
+
+#include "models/mixer_io.h"
+
+static const char bench_mixers_usage[] =
+    "usage: mixerlab bench-mixers [--width E] [--tokens 196,784,...] [--mixers a,b]\n"
+    "                             [--threads N] [--min-time S] [--max-time S]\n"
+    "\n"
+    "Times each token mixer alone (batch 1, L tokens on a sqrt(L) x sqrt(L) grid when L is\n"
+    "a perfect square, else 1 x L) and reports, against the SGEMM rate and the copy\n"
+    "bandwidth measured in the same run: GFLOP/s (2 x MACs, fvcore, scan gu) and GB/s of\n"
+    "the bytes a mixer must move at least (input and output, plus weights). Attention's\n"
+    "QKᵀ and AV go through BLAS; head size 32.\n"
+    "\n"
+    "  --width E     mixer width (default 384)\n"
+    "  --tokens L,.. token counts (default 196,784,3136,4096,8100,16384)\n"
+    "  --mixers a,b  (default: every registered mixer)\n";
+
+typedef struct {
+    const mixer_instance *mi;
+    float *out, *ws;
+    const float *in;
+    int H, W;
+} bm_ctx;
+
+static void run_bm(void *p)
+{
+    bm_ctx *c = p;
+    mixer_instance_run(c->mi, c->out, c->in, 1, c->H, c->W, c->ws);
+}
+
+int cmd_bench_mixers(int argc, char **argv)
+{
+    long width = 384, tokens[16] = {196, 784, 3136, 4096, 8100, 16384}, threads = 0, min_time = 1,
+         max_time = 20;
+    int nt = 6;
+    char mixers_buf[256] = "";
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = NULL;
+        if (cli_is_help(f)) {
+            fputs(bench_mixers_usage, stdout);
+            return 0;
+        }
+        if (strcmp(f, "--width") && strcmp(f, "--tokens") && strcmp(f, "--mixers") && strcmp(f, "--threads") &&
+            strcmp(f, "--min-time") && strcmp(f, "--max-time"))
+            return ml_fail(ML_ERR_USAGE, "bench-mixers: unknown option '%s' (see --help)", f);
+        ML_TRY(args_value(argc, argv, &i, &v));
+        if (!strcmp(f, "--width"))
+            ML_TRY(args_parse_long(f, v, 1, 16384, &width));
+        else if (!strcmp(f, "--tokens"))
+            ML_TRY(args_parse_long_list(f, v, 1, 1 << 20, tokens, 16, &nt));
+        else if (!strcmp(f, "--mixers")) {
+            if (strlen(v) >= sizeof mixers_buf)
+                return ml_fail(ML_ERR_USAGE, "--mixers: list too long");
+            strcpy(mixers_buf, v);
+        } else if (!strcmp(f, "--threads"))
+            ML_TRY(args_parse_long(f, v, 1, 1024, &threads));
+        else if (!strcmp(f, "--min-time"))
+            ML_TRY(args_parse_long(f, v, 0, 3600, &min_time));
+        else
+            ML_TRY(args_parse_long(f, v, 1, 36000, &max_time));
+    }
+    const mixer_ops *list[32];
+    int nm = 0;
+    if (mixers_buf[0]) {
+        char *save = NULL;
+        for (char *t = strtok_r(mixers_buf, ",", &save); t && nm < 32; t = strtok_r(NULL, ",", &save))
+            ML_TRY(mixer_lookup(t, &list[nm++]));
+    } else {
+        for (int i = 0; i < mixer_count() && nm < 32; i++)
+            list[nm++] = mixer_at(i);
+    }
+    cli_set_threads((int)threads);
+    timer_policy pol = {.warmup_s = 0.1, .warmup_min = 1, .min_samples = 3, .min_time_s = (double)min_time,
+                        .max_time_s = (double)max_time, .settle_rel = 0.03};
+
+    /* the machine's limits, in this run */
+    const int gn = 1024;
+    size_t nn = (size_t)gn * gn;
+    gemm_ctx g = {gn, ml_malloc(nn * 4, "gemm A"), ml_malloc(nn * 4, "gemm B"), ml_malloc(nn * 4, "gemm C")};
+    copy_ctx cp = {ml_malloc((size_t)256 << 20, "copy"), NULL, (size_t)256 << 20};
+    cp.src = ml_calloc((size_t)256 << 20, 1, "copy");
+    if (!g.a || !g.b || !g.c || !cp.dst || !cp.src) {
+        free(g.a), free(g.b), free(g.c), free(cp.dst), free((void *)cp.src);
+        return ML_ERR_NOMEM;
+    }
+    rng_state r;
+    rng_seed(&r, 3);
+    rng_fill_uniform(&r, g.a, nn, -1, 1);
+    rng_fill_uniform(&r, g.b, nn, -1, 1);
+    memset(cp.dst, 1, cp.bytes);
+    timer_stats st;
+    ml_status s = timer_measure(&pol, run_gemm, &g, &st);
+    double gemm_gf = s == ML_OK ? 2.0 * nn * gn / (st.median_ms * 1e6) : 0;
+    timer_stats_free(&st);
+    if (s == ML_OK)
+        s = timer_measure(&pol, run_copy, &cp, &st);
+    double copy_gbs = s == ML_OK ? 2.0 * cp.bytes / (st.median_ms * 1e6) : 0;
+    timer_stats_free(&st);
+    free(g.a), free(g.b), free(g.c), free(cp.dst), free((void *)cp.src);
+    if (s != ML_OK)
+        return s;
+
+    char cpu[160], date[32];
+    cpu_model(cpu, sizeof cpu);
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    printf("machine: %s, %d threads; BLAS: %s; mixerlab git %s%s; %s\n", cpu,
+           (int)(threads > 0 ? threads : cli_default_threads()), cli_blas_info(), MIXERLAB_GIT_SHA,
+           MIXERLAB_GIT_DIRTY ? " (dirty)" : "", date);
+    printf("limits measured in this run: SGEMM %dx%dx%d %.1f GFLOP/s; copy %.1f GB/s (read + write)\n\n", gn, gn,
+           gn, gemm_gf, copy_gbs);
+    printf("| mixer | L | grid | median ms | GFLOP/s | %% of SGEMM | min bytes MB | GB/s | %% of copy |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
+    fflush(stdout);
+    const int E = (int)width;
+    for (int i = 0; i < nm && s == ML_OK; i++) {
+        for (int t = 0; t < nt && s == ML_OK; t++) {
+            long L = tokens[t], sq = 1;
+            while ((sq + 1) * (sq + 1) <= L)
+                sq++;
+            int H = sq * sq == L ? (int)sq : 1, W = sq * sq == L ? (int)sq : (int)L;
+            mixer_config cfg = mixer_config_default(E, E);
+            mixer_instance mi;
+            s = mixer_instance_random(&mi, list[i]->name, &cfg, 1);
+            size_t n = (size_t)L * E;
+            float *x = NULL, *y = NULL, *ws = NULL;
+            if (s == ML_OK) {
+                x = ml_malloc(n * sizeof *x, "input");
+                y = ml_malloc(n * sizeof *y, "output");
+                ws = ml_malloc(mixer_instance_workspace(&mi, 1, H, W) * sizeof *ws + 64, "workspace");
+                if (!x || !y || !ws)
+                    s = ML_ERR_NOMEM;
+            }
+            if (s == ML_OK) {
+                rng_fill_normal(&r, x, n, 1.0);
+                bm_ctx c = {&mi, y, ws, x, H, W};
+                s = timer_measure(&pol, run_bm, &c, &st);
+                if (s == ML_OK) {
+                    macs_opts o = {MACS_FVCORE, SCAN_GU};
+                    double flop = 2.0 * (double)list[i]->macs(&mi.cfg, 1, H, W, &o);
+                    double bytes = 2.0 * (double)n * 4;
+                    for (int k = 0; k < mi.nparams; k++)
+                        bytes += 4.0 * (double)param_spec_numel(&mi.specs[k]);
+                    double gf = flop / (st.median_ms * 1e6), gbs = bytes / (st.median_ms * 1e6);
+                    printf("| %s | %ld | %dx%d | %.3f | %.1f | %.0f%% | %.2f | %.1f | %.0f%% |\n", list[i]->name, L, H,
+                           W, st.median_ms, gf, 100 * gf / gemm_gf, bytes / 1e6, gbs, 100 * gbs / copy_gbs);
+                    fflush(stdout);
+                }
+                timer_stats_free(&st);
+            }
+            free(x), free(y), free(ws);
+            mixer_instance_free(&mi);
+        }
+    }
+    return s;
+}

@@ -19,6 +19,8 @@ static const char usage[] =
     "  mixer      run one token mixer alone on a (B,H,W,E) tensor\n"
     "  table      the MambaOut paper's Table 1 reproduced, or one skeleton with every mixer\n"
     "  bench-cpu  SGEMM rate and whole-forward rate on this machine, in one run\n"
+    "  bench-mixers  every token mixer alone over a range of token counts, against the\n"
+    "             SGEMM rate and copy bandwidth measured in the same run\n"
     "  list       the model zoo (with parameters and MACs at 224x224) and the mixers\n"
     "  version    version, build flags, BLAS, CUDA support\n"
     "\n"
@@ -100,6 +102,8 @@ int main(int argc, char **argv)
         rc = cmd_table(argc - 1, argv + 1);
     else if (strcmp(cmd, "mixer") == 0)
         rc = cmd_mixer(argc - 1, argv + 1);
+    else if (strcmp(cmd, "bench-mixers") == 0)
+        rc = cmd_bench_mixers(argc - 1, argv + 1);
     else if (strcmp(cmd, "bench-cpu") == 0)
         rc = cmd_bench_cpu(argc - 1, argv + 1);
     else if (strcmp(cmd, "list") == 0)
