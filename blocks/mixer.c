@@ -47,6 +47,18 @@ const char *mixer_names(void)
     return buf;
 }
 
+ml_status mixer_require_backend(const mixer_ops *ops, backend_flags b)
+{
+    if (ops->backends & b)
+        return ML_OK;
+    char have[32] = "";
+    if (ops->backends & BACKEND_CPU)
+        strcat(have, "cpu");
+    if (ops->backends & BACKEND_CUDA)
+        strcat(have, have[0] ? ", cuda" : "cuda");
+    return ml_fail(ML_ERR_USAGE, "mixer '%s' has no %s kernel (it runs on: %s)", ops->name, backend_name(b), have);
+}
+
 size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W)
 {
     return (size_t)B * H * W * (size_t)cfg->channels;

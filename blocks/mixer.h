@@ -65,6 +65,10 @@ typedef struct mixer_ops {
 /* B·H·W·E: the activation_floats of a mixer that keeps nothing but its output. */
 size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W);
 
+/* Usage error naming the mixer, the backend and the backends it has, unless it supports b. */
+ml_status mixer_require_backend(const mixer_ops *ops, backend_flags b);
+static inline const char *backend_name(backend_flags b) { return b == BACKEND_CUDA ? "cuda" : "cpu"; }
+
 const mixer_ops *mixer_find(const char *name);
 int mixer_count(void);
 const mixer_ops *mixer_at(int i);

@@ -20,6 +20,8 @@ int cli_default_threads(void);
 int cli_is_help(const char *arg);
 /* "1,156,177,152" */
 const char *cli_commas(uint64_t v, char *buf, size_t n);
+/* Checks a --device value: "cpu" is fine; "cuda" is refused while this build has no CUDA backend. */
+ml_status cli_check_device(const char *device);
 /* Short description of the BLAS library in use. */
 const char *cli_blas_info(void);
 

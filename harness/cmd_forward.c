@@ -12,7 +12,7 @@ static const char forward_usage[] =
     "usage: mixerlab forward --model M [--weights W.safetensors]\n"
     "                        [--input X.safetensors | --res R --batch B] [--seed S]\n"
     "                        [--output Y.safetensors] [--threads N] [--repeat N]\n"
-    "                        [--ignore-unexpected]\n"
+    "                        [--ignore-unexpected] [--device cpu]\n"
     "\n"
     "Runs the model on tensor 'input' [B,3,H,W] float32 (F16/BF16 converted) or, without\n"
     "--input, on a seeded random batch. Prints the top-5 classes per image and the\n"
@@ -53,7 +53,7 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
             return ml_fail(ML_ERR_USAGE, "forward: unexpected argument '%s'", f);
         if (strcmp(f, "--model") && strcmp(f, "--weights") && strcmp(f, "--input") &&
             strcmp(f, "--output") && strcmp(f, "--res") && strcmp(f, "--batch") &&
-            strcmp(f, "--seed") && strcmp(f, "--threads") && strcmp(f, "--repeat"))
+            strcmp(f, "--seed") && strcmp(f, "--threads") && strcmp(f, "--repeat") && strcmp(f, "--device"))
             return ml_fail(ML_ERR_USAGE, "forward: unknown option '%s' (see mixerlab forward --help)", f);
         ML_TRY(args_value(argc, argv, &i, &v));
         if (strcmp(f, "--model") == 0)
@@ -74,6 +74,8 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
             ML_TRY(args_parse_u64(f, v, &a->seed));
         else if (strcmp(f, "--threads") == 0)
             ML_TRY(args_parse_long(f, v, 1, 1024, &a->threads));
+        else if (strcmp(f, "--device") == 0)
+            ML_TRY(cli_check_device(v));
         else
             ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
     }

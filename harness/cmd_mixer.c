@@ -11,6 +11,7 @@
 static const char mixer_usage[] =
     "usage: mixerlab mixer --name NAME --weights W.safetensors --input X.safetensors\n"
     "                      [--output Y.safetensors] [--head-size HS] [--threads N] [--repeat N]\n"
+    "                      [--device cpu]\n"
     "       mixerlab mixer --name NAME --random [--seed S] --channels E --res HxW [--batch B]\n"
     "                      [--kernel K] [--d-state N] [--head-size HS] [--output Y.safetensors]\n"
     "\n"
@@ -63,7 +64,7 @@ static ml_status parse_mixer(int argc, char **argv, mix_args *a)
         }
         static const char *const known[] = {"--name", "--weights", "--input", "--output", "--channels",
                                             "--res", "--batch", "--kernel", "--d-state", "--head-size",
-                                            "--threads", "--repeat", "--seed", NULL};
+                                            "--threads", "--repeat", "--seed", "--device", NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], f) != 0)
             k++;
@@ -92,6 +93,8 @@ static ml_status parse_mixer(int argc, char **argv, mix_args *a)
             ML_TRY(args_parse_long(f, v, -1000, 65536, &a->head_size));
         else if (!strcmp(f, "--threads"))
             ML_TRY(args_parse_long(f, v, 1, 1024, &a->threads));
+        else if (!strcmp(f, "--device"))
+            ML_TRY(cli_check_device(v));
         else if (!strcmp(f, "--repeat"))
             ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
         else

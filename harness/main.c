@@ -60,6 +60,16 @@ const char *cli_commas(uint64_t v, char *buf, size_t n)
     return buf;
 }
 
+ml_status cli_check_device(const char *device)
+{
+    if (strcmp(device, "cpu") == 0)
+        return ML_OK;
+    if (strcmp(device, "cuda") == 0)
+        return ml_fail(ML_ERR_USAGE, "--device cuda: this build has no CUDA backend (mixerlab --version "
+                                     "says 'cuda: not compiled in'); use --device cpu");
+    return ml_fail(ML_ERR_USAGE, "--device: unknown device '%s' (allowed: cpu, cuda)", device);
+}
+
 const char *cli_blas_info(void)
 {
     static char buf[160];

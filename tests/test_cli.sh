@@ -90,8 +90,49 @@ expect 4 "has dtype I64; only F32, F16 and BF16" -- forward --model mambaout_tes
 mkst "$tmp/off.safetensors" '{"input":{"dtype":"F32","shape":[1,3,32,32],"data_offsets":[0,12288]}}' 100
 expect 4 "lie outside the 100 data bytes" -- forward --model mambaout_test --input "$tmp/off.safetensors"
 
+# a lone mixer: bad names, settings and weights
+mx="$fx/mixers"
+expect 2 "unknown mixer 'mamba3' (known: dwconv, ssm" -- mixer --name mamba3 --random --channels 8 --res 4x4
+expect 2 "--name is required" -- mixer --random --channels 8 --res 4x4
+expect 2 "--random needs --channels E and --res HxW" -- mixer --name ssm --random
+expect 2 "give --weights and --input, or --random" -- mixer --name ssm --weights "$mx/ssm_a.safetensors"
+expect 2 "dwconv: kernel 4 is not allowed" -- mixer --name dwconv --random --channels 8 --res 5x5 --kernel 4
+expect 2 "dwconv: kernel 0 is not allowed" -- mixer --name dwconv --random --channels 8 --res 5x5 --kernel 0
+expect 2 "ssm: d_state 0 is not allowed" -- mixer --name ssm --random --channels 8 --res 5x5 --d-state 0
+expect 2 "head_size 5 does not divide the mixer width E = 8" -- mixer --name attn --random --channels 8 --res 5x5 --head-size 5
+expect 2 "--res: '5y5' is not an integer" -- mixer --name ssm --random --channels 8 --res 5y5
+expect 4 "missing or malformed tensor 'A_log'" -- mixer --name ssm --weights "$mx/ssm_2d_a.safetensors" --input "$mx/ssm_2d_a.safetensors"
+expect 4 "unexpected tensor 'conv1d_b.weight' (not a parameter of ssm)" -- mixer --name ssm --weights "$mx/ssm_bidir_a.safetensors" --input "$mx/ssm_bidir_a.safetensors"
+expect 4 "the attn weights have E = 30 but the input has E = 13" -- mixer --name attn --weights "$mx/attn_a.safetensors" --input "$mx/ssm_a.safetensors" --head-size 10
+expect 2 "head_size 32 does not divide" -- mixer --name attn --weights "$mx/attn_a.safetensors" --input "$mx/attn_a.safetensors"
+# weights whose shapes disagree with each other: x_proj must be [R + 2N, E] = [9, 4]
+j='{"conv1d.weight":{"dtype":"F32","shape":[4,1,4],"data_offsets":[0,64]},"conv1d.bias":{"dtype":"F32","shape":[4],"data_offsets":[64,80]},'
+j+='"x_proj.weight":{"dtype":"F32","shape":[7,4],"data_offsets":[80,192]},"dt_proj.weight":{"dtype":"F32","shape":[4,1],"data_offsets":[192,208]},'
+j+='"dt_proj.bias":{"dtype":"F32","shape":[4],"data_offsets":[208,224]},"A_log":{"dtype":"F32","shape":[4,4],"data_offsets":[224,288]},'
+j+='"D":{"dtype":"F32","shape":[4],"data_offsets":[288,304]},"input":{"dtype":"F32","shape":[1,2,3,4],"data_offsets":[304,400]}}'
+mkst "$tmp/ssm_bad.safetensors" "$j" 400
+expect 4 "tensor 'x_proj.weight' has shape [7, 4], expected [9, 4]" -- mixer --name ssm --weights "$tmp/ssm_bad.safetensors" --input "$tmp/ssm_bad.safetensors"
+
+expect 2 "--device cuda: this build has no CUDA backend" -- mixer --name ssm --random --channels 8 --res 4x4 --device cuda
+expect 2 "--device: unknown device 'tpu'" -- forward --model mambaout_test --res 32 --device tpu
+
+# model overrides and the other commands
+expect 2 "unknown override key 'depth' (allowed: mixer, kernel" -- info mambaout_femto:depth=3
+expect 2 "override mixer=mamba: unknown mixer" -- info mambaout_femto:mixer=mamba
+expect 2 "override d_state=abc: want an integer" -- info mambaout_femto:mixer=ssm,d_state=abc
+expect 2 "override act=relu: want gelu or silu" -- info mambaout_femto:act=relu
+expect 2 "override 'kernel' is not key=value" -- info mambaout_femto:kernel
+expect 2 "empty override list" -- info mambaout_femto:
+expect 2 "stage 0 (width 48): attn: head_size 32 does not divide the mixer width E = 48" -- info mambaout_femto:mixer=attn
+expect 2 "dwconv: kernel 8 is not allowed" -- forward --model mambaout_femto:kernel=8 --res 32
+expect 2 "--scan: unknown convention 'mamba'" -- info vim_tiny --scan mamba
+expect 2 "table: --res needs --ablation" -- table --res 224
+expect 2 "unknown option '--latex'" -- table --latex
+expect 2 "unknown model" -- table --ablation resnet50
+expect 2 "unknown option '--bogus'" -- bench-mixers --bogus 1
+
 # --help everywhere, exit 0
-for c in info forward bench-cpu list; do
+for c in info forward mixer table bench-cpu bench-mixers list; do
     expect 0 "" -- "$c" --help
 done
 expect 0 "" -- --help
@@ -114,6 +155,26 @@ if ! grep -q "15,794,325,760" "$tmp/out"; then
     echo "FAIL: info --macs gemm for mambaout_base"
     fails=$((fails + 1))
 fi
+
+expect 0 "" -- info vim_tiny --scan localmamba --json
+if ! grep -q '"params":[[:space:]]*7148008' "$tmp/out" || ! grep -q '"scan_convention":[[:space:]]*"localmamba"' "$tmp/out"; then
+    echo "FAIL: info vim_tiny --scan localmamba --json"
+    fails=$((fails + 1))
+fi
+expect 0 "" -- table --csv
+if [ "$(grep -c '^mambaout_\|^vim_\|^vmamba_' "$tmp/out")" -ne 10 ]; then
+    echo "FAIL: table --csv should list 10 models"
+    fails=$((fails + 1))
+fi
+expect 0 "" -- table --ablation mambaout_femto --res 64,128 --json
+if [ "$(grep -c '"mixer":' "$tmp/out")" -ne 14 ]; then
+    echo "FAIL: table --ablation with 7 mixers at 2 resolutions should give 14 rows"
+    fails=$((fails + 1))
+fi
+expect 0 "" -- mixer --name ssm_2d --weights "$mx/ssm_2d_b.safetensors" --input "$mx/ssm_2d_b.safetensors" --output "$tmp/o.safetensors" --repeat 1
+[ -s "$tmp/o.safetensors" ] || { echo "FAIL: mixer wrote no output"; fails=$((fails + 1)); }
+expect 0 "" -- forward --model vim_tiny --res 64 --repeat 0
+expect 0 "" -- forward --model "vmamba_tiny:d_state=4" --res 64 --repeat 0
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -256,6 +256,13 @@ static void test_bad_config(void)
               strstr(ml_last_error(), "head_size 5 does not divide"),
           "head size: %s", ml_last_error());
     mixer_instance_free(&mi);
+    /* every mixer runs on the CPU; none has a CUDA kernel yet */
+    for (int i = 0; i < mixer_count(); i++) {
+        CHECK(mixer_require_backend(mixer_at(i), BACKEND_CPU) == ML_OK, "%s on cpu", mixer_at(i)->name);
+        CHECK(mixer_require_backend(mixer_at(i), BACKEND_CUDA) == ML_ERR_USAGE &&
+                  strstr(ml_last_error(), "has no cuda kernel (it runs on: cpu)"),
+              "%s on cuda: %s", mixer_at(i)->name, ml_last_error());
+    }
 }
 
 int main(int argc, char **argv)
