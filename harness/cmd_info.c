@@ -23,6 +23,7 @@ static const char info_usage[] =
     "               9·L·E·N + L·E, used by VMamba), localmamba (5·L·E·N + 2·L·E, conv1d /\n"
     "               x_proj / dt_proj once per layer; reproduces Vim's 1.5G / 5.1G), vim (4·L·E·N)\n"
     "  --json       one JSON object instead of the table\n"
+    "  --params     list every parameter tensor: name and shape, in checkpoint order\n"
     "\n"
     "Overrides after the model name change the skeleton's token mixer or block:\n"
     "  mixer=dwconv|ssm|ssm_bidir|ssm_2d|attn|attn_causal|identity, kernel=K (odd),\n"
@@ -38,12 +39,12 @@ typedef struct {
     long res, batch;
     macs_convention conv;
     scan_convention scan;
-    int json;
+    int json, params;
 } info_args;
 
 static ml_status parse_info(int argc, char **argv, info_args *a)
 {
-    a->model = NULL, a->res = 224, a->batch = 1, a->conv = MACS_FVCORE, a->scan = SCAN_GU, a->json = 0;
+    a->model = NULL, a->res = 224, a->batch = 1, a->conv = MACS_FVCORE, a->scan = SCAN_GU, a->json = 0, a->params = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         if (strcmp(argv[i], "--res") == 0) {
@@ -72,6 +73,8 @@ static ml_status parse_info(int argc, char **argv, info_args *a)
                 return ml_fail(ML_ERR_USAGE, "--scan: unknown convention '%s' (allowed: gu, localmamba, vim)", v);
         } else if (strcmp(argv[i], "--json") == 0) {
             a->json = 1;
+        } else if (strcmp(argv[i], "--params") == 0) {
+            a->params = 1;
         } else if (argv[i][0] == '-') {
             return ml_fail(ML_ERR_USAGE, "info: unknown option '%s' (see mixerlab info --help)", argv[i]);
         } else if (!a->model) {
@@ -191,7 +194,13 @@ int cmd_info(int argc, char **argv)
     macs_opts o = {.convention = a.conv, .scan = a.scan};
     model_stage_info parts[MODEL_MAX_STAGES + 2];
     uint64_t macs = model_macs(&m, &o, parts), params = model_param_count(&m);
-    if (a.json)
+    if (a.params) {
+        for (int i = 0; i < m.n_params; i++) {
+            char shape[96];
+            st_shape_str(shape, sizeof shape, m.params[i].ndim, m.params[i].shape);
+            printf("%s %s\n", m.params[i].name, shape);
+        }
+    } else if (a.json)
         print_json(&m, &a, params, macs, parts);
     else
         print_table(&m, &a, params, macs, parts);

@@ -37,6 +37,9 @@ static const zoo_entry zoo[] = {
     /* Vim (bimamba v2), isotropic */
     {"vim_tiny", FAMILY_VIM, 1, {24}, {192}},
     {"vim_small", FAMILY_VIM, 1, {24}, {384}},
+    /* small configurations of both for fast tests */
+    {"vmamba_test", FAMILY_VMAMBA, 4, {1, 1, 1, 1}, {8, 16, 24, 32}},
+    {"vim_test", FAMILY_VIM, 1, {2}, {16}},
 };
 
 #define ZOO_LEN ((int)(sizeof zoo / sizeof zoo[0]))

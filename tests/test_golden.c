@@ -94,10 +94,77 @@ static void run_resolution(const char *dir, int res)
     st_close(&rf);
 }
 
+/* Taps with a tensor of the same name in the fixture are compared; others are skipped. */
+static void compare_named_tap(void *p, const char *name, const float *data, int ndim, const int64_t *shape)
+{
+    golden_ctx *g = p;
+    if (!st_find(g->ref, name))
+        return;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    float *ref = malloc(n * sizeof *ref);
+    ml_status s = st_load(g->ref, name, ndim, shape, ref);
+    CHECK(s == ML_OK, "%s: %s", name, ml_last_error());
+    if (s == ML_OK) {
+        double e = rel_err_f(data, ref, n);
+        printf("  %-18s rel err %.3g\n", name, e);
+        CHECK(e <= TOL, "%s: rel err %.3g > %.0e against the float64 restatement", name, e, TOL);
+        g->compared++;
+    }
+    free(ref);
+}
+
+/* vmamba_test / vim_test against scripts/make_skeleton_fixtures.py (float64
+ * restatements of vanilla VMamba and Vim v2 with our parameter names). */
+static void run_skeleton(const char *dir, const char *model_name, int want)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/skeletons/%s.safetensors", dir, model_name);
+    st_file f;
+    if (st_open(&f, path) != ML_OK) {
+        CHECK(0, "fixture: %s", ml_last_error());
+        return;
+    }
+    const st_tensor *in = st_find(&f, "input");
+    CHECK(in && in->ndim == 4, "%s: input", model_name);
+    if (in && in->ndim == 4) {
+        model_config cfg;
+        model m;
+        model_config_from_name(model_name, &cfg);
+        ml_status s = model_plan(&m, &cfg, (int)in->shape[0], (int)in->shape[2], (int)in->shape[3]);
+        if (s == ML_OK)
+            s = model_alloc(&m);
+        CHECK(s == ML_OK, "%s: %s", model_name, ml_last_error());
+        if (s == ML_OK) {
+            /* the file also holds the input and the references: those are the only extras allowed */
+            CHECK(model_load(&m, &f, 1) == ML_OK, "%s: load: %s", model_name, ml_last_error());
+            for (int i = 0; i < f.count; i++) {
+                const char *n = f.tensors[i].name;
+                CHECK(model_find_param(&m, n) || !strcmp(n, "input") || !strcmp(n, "stem") ||
+                          !strcmp(n, "logits") || !strncmp(n, "stage", 5),
+                      "%s: unexpected tensor %s", model_name, n);
+            }
+            float *x = malloc(in->numel * sizeof *x);
+            st_read_f32(&f, in, x);
+            printf("%s (batch %lld, %lldx%lld):\n", model_name, (long long)in->shape[0], (long long)in->shape[2],
+                   (long long)in->shape[3]);
+            golden_ctx g = {&f, 0};
+            model_forward(&m, x, compare_named_tap, &g);
+            CHECK(g.compared == want, "%s: compared %d tensors, want %d", model_name, g.compared, want);
+            free(x);
+        }
+        model_free(&m);
+    }
+    st_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
     run_resolution(dir, 64);
     run_resolution(dir, 97);
+    run_skeleton(dir, "vmamba_test", 6); /* stem, stage0..3, logits */
+    run_skeleton(dir, "vim_test", 3);    /* stem, stage0, logits */
     return test_summary("test_golden");
 }
