@@ -12,6 +12,10 @@ int cmd_list(int argc, char **argv);
 int cmd_mixer(int argc, char **argv);
 int cmd_table(int argc, char **argv);
 int cmd_bench_mixers(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Sets OpenMP and OpenBLAS thread counts (n <= 0: all online cores). */
 void cli_set_threads(int n);

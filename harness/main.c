@@ -22,6 +22,10 @@ static const char usage[] =
     "  bench-mixers  every token mixer alone over a range of token counts, against the\n"
     "             SGEMM rate and copy bandwidth measured in the same run\n"
     "  list       the model zoo (with parameters and MACs at 224x224) and the mixers\n"
+    "  sweep      run a sweep spec and log every configuration to SQLite\n"
+    "  export     results of a database as CSV or JSON\n"
+    "  merge      combine databases (Slurm shards) into one\n"
+    "  plot       draw an experiment's results with gnuplot (PNG and SVG)\n"
     "  version    version, build flags, BLAS, CUDA support\n"
     "\n"
     "Run 'mixerlab <command> --help' for a command's options.\n"
@@ -29,54 +33,6 @@ static const char usage[] =
     "exit codes: 0 ok, 1 runtime error, 2 usage error (bad flag, unknown name, value\n"
     "out of range), 3 I/O error (missing, unreadable or unwritable file), 4 bad file\n"
     "contents (truncated, corrupt, wrong shape), 5 out of memory.\n";
-
-int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
-
-int cli_default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
-void cli_set_threads(int n)
-{
-    if (n <= 0)
-        n = cli_default_threads();
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
-}
-
-const char *cli_commas(uint64_t v, char *buf, size_t n)
-{
-    char digits[32];
-    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
-    size_t o = 0;
-    for (int i = 0; i < len && o + 1 < n; i++) {
-        if (i && (len - i) % 3 == 0 && o + 2 < n)
-            buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-ml_status cli_check_device(const char *device)
-{
-    if (strcmp(device, "cpu") == 0)
-        return ML_OK;
-    if (strcmp(device, "cuda") == 0)
-        return ml_fail(ML_ERR_USAGE, "--device cuda: this build has no CUDA backend (mixerlab --version "
-                                     "says 'cuda: not compiled in'); use --device cpu");
-    return ml_fail(ML_ERR_USAGE, "--device: unknown device '%s' (allowed: cpu, cuda)", device);
-}
-
-const char *cli_blas_info(void)
-{
-    static char buf[160];
-    snprintf(buf, sizeof buf, "%s (%s, %d threads)", openblas_get_config(), openblas_get_corename(),
-             openblas_get_num_threads());
-    return buf;
-}
 
 static int cmd_version(void)
 {
@@ -108,6 +64,14 @@ int main(int argc, char **argv)
         rc = cmd_info(argc - 1, argv + 1);
     else if (strcmp(cmd, "forward") == 0)
         rc = cmd_forward(argc - 1, argv + 1);
+    else if (strcmp(cmd, "sweep") == 0)
+        rc = cmd_sweep(argc - 1, argv + 1);
+    else if (strcmp(cmd, "export") == 0)
+        rc = cmd_export(argc - 1, argv + 1);
+    else if (strcmp(cmd, "merge") == 0)
+        rc = cmd_merge(argc - 1, argv + 1);
+    else if (strcmp(cmd, "plot") == 0)
+        rc = cmd_plot(argc - 1, argv + 1);
     else if (strcmp(cmd, "table") == 0)
         rc = cmd_table(argc - 1, argv + 1);
     else if (strcmp(cmd, "mixer") == 0)

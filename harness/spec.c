@@ -1,0 +1,332 @@
+#include "harness/spec.h"
+
+#include "blocks/mixer.h"
+#include "models/model.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *sweep_level_name(sweep_level l)
+{
+    return l == LEVEL_BLOCK ? "block" : l == LEVEL_MIXER ? "mixer" : "model";
+}
+
+typedef struct {
+    sweep_spec *s;
+    char err[400];
+    unsigned seen; /* bit per key, for duplicates */
+} parse_ctx;
+
+__attribute__((noinline)) static int fail(parse_ctx *p, const char *fmt, const char *a, const char *b)
+{
+    /* values are cut to 120 characters: the line number still points at the problem */
+    char aa[128], bb[256];
+    snprintf(aa, sizeof aa, "%.120s", a);
+    snprintf(bb, sizeof bb, "%.250s", b);
+    snprintf(p->err, sizeof p->err, fmt, aa, bb);
+    return 0;
+}
+
+static char *trim(char *t)
+{
+    while (*t == ' ' || *t == '\t')
+        t++;
+    size_t n = strlen(t);
+    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+        t[--n] = '\0';
+    return t;
+}
+
+/* Splits value at commas into trimmed items; empty items are an error. */
+static int split_list(parse_ctx *p, const char *key, const char *value, char items[][160], int *count)
+{
+    char buf[1024];
+    if (strlen(value) >= sizeof buf)
+        return fail(p, "%s: list too long%s", key, "");
+    strcpy(buf, value);
+    *count = 0;
+    char *start = buf;
+    for (;;) {
+        char *comma = strchr(start, ',');
+        if (comma)
+            *comma = '\0';
+        char *item = trim(start);
+        if (!*item)
+            return fail(p, "%s: empty list or empty item in '%s'", key, value);
+        if (*count == SPEC_MAX_LIST)
+            return fail(p, "%s: more than 32 values%s", key, "");
+        if (strlen(item) >= 160)
+            return fail(p, "%s: value '%s' too long", key, item);
+        strcpy(items[(*count)++], item);
+        if (!comma)
+            return 1;
+        start = comma + 1;
+    }
+}
+
+static int long_list(parse_ctx *p, const char *key, const char *value, long lo, long hi, long *out, int *count)
+{
+    char items[SPEC_MAX_LIST][160];
+    if (!split_list(p, key, value, items, count))
+        return 0;
+    for (int i = 0; i < *count; i++) {
+        char *end;
+        errno = 0;
+        long v = strtol(items[i], &end, 10);
+        if (*end || errno)
+            return fail(p, "%s: '%s' is not an integer", key, items[i]);
+        if (v < lo || v > hi) {
+            char range[64];
+            snprintf(range, sizeof range, "%s (allowed %ld..%ld)", items[i], lo, hi);
+            return fail(p, "%s: %s is out of range", key, range);
+        }
+        out[i] = v;
+    }
+    return 1;
+}
+
+static int number(parse_ctx *p, const char *key, const char *value, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (!*value || *end || errno || !(v >= lo && v <= hi)) {
+        snprintf(p->err, sizeof p->err, "%s: '%s' is not a number in %g..%g", key, value, lo, hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    parse_ctx *p = user;
+    sweep_spec *s = p->s;
+    static const char *const keys[] = {"experiment.name", "experiment.description", "grid.level", "grid.model",
+                                       "grid.mixer", "grid.resolution", "grid.tokens", "grid.width",
+                                       "grid.batch", "grid.device", "grid.threads", "measure.metrics",
+                                       "measure.warmup_s", "measure.min_samples", "measure.min_time_s",
+                                       "measure.max_time_s", NULL};
+    if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure")) {
+        if (!*section)
+            return fail(p, "key '%s' outside a section%s", name, "");
+        return fail(p, "unknown section [%s] (allowed: experiment, grid, measure)%s", section, "");
+    }
+    char full[96];
+    snprintf(full, sizeof full, "%s.%s", section, name);
+    int k = 0;
+    while (keys[k] && strcmp(keys[k], full))
+        k++;
+    if (!keys[k])
+        return fail(p, "unknown key '%s' in [%s]", name, section);
+    if (p->seen & (1u << k))
+        return fail(p, "key '%s' given twice in [%s]", name, section);
+    p->seen |= 1u << k;
+
+    char items[SPEC_MAX_LIST][160];
+    int n = 0;
+    if (!strcmp(full, "experiment.name")) {
+        if (!*value || strlen(value) >= SPEC_NAME_MAX || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(value))
+            return fail(p, "name: '%s' must be [a-z0-9_]+ (at most 63 characters)%s", value, "");
+        strcpy(s->name, value);
+    } else if (!strcmp(full, "experiment.description")) {
+        snprintf(s->description, sizeof s->description, "%s", value);
+    } else if (!strcmp(full, "grid.level")) {
+        if (!strcmp(value, "model"))
+            s->level = LEVEL_MODEL;
+        else if (!strcmp(value, "block"))
+            s->level = LEVEL_BLOCK;
+        else if (!strcmp(value, "mixer"))
+            s->level = LEVEL_MIXER;
+        else
+            return fail(p, "level: '%s' is not model, block or mixer%s", value, "");
+    } else if (!strcmp(full, "grid.model")) {
+        if (!split_list(p, name, value, items, &n))
+            return 0;
+        for (int i = 0; i < n; i++) {
+            model_config c;
+            if (model_config_from_name(items[i], &c) != ML_OK)
+                return fail(p, "model: %s%s", ml_last_error(), "");
+            strcpy(s->models[i], items[i]);
+        }
+        s->n_models = n;
+    } else if (!strcmp(full, "grid.mixer")) {
+        if (!split_list(p, name, value, items, &n))
+            return 0;
+        for (int i = 0; i < n; i++) {
+            if (!mixer_find(items[i]))
+                return fail(p, "mixer: unknown mixer '%s' (known: %s)", items[i], mixer_names());
+            snprintf(s->mixers[i], sizeof s->mixers[i], "%.31s", items[i]); /* registered names are short */
+        }
+        s->n_mixers = n;
+    } else if (!strcmp(full, "grid.resolution")) {
+        return long_list(p, name, value, MODEL_MIN_RES, MODEL_MAX_RES, s->resolutions, &s->n_resolutions);
+    } else if (!strcmp(full, "grid.tokens")) {
+        return long_list(p, name, value, 1, 1 << 22, s->tokens, &s->n_tokens);
+    } else if (!strcmp(full, "grid.width")) {
+        return long_list(p, name, value, 1, 16384, s->widths, &s->n_widths);
+    } else if (!strcmp(full, "grid.batch")) {
+        return long_list(p, name, value, 1, MODEL_MAX_BATCH, s->batches, &s->n_batches);
+    } else if (!strcmp(full, "grid.threads")) {
+        return long_list(p, name, value, 1, 1024, s->threads, &s->n_threads);
+    } else if (!strcmp(full, "grid.device")) {
+        if (!split_list(p, name, value, items, &n))
+            return 0;
+        if (n > 4)
+            return fail(p, "device: at most 4 values%s%s", "", "");
+        for (int i = 0; i < n; i++) {
+            if (strcmp(items[i], "cpu") && strcmp(items[i], "cuda"))
+                return fail(p, "device: '%s' is not cpu or cuda%s", items[i], "");
+            strcpy(s->devices[i], items[i]);
+        }
+        s->n_devices = n;
+    } else if (!strcmp(full, "measure.metrics")) {
+        if (!split_list(p, name, value, items, &n))
+            return 0;
+        s->metrics = 0;
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(items[i], "params"))
+                s->metrics |= METRIC_PARAMS;
+            else if (!strcmp(items[i], "macs"))
+                s->metrics |= METRIC_MACS;
+            else if (!strcmp(items[i], "latency"))
+                s->metrics |= METRIC_LATENCY;
+            else if (!strcmp(items[i], "memory"))
+                s->metrics |= METRIC_MEMORY;
+            else
+                return fail(p, "metrics: unknown metric '%s' (allowed: params, macs, latency, memory)%s", items[i], "");
+        }
+    } else {
+        double v;
+        if (!strcmp(name, "min_samples")) {
+            if (!number(p, name, value, 1, 1e6, &v))
+                return 0;
+            s->policy.min_samples = (int)v;
+        } else if (!number(p, name, value, 0, 86400, &v)) {
+            return 0;
+        } else if (!strcmp(name, "warmup_s")) {
+            s->policy.warmup_s = v;
+        } else if (!strcmp(name, "min_time_s")) {
+            s->policy.min_time_s = v;
+        } else {
+            s->policy.max_time_s = v;
+        }
+    }
+    return 1;
+}
+
+ml_status spec_parse(const char *path, sweep_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    out->level = LEVEL_MODEL;
+    out->metrics = METRIC_PARAMS | METRIC_MACS | METRIC_LATENCY | METRIC_MEMORY;
+    out->policy = timer_policy_default();
+    out->batches[0] = 1, out->n_batches = 1;
+    strcpy(out->devices[0], "cpu"), out->n_devices = 1;
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return ml_fail(ML_ERR_IO, "cannot open spec '%s': %s", path, strerror(errno));
+    parse_ctx p = {.s = out};
+    ini_stop_on_first_error = true;
+    ini_allow_multiline = false;
+    int line = ini_parse_file(fp, handler, &p);
+    fclose(fp);
+    if (line > 0)
+        return ml_fail(ML_ERR_USAGE, "%s:%d: %s", path, line, p.err[0] ? p.err : "malformed line (want key = value or [section])");
+    if (line < 0)
+        return ml_fail(ML_ERR_IO, "cannot read spec '%s'", path);
+    /* whole-file checks */
+    if (!out->name[0])
+        return ml_fail(ML_ERR_USAGE, "%s: [experiment] name is required", path);
+    if (out->level == LEVEL_MODEL) {
+        if (!out->n_models)
+            return ml_fail(ML_ERR_USAGE, "%s: level = model needs [grid] model", path);
+        if (!out->n_resolutions)
+            return ml_fail(ML_ERR_USAGE, "%s: level = model needs [grid] resolution", path);
+        if (out->n_tokens || out->n_widths)
+            return ml_fail(ML_ERR_USAGE, "%s: tokens and width belong to level = block or mixer (level = model sweeps resolution)", path);
+    } else {
+        if (!out->n_tokens || !out->n_widths)
+            return ml_fail(ML_ERR_USAGE, "%s: level = %s needs [grid] tokens and width", path, sweep_level_name(out->level));
+        if (out->n_resolutions || out->n_models)
+            return ml_fail(ML_ERR_USAGE, "%s: resolution and model belong to level = model", path);
+        if (!out->n_mixers)
+            return ml_fail(ML_ERR_USAGE, "%s: level = %s needs [grid] mixer", path, sweep_level_name(out->level));
+    }
+    if (out->policy.max_time_s < out->policy.min_time_s)
+        return ml_fail(ML_ERR_USAGE, "%s: max_time_s (%g) is below min_time_s (%g)", path, out->policy.max_time_s,
+                       out->policy.min_time_s);
+    return ML_OK;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, size_t n)
+{
+    snprintf(buf, n,
+             "level=%s;model=%s;mixer=%s;resolution=%ld;tokens=%ld;width=%ld;batch=%ld;device=%s;threads=%ld;"
+             "precision=fp32;metrics=%u;warmup_s=%g;min_samples=%d;min_time_s=%g;max_time_s=%g",
+             sweep_level_name(c->level), c->model, c->mixer, c->resolution, c->tokens, c->width, c->batch, c->device,
+             c->threads, s->metrics, s->policy.warmup_s, s->policy.min_samples, s->policy.min_time_s,
+             s->policy.max_time_s);
+}
+
+ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
+{
+    const int nmod = s->level == LEVEL_MODEL ? s->n_models : 1;
+    const int nmix = s->n_mixers ? s->n_mixers : 1;
+    const int nsize = s->level == LEVEL_MODEL ? s->n_resolutions : s->n_tokens;
+    const int nw = s->level == LEVEL_MODEL ? 1 : s->n_widths;
+    const int nth = s->n_threads ? s->n_threads : 1;
+    size_t total = (size_t)nmod * nmix * nsize * nw * s->n_batches * s->n_devices * nth;
+    sweep_config *c = ml_calloc(total, sizeof *c, "sweep configurations");
+    if (!c)
+        return ML_ERR_NOMEM;
+    size_t k = 0;
+    for (int a = 0; a < nmod; a++)
+        for (int b = 0; b < nmix; b++)
+            for (int r = 0; r < nsize; r++)
+                for (int w = 0; w < nw; w++)
+                    for (int bt = 0; bt < s->n_batches; bt++)
+                        for (int d = 0; d < s->n_devices; d++)
+                            for (int t = 0; t < nth; t++) {
+                                sweep_config *x = &c[k++];
+                                x->level = s->level;
+                                if (s->n_mixers)
+                                    snprintf(x->mixer, sizeof x->mixer, "%s", s->mixers[b]);
+                                if (s->level == LEVEL_MODEL) {
+                                    /* the model spec, with the mixer as an override when the grid names one */
+                                    if (s->n_mixers)
+                                        snprintf(x->model, sizeof x->model, "%s%smixer=%s", s->models[a],
+                                                 strchr(s->models[a], ':') ? "," : ":", s->mixers[b]);
+                                    else
+                                        snprintf(x->model, sizeof x->model, "%s", s->models[a]);
+                                    x->resolution = s->resolutions[r];
+                                } else {
+                                    x->tokens = s->tokens[r];
+                                    x->width = s->widths[w];
+                                    long q = 1;
+                                    while ((q + 1) * (q + 1) <= x->tokens)
+                                        q++;
+                                    x->grid_h = q * q == x->tokens ? (int)q : 1;
+                                    x->grid_w = q * q == x->tokens ? (int)q : (int)x->tokens;
+                                }
+                                x->batch = s->batches[bt];
+                                snprintf(x->device, sizeof x->device, "%s", s->devices[d]);
+                                x->threads = s->n_threads ? s->threads[t] : 0;
+                                char key[512];
+                                sweep_config_key(s, x, key, sizeof key);
+                                snprintf(x->hash, sizeof x->hash, "%016llx", (unsigned long long)fnv1a(key));
+                            }
+    *out = c;
+    *count = (int)total;
+    return ML_OK;
+}

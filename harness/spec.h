@@ -1,0 +1,60 @@
+/* Sweep specifications (INI, parsed with inih; format in experiments/README.md)
+ * and their expansion into configurations in a fixed, documented order. */
+#ifndef MIXERLAB_SPEC_H
+#define MIXERLAB_SPEC_H
+
+#include "harness/common.h"
+#include "harness/timer.h"
+
+#define SPEC_MAX_LIST 32
+#define SPEC_NAME_MAX 64
+
+typedef enum { LEVEL_MODEL = 0, LEVEL_BLOCK = 1, LEVEL_MIXER = 2 } sweep_level;
+
+enum { METRIC_PARAMS = 1, METRIC_MACS = 2, METRIC_LATENCY = 4, METRIC_MEMORY = 8 };
+
+typedef struct {
+    char name[SPEC_NAME_MAX];
+    char description[256];
+    sweep_level level;
+    char models[SPEC_MAX_LIST][160];
+    int n_models;
+    char mixers[SPEC_MAX_LIST][32]; /* empty: the model's own (level model) */
+    int n_mixers;
+    long resolutions[SPEC_MAX_LIST];
+    int n_resolutions;
+    long tokens[SPEC_MAX_LIST];
+    int n_tokens;
+    long widths[SPEC_MAX_LIST];
+    int n_widths;
+    long batches[SPEC_MAX_LIST];
+    int n_batches;
+    char devices[4][8];
+    int n_devices;
+    long threads[SPEC_MAX_LIST];
+    int n_threads;
+    unsigned metrics;
+    timer_policy policy;
+} sweep_spec;
+
+/* One configuration of the sweep, fully resolved. */
+typedef struct {
+    sweep_level level;
+    char model[160]; /* level model: the model spec, mixer override included */
+    char mixer[32];
+    long resolution, tokens, width, batch, threads;
+    char device[8];
+    int grid_h, grid_w; /* block / mixer: L tokens on a square grid if L is a perfect square, else 1 x L */
+    char hash[17];      /* of the resolved settings below, see sweep_config_key */
+} sweep_config;
+
+/* Parses path; every problem is a usage error "path:line: what is wrong". */
+ml_status spec_parse(const char *path, sweep_spec *out);
+/* The configurations in the documented order (outermost first: model, mixer,
+ * resolution or tokens, width, batch, device, threads). *out is malloc'd. */
+ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count);
+/* Canonical text of a config's resolved settings (what the hash is of). */
+void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, size_t n);
+const char *sweep_level_name(sweep_level l);
+
+#endif

@@ -1,0 +1,296 @@
+#include "harness/store.h"
+
+#include "harness/cli.h"
+
+#include <build_info.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store_schema.h" /* static const char store_schema_v1[]: results/schema.sql, generated */
+
+/* Migration k brings a database from version k to k + 1. */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {store_schema_v1};
+
+static ml_status db_fail(store *s, const char *what)
+{
+    return ml_fail(ML_ERR_IO, "database '%s': %s: %s", s->path, what, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+}
+
+void store_now_iso(char *buf, size_t n)
+{
+    time_t t = time(NULL);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+void store_cpu_model(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown CPU");
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (!fp)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, fp)) {
+        char *c = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && c) {
+            c += 2;
+            c[strcspn(c, "\n")] = '\0';
+            snprintf(buf, n, "%s", c);
+            break;
+        }
+    }
+    fclose(fp);
+}
+
+ml_status store_open(store *s, const char *path)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", path);
+    const char *d = dirname(dir);
+    struct stat st;
+    if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ml_fail(ML_ERR_IO, "database '%s': folder '%s' does not exist", path, d);
+    if (access(d, W_OK) != 0)
+        return ml_fail(ML_ERR_IO, "database '%s': folder '%s' is not writable", path, d);
+    if (stat(path, &st) == 0 && access(path, W_OK) != 0)
+        return ml_fail(ML_ERR_IO, "database '%s' is not writable", path);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        ml_status r = db_fail(s, "cannot open");
+        store_close(s);
+        return r;
+    }
+    sqlite3_busy_timeout(s->db, 30000);
+    int version = -1;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        version = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (version < 0) {
+        ml_status r = ml_fail(ML_ERR_FORMAT, "database '%s' is not a mixerlab database (%s)", path, sqlite3_errmsg(s->db));
+        store_close(s);
+        return r;
+    }
+    if (version > STORE_SCHEMA_VERSION) {
+        store_close(s);
+        return ml_fail(ML_ERR_FORMAT, "database '%s' has schema version %d; this mixerlab knows up to %d (a newer mixerlab wrote it)",
+                       path, version, STORE_SCHEMA_VERSION);
+    }
+    if (version == 0) {
+        /* a non-empty database at version 0 is someone else's */
+        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &q, NULL);
+        int n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+        sqlite3_finalize(q);
+        if (n != 0) {
+            store_close(s);
+            return ml_fail(ML_ERR_FORMAT, "database '%s' has tables but no mixerlab schema version", path);
+        }
+    }
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {
+        ml_status r = db_fail(s, "cannot set WAL mode");
+        store_close(s);
+        return r;
+    }
+    for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
+        char set[64];
+        snprintf(set, sizeof set, "PRAGMA user_version = %d;", v + 1);
+        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+            ml_status r = db_fail(s, "cannot start migration");
+            store_close(s);
+            return r;
+        }
+        /* re-check under the write lock: another process may have migrated meanwhile */
+        int now = -1;
+        sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            now = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+        if (now > v) {
+            sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+            v = now - 1;
+            continue;
+        }
+        if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(s->db, set, NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            ml_status r = db_fail(s, "migration failed");
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            store_close(s);
+            return r;
+        }
+    }
+    return ML_OK;
+}
+
+void store_close(store *s)
+{
+    if (s->db)
+        sqlite3_close(s->db);
+    s->db = NULL;
+}
+
+ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed)
+{
+    char cpu[160], host[128] = "", now[32], args[2048] = "";
+    store_cpu_model(cpu, sizeof cpu);
+    gethostname(host, sizeof host - 1);
+    store_now_iso(now, sizeof now);
+    for (int i = 0; i < argc; i++) {
+        if (i)
+            strncat(args, " ", sizeof args - strlen(args) - 1);
+        strncat(args, argv[i], sizeof args - strlen(args) - 1);
+    }
+    sqlite3_stmt *q = NULL;
+    const char *sql = "INSERT INTO runs (git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, hostname, argv, "
+                      "seed, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot record the run");
+    sqlite3_bind_text(q, 1, MIXERLAB_GIT_SHA, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, MIXERLAB_GIT_DIRTY);
+    sqlite3_bind_text(q, 3, MIXERLAB_COMPILER, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, MIXERLAB_CFLAGS, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 5, cli_blas_info(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 6, cpu, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 7, cli_default_threads());
+    sqlite3_bind_text(q, 8, host, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 9, args, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 10, (sqlite3_int64)seed);
+    sqlite3_bind_text(q, 11, now, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, "cannot record the run");
+    s->run_id = sqlite3_last_insert_rowid(s->db);
+    return ML_OK;
+}
+
+ml_status store_end_run(store *s)
+{
+    char now[32];
+    store_now_iso(now, sizeof now);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "UPDATE runs SET finished_at = ? WHERE id = ?", -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot close the run");
+    sqlite3_bind_text(q, 1, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 2, s->run_id);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? ML_OK : db_fail(s, "cannot close the run");
+}
+
+ml_status store_has_ok(store *s, const char *experiment, const char *config_hash, int *done)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT 1 FROM results WHERE experiment = ? AND config_hash = ? AND status = 'ok' LIMIT 1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot query results");
+    sqlite3_bind_text(q, 1, experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, config_hash, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(s, "cannot query results");
+    *done = rc == SQLITE_ROW;
+    return ML_OK;
+}
+
+static void bind_text(sqlite3_stmt *q, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, i);
+}
+
+static void bind_i64(sqlite3_stmt *q, int i, int64_t v)
+{
+    if (v >= 0)
+        sqlite3_bind_int64(q, i, v);
+    else
+        sqlite3_bind_null(q, i);
+}
+
+static void bind_real(sqlite3_stmt *q, int i, double v)
+{
+    if (v >= 0)
+        sqlite3_bind_double(q, i, v);
+    else
+        sqlite3_bind_null(q, i);
+}
+
+ml_status store_insert(store *s, const store_result *r, const double *samples, int nsamples)
+{
+    static const char sql[] =
+        "INSERT INTO results (run_id, experiment, config_hash, level, model, mixer, resolution, tokens, width, batch, "
+        "device, threads, precision, status, message, params, macs, macs_convention, latency_ms_median, "
+        "latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, "
+        "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)";
+    char now[32];
+    store_now_iso(now, sizeof now);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot start a transaction");
+    sqlite3_stmt *q = NULL, *qs = NULL;
+    int ok = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) == SQLITE_OK &&
+             sqlite3_prepare_v2(s->db, "INSERT INTO samples (result_id, idx, ms) VALUES (?,?,?)", -1, &qs, NULL) ==
+                 SQLITE_OK;
+    if (ok) {
+        int i = 1;
+        sqlite3_bind_int64(q, i++, s->run_id);
+        bind_text(q, i++, r->experiment);
+        bind_text(q, i++, r->config_hash);
+        bind_text(q, i++, r->level);
+        bind_text(q, i++, r->model);
+        bind_text(q, i++, r->mixer);
+        bind_i64(q, i++, r->resolution);
+        bind_i64(q, i++, r->tokens);
+        bind_i64(q, i++, r->width);
+        bind_i64(q, i++, r->batch);
+        bind_text(q, i++, r->device);
+        bind_i64(q, i++, r->threads);
+        bind_text(q, i++, r->precision);
+        bind_text(q, i++, r->status);
+        bind_text(q, i++, r->message);
+        bind_i64(q, i++, r->params);
+        bind_i64(q, i++, r->macs);
+        bind_text(q, i++, r->macs_convention);
+        bind_real(q, i++, r->median);
+        bind_real(q, i++, r->mean);
+        bind_real(q, i++, r->stdev);
+        bind_real(q, i++, r->min);
+        bind_real(q, i++, r->p10);
+        bind_real(q, i++, r->p90);
+        bind_i64(q, i++, r->samples);
+        bind_i64(q, i++, r->capped);
+        bind_real(q, i++, r->throughput);
+        bind_real(q, i++, r->gflops);
+        bind_i64(q, i++, r->peak_bytes);
+        bind_i64(q, i++, r->weight_bytes);
+        bind_i64(q, i++, r->activation_bytes);
+        bind_i64(q, i++, r->peak_rss_bytes);
+        bind_text(q, i++, now);
+        ok = sqlite3_step(q) == SQLITE_DONE;
+    }
+    int64_t rid = sqlite3_last_insert_rowid(s->db);
+    for (int k = 0; ok && k < nsamples; k++) {
+        sqlite3_reset(qs);
+        sqlite3_bind_int64(qs, 1, rid);
+        sqlite3_bind_int(qs, 2, k);
+        sqlite3_bind_double(qs, 3, samples[k]);
+        ok = sqlite3_step(qs) == SQLITE_DONE;
+    }
+    sqlite3_finalize(q);
+    sqlite3_finalize(qs);
+    if (!ok || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        ml_status e = db_fail(s, "cannot write a result (nothing of it was kept)");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return e;
+    }
+    return ML_OK;
+}
