@@ -181,66 +181,92 @@ int cmd_merge(int argc, char **argv)
             break;
         /* one transaction per input: its runs, results and samples all land or none does */
         s = exec(&st, "BEGIN IMMEDIATE");
-        if (s == ML_OK)
-            s = exec(&st,
-                     "CREATE TEMP TABLE run_map AS SELECT id AS old, NULL AS new FROM src.runs;"
-                     "CREATE TEMP TABLE res_map (old INTEGER PRIMARY KEY, new INTEGER);");
-        sqlite3_stmt *q = NULL;
-        if (s == ML_OK && sqlite3_prepare_v2(st.db, "SELECT old FROM temp.run_map", -1, &q, NULL) == SQLITE_OK) {
-            /* runs keep their provenance under new ids */
-            while (s == ML_OK && sqlite3_step(q) == SQLITE_ROW) {
-                char *sql = sqlite3_mprintf(
-                    "INSERT INTO main.runs (git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, gpu_name, "
-                    "gpu_driver, cuda_version, hostname, argv, seed, started_at, finished_at) SELECT git_sha, git_dirty, "
-                    "compiler, flags, blas, cpu_model, cores, gpu_name, gpu_driver, cuda_version, hostname, argv, seed, "
-                    "started_at, finished_at FROM src.runs WHERE id = %lld;"
-                    "UPDATE temp.run_map SET new = last_insert_rowid() WHERE old = %lld;",
-                    (long long)sqlite3_column_int64(q, 0), (long long)sqlite3_column_int64(q, 0));
-                s = exec(&st, sql);
-                sqlite3_free(sql);
-            }
-            sqlite3_finalize(q);
-        }
-        sqlite3_stmt *r = NULL;
+        sqlite3_stmt *q = NULL, *ins_run = NULL, *r = NULL, *ins_res = NULL, *ins_smp = NULL;
         if (s == ML_OK &&
-            sqlite3_prepare_v2(st.db,
-                               "SELECT id, experiment, config_hash, status FROM src.results ORDER BY id", -1, &r, NULL) ==
-                SQLITE_OK) {
-            while (s == ML_OK && sqlite3_step(r) == SQLITE_ROW) {
-                sqlite3_int64 old = sqlite3_column_int64(r, 0);
-                int have = 0;
-                s = store_has_ok(&st, (const char *)sqlite3_column_text(r, 1), (const char *)sqlite3_column_text(r, 2),
-                                 &have);
-                if (s != ML_OK)
+            (sqlite3_prepare_v2(st.db, "SELECT id FROM src.runs ORDER BY id", -1, &q, NULL) != SQLITE_OK ||
+             sqlite3_prepare_v2(st.db,
+                                "INSERT INTO main.runs (git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, "
+                                "gpu_name, gpu_driver, cuda_version, hostname, argv, seed, started_at, finished_at) "
+                                "SELECT git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, gpu_name, gpu_driver, "
+                                "cuda_version, hostname, argv, seed, started_at, finished_at FROM src.runs WHERE id = ?",
+                                -1, &ins_run, NULL) != SQLITE_OK ||
+             sqlite3_prepare_v2(st.db, "SELECT id, experiment, config_hash, run_id FROM src.results ORDER BY id", -1, &r,
+                                NULL) != SQLITE_OK ||
+             sqlite3_prepare_v2(
+                 st.db,
+                 "INSERT INTO main.results (run_id, experiment, config_hash, level, model, mixer, resolution, tokens, "
+                 "width, batch, device, threads, precision, status, message, params, macs, macs_convention, "
+                 "latency_ms_median, latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, "
+                 "samples, capped, throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, "
+                 "accuracy, created_at) SELECT ?, experiment, config_hash, level, model, mixer, resolution, tokens, "
+                 "width, batch, device, threads, precision, status, message, params, macs, macs_convention, "
+                 "latency_ms_median, latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, "
+                 "samples, capped, throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, "
+                 "accuracy, created_at FROM src.results WHERE id = ?",
+                 -1, &ins_res, NULL) != SQLITE_OK ||
+             sqlite3_prepare_v2(st.db,
+                                "INSERT INTO main.samples (result_id, idx, ms) SELECT ?, idx, ms FROM src.samples "
+                                "WHERE result_id = ?",
+                                -1, &ins_smp, NULL) != SQLITE_OK))
+            s = ml_fail(ML_ERR_IO, "database '%s': %s", argv[i], sqlite3_errmsg(st.db));
+        /* runs keep their provenance under new ids: old id -> new id */
+        sqlite3_int64 *map_old = NULL, *map_new = NULL;
+        int nmap = 0, capmap = 0;
+        while (s == ML_OK && sqlite3_step(q) == SQLITE_ROW) {
+            if (nmap == capmap) {
+                capmap = capmap ? 2 * capmap : 16;
+                sqlite3_int64 *a = realloc(map_old, (size_t)capmap * sizeof *a), *b = a ? realloc(map_new, (size_t)capmap * sizeof *b) : NULL;
+                if (!a || !b) {
+                    free(a ? a : map_old);
+                    map_old = NULL;
+                    s = ml_fail(ML_ERR_NOMEM, "out of memory merging");
                     break;
-                if (have) {
-                    dup++;
-                    continue;
                 }
-                char *sql = sqlite3_mprintf(
-                    "INSERT INTO main.results (run_id, experiment, config_hash, level, model, mixer, resolution, tokens, "
-                    "width, batch, device, threads, precision, status, message, params, macs, macs_convention, "
-                    "latency_ms_median, latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, "
-                    "samples, capped, throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, "
-                    "accuracy, created_at) SELECT m.new, experiment, config_hash, level, model, mixer, resolution, tokens, "
-                    "width, batch, device, threads, precision, status, message, params, macs, macs_convention, "
-                    "latency_ms_median, latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, "
-                    "samples, capped, throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, "
-                    "accuracy, created_at FROM src.results x JOIN temp.run_map m ON m.old = x.run_id WHERE x.id = %lld;"
-                    "INSERT INTO main.samples (result_id, idx, ms) SELECT last_insert_rowid(), idx, ms FROM src.samples "
-                    "WHERE result_id = %lld;",
-                    old, old);
-                s = exec(&st, sql);
-                sqlite3_free(sql);
-                kept++;
+                map_old = a, map_new = b;
             }
-            sqlite3_finalize(r);
+            map_old[nmap] = sqlite3_column_int64(q, 0);
+            sqlite3_reset(ins_run);
+            sqlite3_bind_int64(ins_run, 1, map_old[nmap]);
+            if (sqlite3_step(ins_run) != SQLITE_DONE)
+                s = ml_fail(ML_ERR_IO, "database '%s': %s", argv[1], sqlite3_errmsg(st.db));
+            map_new[nmap++] = sqlite3_last_insert_rowid(st.db);
         }
+        while (s == ML_OK && sqlite3_step(r) == SQLITE_ROW) {
+            sqlite3_int64 old = sqlite3_column_int64(r, 0), old_run = sqlite3_column_int64(r, 3), new_run = -1;
+            int have = 0;
+            s = store_has_ok(&st, (const char *)sqlite3_column_text(r, 1), (const char *)sqlite3_column_text(r, 2), &have);
+            if (s != ML_OK)
+                break;
+            if (have) {
+                dup++;
+                continue;
+            }
+            for (int k = 0; k < nmap; k++)
+                if (map_old[k] == old_run)
+                    new_run = map_new[k];
+            sqlite3_reset(ins_res);
+            sqlite3_bind_int64(ins_res, 1, new_run);
+            sqlite3_bind_int64(ins_res, 2, old);
+            if (new_run < 0 || sqlite3_step(ins_res) != SQLITE_DONE) {
+                s = ml_fail(ML_ERR_FORMAT, "database '%s': result %lld cannot be copied (%s)", argv[i], (long long)old,
+                            new_run < 0 ? "its run is missing" : sqlite3_errmsg(st.db));
+                break;
+            }
+            sqlite3_int64 nid = sqlite3_last_insert_rowid(st.db);
+            sqlite3_reset(ins_smp);
+            sqlite3_bind_int64(ins_smp, 1, nid);
+            sqlite3_bind_int64(ins_smp, 2, old);
+            if (sqlite3_step(ins_smp) != SQLITE_DONE)
+                s = ml_fail(ML_ERR_IO, "database '%s': %s", argv[1], sqlite3_errmsg(st.db));
+            kept++;
+        }
+        free(map_old), free(map_new);
+        sqlite3_finalize(q), sqlite3_finalize(ins_run), sqlite3_finalize(r), sqlite3_finalize(ins_res),
+            sqlite3_finalize(ins_smp);
         if (s == ML_OK)
-            s = exec(&st, "DROP TABLE temp.run_map; DROP TABLE temp.res_map; COMMIT;");
+            s = exec(&st, "COMMIT");
         else
-            sqlite3_exec(st.db, "ROLLBACK; DROP TABLE IF EXISTS temp.run_map; DROP TABLE IF EXISTS temp.res_map;", NULL,
-                         NULL, NULL);
+            sqlite3_exec(st.db, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_exec(st.db, "DETACH DATABASE src", NULL, NULL, NULL);
     }
     if (s == ML_OK)

@@ -79,8 +79,9 @@ static int long_list(parse_ctx *p, const char *key, const char *value, long lo, 
             return fail(p, "%s: '%s' is not an integer", key, items[i]);
         if (v < lo || v > hi) {
             char range[64];
-            snprintf(range, sizeof range, "%s (allowed %ld..%ld)", items[i], lo, hi);
-            return fail(p, "%s: %s is out of range", key, range);
+            snprintf(range, sizeof range, "(allowed %ld..%ld)", lo, hi);
+            snprintf(p->err, sizeof p->err, "%s: %.40s is out of range %s", key, items[i], range);
+            return 0;
         }
         out[i] = v;
     }
@@ -112,7 +113,7 @@ static int handler(void *user, const char *section, const char *name, const char
     if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure")) {
         if (!*section)
             return fail(p, "key '%s' outside a section%s", name, "");
-        return fail(p, "unknown section [%s] (allowed: experiment, grid, measure)%s", section, "");
+        return fail(p, "key '%s' is in an unknown section [%s] (allowed: experiment, grid, measure)", name, section);
     }
     char full[96];
     snprintf(full, sizeof full, "%s.%s", section, name);

@@ -81,48 +81,48 @@ ml_status store_open(store *s, const char *path)
         return ml_fail(ML_ERR_FORMAT, "database '%s' has schema version %d; this mixerlab knows up to %d (a newer mixerlab wrote it)",
                        path, version, STORE_SCHEMA_VERSION);
     }
-    if (version == 0) {
-        /* a non-empty database at version 0 is someone else's */
-        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &q, NULL);
-        int n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
-        sqlite3_finalize(q);
-        if (n != 0) {
-            store_close(s);
-            return ml_fail(ML_ERR_FORMAT, "database '%s' has tables but no mixerlab schema version", path);
-        }
-    }
     if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {
         ml_status r = db_fail(s, "cannot set WAL mode");
         store_close(s);
         return r;
     }
-    for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
+    if (version == STORE_SCHEMA_VERSION)
+        return ML_OK;
+    /* Migrate under the write lock, re-reading the version there: another
+     * process may be creating or migrating the same file right now. */
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        ml_status r = db_fail(s, "cannot start migration");
+        store_close(s);
+        return r;
+    }
+    sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL);
+    version = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+    sqlite3_finalize(q);
+    const char *why = NULL;
+    if (version == 0) {
+        /* a non-empty database at version 0 is someone else's */
+        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &q, NULL);
+        int n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+        sqlite3_finalize(q);
+        if (n != 0)
+            why = "has tables but no mixerlab schema version";
+    } else if (version < 0 || version > STORE_SCHEMA_VERSION) {
+        why = "changed schema version while opening";
+    }
+    for (int v = version; !why && v < STORE_SCHEMA_VERSION; v++) {
         char set[64];
         snprintf(set, sizeof set, "PRAGMA user_version = %d;", v + 1);
-        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-            ml_status r = db_fail(s, "cannot start migration");
-            store_close(s);
-            return r;
-        }
-        /* re-check under the write lock: another process may have migrated meanwhile */
-        int now = -1;
-        sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            now = sqlite3_column_int(q, 0);
-        sqlite3_finalize(q);
-        if (now > v) {
-            sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-            v = now - 1;
-            continue;
-        }
         if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_exec(s->db, set, NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-            ml_status r = db_fail(s, "migration failed");
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-            store_close(s);
-            return r;
-        }
+            sqlite3_exec(s->db, set, NULL, NULL, NULL) != SQLITE_OK)
+            why = "migration failed";
+    }
+    if (why || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        ml_status r = why && strcmp(why, "migration failed")
+                          ? ml_fail(ML_ERR_FORMAT, "database '%s' %s", path, why)
+                          : db_fail(s, why ? why : "cannot commit the migration");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        store_close(s);
+        return r;
     }
     return ML_OK;
 }

@@ -1,0 +1,179 @@
+/* Sweep specs (good and bad, errors with file:line), their expansion, and the
+ * timer's statistics and stopping rule on synthetic sample streams. */
+#include "harness/spec.h"
+#include "harness/timer.h"
+#include "test_util.h"
+
+#include <unistd.h>
+
+static char dir[256];
+
+static const char *write_spec(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s.ini", dir, name);
+    FILE *fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+static const char good[] = "[experiment]\n"
+                           "name = mixer_latency_vs_tokens      ; comment\n"
+                           "description = every mixer alone\n"
+                           "[grid]\n"
+                           "level = mixer\n"
+                           "mixer = dwconv, ssm, attn\n"
+                           "tokens = 196, 784, 3136, 1000\n"
+                           "width = 384\n"
+                           "batch = 1, 8\n"
+                           "device = cpu\n"
+                           "threads = 2\n"
+                           "[measure]\n"
+                           "metrics = params, macs, latency, memory\n"
+                           "warmup_s = 0.2\nmin_samples = 10\nmin_time_s = 0.5\nmax_time_s = 10\n";
+
+static void test_good(void)
+{
+    sweep_spec s;
+    const char *p = write_spec("good", good);
+    CHECK(spec_parse(p, &s) == ML_OK, "good spec: %s", ml_last_error());
+    CHECK(!strcmp(s.name, "mixer_latency_vs_tokens") && s.level == LEVEL_MIXER && s.n_mixers == 3 && s.n_tokens == 4 &&
+              s.n_batches == 2 && s.policy.min_samples == 10 && s.policy.max_time_s == 10,
+          "good spec fields");
+    sweep_config *c;
+    int n;
+    CHECK(spec_expand(&s, &c, &n) == ML_OK && n == 3 * 4 * 2, "24 configs, got %d", n);
+    /* documented order: mixer outermost, then tokens, then batch */
+    CHECK(!strcmp(c[0].mixer, "dwconv") && c[0].tokens == 196 && c[0].batch == 1 && c[1].batch == 8 &&
+              c[2].tokens == 784 && !strcmp(c[8].mixer, "ssm"),
+          "expansion order");
+    CHECK(c[0].grid_h == 14 && c[0].grid_w == 14 && c[6].tokens == 1000 && c[6].grid_h == 1 && c[6].grid_w == 1000,
+          "square grid when L is a perfect square, else 1 x L");
+    int distinct = 1;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            distinct &= strcmp(c[i].hash, c[j].hash) != 0;
+    CHECK(distinct, "config hashes are distinct");
+    sweep_config *c2;
+    int n2;
+    spec_expand(&s, &c2, &n2);
+    CHECK(n2 == n && !strcmp(c2[5].hash, c[5].hash), "hashes are stable");
+    free(c), free(c2);
+
+    /* level model: the mixer becomes an override of the model */
+    p = write_spec("model", "[experiment]\nname = m\n[grid]\nmodel = mambaout_femto, mambaout_tiny:kernel=5\n"
+                            "mixer = dwconv, identity\nresolution = 64, 96\n");
+    CHECK(spec_parse(p, &s) == ML_OK, "model spec: %s", ml_last_error());
+    CHECK(spec_expand(&s, &c, &n) == ML_OK && n == 8, "8 model configs");
+    CHECK(!strcmp(c[0].model, "mambaout_femto:mixer=dwconv") && !strcmp(c[7].model, "mambaout_tiny:kernel=5,mixer=identity"),
+          "mixer as override: '%s' '%s'", c[0].model, c[7].model);
+    free(c);
+}
+
+static void expect_bad(const char *name, const char *text, const char *needle)
+{
+    sweep_spec s;
+    const char *p = write_spec(name, text);
+    ml_status st = spec_parse(p, &s);
+    CHECK(st == ML_ERR_USAGE && strstr(ml_last_error(), needle), "%s: status %d, message '%s' lacks '%s'", name, st,
+          ml_last_error(), needle);
+}
+
+static void test_bad(void)
+{
+    expect_bad("section", "[experiment]\nname = a\n[gird]\nlevel = model\n", "section.ini:4: key 'level' is in an unknown section [gird]");
+    expect_bad("key", "[experiment]\nname = a\n[grid]\nlevels = model\n", "key.ini:4: unknown key 'levels' in [grid]");
+    expect_bad("empty", "[experiment]\nname = a\n[grid]\nmixer =\n", "empty.ini:4: mixer: empty list");
+    expect_bad("emptyitem", "[experiment]\nname = a\n[grid]\nmixer = dwconv, , ssm\n", "emptyitem.ini:4: mixer: empty");
+    expect_bad("number", "[experiment]\nname = a\n[grid]\nbatch = 1, two\n", "number.ini:4: batch: 'two' is not an integer");
+    expect_bad("range", "[experiment]\nname = a\n[grid]\nresolution = 0\n", "range.ini:4: resolution: 0 is out of range");
+    expect_bad("mixer", "[experiment]\nname = a\n[grid]\nmixer = mamba\n", "mixer.ini:4: mixer: unknown mixer 'mamba'");
+    expect_bad("model", "[experiment]\nname = a\n[grid]\nmodel = resnet\n", "model.ini:4: model: unknown model 'resnet'");
+    expect_bad("name", "[experiment]\nname = My Exp\n", "name.ini:2: name: 'My Exp' must be [a-z0-9_]+");
+    expect_bad("dup", "[experiment]\nname = a\nname = b\n", "dup.ini:3: key 'name' given twice");
+    expect_bad("outside", "name = a\n", "outside.ini:1: key 'name' outside a section");
+    expect_bad("metric", "[experiment]\nname = a\n[measure]\nmetrics = latency, flops\n", "metric.ini:4: metrics: unknown metric 'flops'");
+    expect_bad("maxtime", "[experiment]\nname = a\n[measure]\nmax_time_s = -1\n", "maxtime.ini:4: max_time_s: '-1' is not a number");
+    expect_bad("noline", "[experiment]\nname = a\njust words\n", "noline.ini:3:");
+    expect_bad("noname", "[grid]\nlevel = model\n", "[experiment] name is required");
+    expect_bad("combo", "[experiment]\nname = a\n[grid]\nmodel = mambaout_femto\nresolution = 64\ntokens = 196\n",
+               "tokens and width belong to level = block or mixer");
+    expect_bad("combo2", "[experiment]\nname = a\n[grid]\nlevel = mixer\nmixer = ssm\ntokens = 196\n",
+               "needs [grid] tokens and width");
+    expect_bad("times", "[experiment]\nname = a\n[grid]\nmodel = mambaout_test\nresolution = 32\n[measure]\nmin_time_s = 5\nmax_time_s = 1\n",
+               "max_time_s (1) is below min_time_s (5)");
+    sweep_spec s;
+    CHECK(spec_parse("/nonexistent/spec.ini", &s) == ML_ERR_IO && strstr(ml_last_error(), "cannot open spec"),
+          "missing spec: %s", ml_last_error());
+}
+
+/* A stream with known order statistics. */
+static void test_stats(void)
+{
+    double raw[11] = {5, 1, 9, 3, 7, 2, 10, 4, 8, 6, 100};
+    timer_stats st = {.raw_ms = raw, .samples = 11};
+    timer_stats_summarise(&st);
+    /* sorted 1..10, 100: median 6, p10 = 2 (pos 1.0), p90 = 10 (pos 9.0), min 1 */
+    CHECK(st.median_ms == 6 && st.min_ms == 1 && fabs(st.p10_ms - 2) < 1e-12 && fabs(st.p90_ms - 10) < 1e-12,
+          "median %g p10 %g p90 %g min %g", st.median_ms, st.p10_ms, st.p90_ms, st.min_ms);
+    CHECK(fabs(st.mean_ms - 155.0 / 11) < 1e-12, "mean %g", st.mean_ms);
+    double even[4] = {4, 1, 3, 2};
+    timer_stats e = {.raw_ms = even, .samples = 4};
+    timer_stats_summarise(&e);
+    CHECK(e.median_ms == 2.5 && fabs(e.p10_ms - 1.3) < 1e-12 && fabs(e.stdev_ms - sqrt(5.0 / 3)) < 1e-12,
+          "even: median %g p10 %g stdev %g", e.median_ms, e.p10_ms, e.stdev_ms);
+}
+
+static void spin_1ms(void *p)
+{
+    (void)p;
+    double t = timer_now_s();
+    while (timer_now_s() - t < 1e-3) {
+    }
+}
+
+static int calls;
+static void alternating(void *p)
+{
+    (void)p;
+    /* a stream whose median never settles: every call slower than the one before */
+    double d = 0.2e-3 * ++calls;
+    double t = timer_now_s();
+    while (timer_now_s() - t < d) {
+    }
+}
+
+static void test_stopping(void)
+{
+    timer_policy p = {.warmup_s = 0, .warmup_min = 1, .min_samples = 10, .min_time_s = 0.005, .max_time_s = 2,
+                      .settle_rel = 0.5};
+    timer_stats st;
+    CHECK(timer_measure(&p, spin_1ms, NULL, &st) == ML_OK, "measure");
+    CHECK(st.samples == 10 && !st.capped, "a steady stream stops at min_samples: %d samples, capped %d", st.samples,
+          st.capped);
+    CHECK(st.median_ms >= 1.0 && st.median_ms < 5.0, "median of a 1 ms spin: %g", st.median_ms);
+    timer_stats_free(&st);
+    timer_policy q = {.warmup_s = 0, .warmup_min = 0, .min_samples = 10, .min_time_s = 0, .max_time_s = 0.12,
+                      .settle_rel = 0.01};
+    calls = 0;
+    CHECK(timer_measure(&q, alternating, NULL, &st) == ML_OK, "measure");
+    CHECK(st.capped == 1, "a stream that keeps drifting hits the cap and says so (samples %d)", st.samples);
+    timer_stats_free(&st);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/mixerlab_spec_XXXXXX");
+    if (!mkdtemp(dir))
+        return 2;
+    test_good();
+    test_bad();
+    test_stats();
+    test_stopping();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", dir);
+    return test_summary("test_spec");
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The sweep runner end to end: results in SQLite, --list/--dry-run/--resume,
+# a real kill -9 then --resume (every config exactly once), shards merged ==
+# the unsharded sweep, two sweeps writing one database at once, failing
+# configs as rows, bad databases, export and plot.
+# usage: test_sweep.sh PATH/TO/mixerlab SOURCE_DIR
+set -u
+bin=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$src" || exit 2
+fails=0
+passes=0
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+q() { sqlite3 "$1" "$2"; }
+
+spec() { # spec FILE NAME MIN_TIME
+    cat >"$1" <<EOT
+[experiment]
+name = $2
+[grid]
+level = mixer
+mixer = dwconv, identity, ssm
+tokens = 16, 64, 100
+width = 8
+batch = 1, 2
+[measure]
+warmup_s = 0
+min_samples = 3
+min_time_s = $3
+max_time_s = 2
+EOT
+}
+spec "$tmp/fast.ini" sweep_test 0
+spec "$tmp/slow.ini" sweep_test 0.25
+
+# a full sweep: 3 mixers x 3 token counts x 2 batches
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/a.sqlite" >"$tmp/out" 2>"$tmp/err" || bad "full sweep exit $?: $(cat "$tmp/err")"
+[ "$(q "$tmp/a.sqlite" "select count(*) from results where status='ok'")" = 18 ] && ok || bad "18 ok results expected"
+[ "$(q "$tmp/a.sqlite" "select count(*) from samples")" -ge 54 ] && ok || bad "raw samples kept"
+[ "$(q "$tmp/a.sqlite" "select count(*) from runs where git_sha <> '' and finished_at is not null and cpu_model is not null")" = 1 ] && ok || bad "run provenance"
+[ "$(q "$tmp/a.sqlite" "pragma user_version")" = 1 ] && ok || bad "schema version 1"
+[ "$(q "$tmp/a.sqlite" "select count(*) from results where latency_ms_p10 <= latency_ms_median and latency_ms_median <= latency_ms_p90 and samples >= 3 and macs_convention = 'fvcore'")" = 18 ] && ok || bad "statistics columns"
+
+# --list and --dry-run
+"$bin" sweep "$tmp/fast.ini" --list >"$tmp/out" && [ "$(grep -cE '^ *[0-9]+ [0-9a-f]{16} ' "$tmp/out")" = 18 ] && ok || bad "--list prints 18 configs with hashes"
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/a.sqlite" --dry-run >"$tmp/out" && [ "$(grep -c 'resume skips' "$tmp/out")" = 18 ] && ok || bad "--dry-run marks done configs"
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/a.sqlite" --resume >"$tmp/out" 2>&1 && grep -q "0 configurations run (0 not ok), 18 skipped" "$tmp/out" && ok || bad "--resume skips all: $(tail -1 "$tmp/out")"
+
+# kill -9 in the middle, then --resume: every config exactly once
+"$bin" sweep "$tmp/slow.ini" --db "$tmp/k.sqlite" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+    n=$(q "$tmp/k.sqlite" "select count(*) from results" 2>/dev/null || echo 0)
+    [ "${n:-0}" -ge 3 ] && break
+    sleep 0.1
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+n=$(q "$tmp/k.sqlite" "select count(*) from results")
+[ "$n" -ge 3 ] && [ "$n" -lt 18 ] && ok || bad "kill -9 should leave a partial sweep (have $n rows)"
+"$bin" sweep "$tmp/slow.ini" --db "$tmp/k.sqlite" --resume >"$tmp/out" 2>&1 || bad "resume after kill: $(tail -2 "$tmp/out")"
+[ "$(q "$tmp/k.sqlite" "select count(distinct config_hash) from results where status='ok'")" = 18 ] && ok || bad "resume completes all 18"
+[ "$(q "$tmp/k.sqlite" "select count(*) from (select config_hash from results group by config_hash having count(*) <> 1)")" = 0 ] && ok || bad "every config exactly once after kill + resume"
+[ "$(q "$tmp/k.sqlite" "select count(*) from results r where samples <> (select count(*) from samples s where s.result_id = r.id)")" = 0 ] && ok || bad "every result has all of its samples (none half written)"
+
+# shards 0/3 1/3 2/3 merged == the unsharded sweep; merging a shard twice keeps each config once
+for i in 0 1 2; do "$bin" sweep "$tmp/fast.ini" --db "$tmp/s$i.sqlite" --shard "$i/3" >/dev/null 2>&1 || bad "shard $i"; done
+SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=3 "$bin" sweep "$tmp/fast.ini" --list >"$tmp/out" && [ "$(grep -cE '^ *[0-9]+ [0-9a-f]{16} ' "$tmp/out")" = 6 ] && ok || bad "shard from SLURM_ARRAY_TASK_ID"
+"$bin" merge "$tmp/m.sqlite" "$tmp/s0.sqlite" "$tmp/s1.sqlite" "$tmp/s2.sqlite" "$tmp/s1.sqlite" >"$tmp/out" 2>&1 || bad "merge: $(cat "$tmp/out")"
+q "$tmp/a.sqlite" "select config_hash from results order by 1" >"$tmp/h_all"
+q "$tmp/m.sqlite" "select config_hash from results order by 1" >"$tmp/h_merged"
+cmp -s "$tmp/h_all" "$tmp/h_merged" && ok || bad "merged shards give the unsharded configs"
+[ "$(q "$tmp/m.sqlite" "select count(*) from runs")" = 4 ] && ok || bad "merged runs keep their provenance (4 runs)"
+
+# two sweeps writing one database at once
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/c.sqlite" >/dev/null 2>"$tmp/err1" &
+p1=$!
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/c.sqlite" >/dev/null 2>"$tmp/err2" &
+p2=$!
+wait "$p1" && wait "$p2" && ok || bad "concurrent sweeps: $(cat "$tmp/err1" "$tmp/err2" | grep error)"
+[ "$(q "$tmp/c.sqlite" "select count(*) from results where status='ok'")" = 36 ] && ok || bad "both concurrent sweeps wrote 18 rows"
+
+# failing configs become rows and the sweep goes on
+cat >"$tmp/fail.ini" <<EOT
+[experiment]
+name = failing
+[grid]
+level = mixer
+mixer = attn, dwconv
+tokens = 16
+width = 8
+device = cpu, cuda
+[measure]
+min_samples = 2
+min_time_s = 0
+EOT
+"$bin" sweep "$tmp/fail.ini" --db "$tmp/f.sqlite" >/dev/null 2>&1 && ok || bad "a sweep with failing configs still exits 0"
+[ "$(q "$tmp/f.sqlite" "select status from results order by id" | tr '\n' ' ')" = "error unsupported ok unsupported " ] && ok || bad "statuses: $(q "$tmp/f.sqlite" "select status from results order by id" | tr '\n' ' ')"
+q "$tmp/f.sqlite" "select message from results where status='error'" | grep -q "head_size 32 does not divide" && ok || bad "error row keeps its message"
+
+# bad databases, bad arguments
+printf 'this is not sqlite at all, just text that is long enough to look like a header........' >"$tmp/bad.sqlite"
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/bad.sqlite" 2>"$tmp/err"
+[ $? = 4 ] && grep -q "is not a mixerlab database" "$tmp/err" && ok || bad "corrupt database: $(cat "$tmp/err")"
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/nope/x.sqlite" 2>"$tmp/err"
+[ $? = 3 ] && grep -q "folder '$tmp/nope' does not exist" "$tmp/err" && ok || bad "missing folder: $(cat "$tmp/err")"
+"$bin" sweep "$tmp/missing.ini" 2>"$tmp/err"
+[ $? = 3 ] && grep -q "cannot open spec" "$tmp/err" && ok || bad "missing spec"
+"$bin" sweep "$tmp/fast.ini" --shard 3/3 2>"$tmp/err"
+[ $? = 2 ] && ok || bad "--shard 3/3 is out of range"
+"$bin" export --db "$tmp/a.sqlite" 2>"$tmp/err"
+[ $? = 2 ] && grep -q "give --csv or --json" "$tmp/err" && ok || bad "export needs a format"
+"$bin" merge "$tmp/m2.sqlite" "$tmp/bad.sqlite" 2>"$tmp/err"
+[ $? = 4 ] && [ ! -e "$tmp/m2.sqlite" ] && ok || bad "merge refuses a corrupt input before writing"
+
+# export and plot
+"$bin" export --db "$tmp/a.sqlite" --experiment sweep_test --csv >"$tmp/out" && [ "$(wc -l <"$tmp/out")" = 19 ] && ok || bad "export --csv: header + 18 rows"
+"$bin" export --db "$tmp/a.sqlite" --json >"$tmp/out" && [ "$(grep -c '"config_hash"' "$tmp/out")" = 18 ] && ok || bad "export --json"
+mkdir -p "$tmp/plots"
+if command -v gnuplot >/dev/null; then
+    "$bin" plot sweep_test --db "$tmp/a.sqlite" --out "$tmp/plots" >"$tmp/out" 2>&1 || bad "plot: $(tail -3 "$tmp/out")"
+    for f in latency_vs_tokens memory_vs_tokens macs_vs_tokens throughput_vs_batch; do
+        [ -s "$tmp/plots/sweep_test_$f.png" ] && [ -s "$tmp/plots/sweep_test_$f.svg" ] && ok || bad "plot $f"
+    done
+    grep -q "exponent" "$tmp/out" && [ "$(q "$tmp/a.sqlite" "select count(*) from scaling where experiment='sweep_test'")" -ge 3 ] && ok || bad "scaling exponents printed and stored"
+fi
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
