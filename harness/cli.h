@@ -13,6 +13,7 @@ int cmd_mixer(int argc, char **argv);
 int cmd_table(int argc, char **argv);
 int cmd_bench_mixers(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_bench_runner(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_plot(int argc, char **argv);

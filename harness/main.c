@@ -21,6 +21,7 @@ static const char usage[] =
     "  bench-cpu  SGEMM rate and whole-forward rate on this machine, in one run\n"
     "  bench-mixers  every token mixer alone over a range of token counts, against the\n"
     "             SGEMM rate and copy bandwidth measured in the same run\n"
+    "  bench-runner  the measuring loop's own overhead per sample\n"
     "  list       the model zoo (with parameters and MACs at 224x224) and the mixers\n"
     "  sweep      run a sweep spec and log every configuration to SQLite\n"
     "  export     results of a database as CSV or JSON\n"
@@ -76,6 +77,8 @@ int main(int argc, char **argv)
         rc = cmd_table(argc - 1, argv + 1);
     else if (strcmp(cmd, "mixer") == 0)
         rc = cmd_mixer(argc - 1, argv + 1);
+    else if (strcmp(cmd, "bench-runner") == 0)
+        rc = cmd_bench_runner(argc - 1, argv + 1);
     else if (strcmp(cmd, "bench-mixers") == 0)
         rc = cmd_bench_mixers(argc - 1, argv + 1);
     else if (strcmp(cmd, "bench-cpu") == 0)

@@ -3,7 +3,8 @@
  * Stopping rule: after the warm-up (at least warmup_s seconds and warmup_min
  * calls), sample until there are min_samples samples and min_time_s seconds of
  * them, and the median of all samples differs from the median of the first half
- * by less than settle_rel; stop anyway at max_time_s (recorded as capped) or at
+ * by less than settle_rel (checked at min_samples and then every time the count
+ * has grown by an eighth); stop anyway at max_time_s (recorded as capped) or at
  * TIMER_MAX_SAMPLES samples. */
 #ifndef MIXERLAB_TIMER_H
 #define MIXERLAB_TIMER_H
