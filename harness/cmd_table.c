@@ -182,7 +182,7 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
                 mixm += parts[1 + s].mixer_macs;
                 long L = (long)parts[1 + s].h * parts[1 + s].w;
                 if (m.cfg.depths[s] > 0 && L > 6L * parts[1 + s].width) {
-                    char one[8];
+                    char one[16];
                     snprintf(one, sizeof one, "%s%d", longs[0] ? " " : "", s);
                     strncat(longs, one, sizeof longs - strlen(longs) - 1);
                 }

@@ -8,7 +8,7 @@ pkgs=(
     libopenblas-openmp-dev   # BLAS (the OpenMP build: it shares our thread pool)
     libsleef-dev             # vectorised erff/expf for GELU/SiLU
     libcjson-dev             # safetensors headers
-    libsqlite3-dev sqlite3   # result store
+    libsqlite3-dev sqlite3   # result store (sqlite3: the tests read databases with it)
     libinih-dev              # sweep specs
     gnuplot-nox              # plots
 )

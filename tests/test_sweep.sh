@@ -128,5 +128,30 @@ if command -v gnuplot >/dev/null; then
     grep -q "exponent" "$tmp/out" && [ "$(q "$tmp/a.sqlite" "select count(*) from scaling where experiment='sweep_test'")" -ge 3 ] && ok || bad "scaling exponents printed and stored"
 fi
 
+# the Slurm submitter, against a stand-in sbatch that runs each job here, in order
+mkdir -p "$tmp/fakebin" "$tmp/repo/build" "$tmp/repo/results"
+cat >"$tmp/fakebin/sbatch" <<'EOT'
+#!/usr/bin/env bash
+array="" wrap=""
+for a in "$@"; do
+    case "$a" in --array=*) array=${a#--array=} ;; --wrap=*) wrap=${a#--wrap=} ;; esac
+done
+n=$(( ${array#*-} + 1 ))
+if [ -n "$array" ]; then
+    for i in $(seq 0 $((n - 1))); do SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_TASK_COUNT=$n bash -c "$wrap" >/dev/null 2>&1 || exit 1; done
+else
+    bash -c "$wrap" >/dev/null 2>&1 || exit 1
+fi
+echo $RANDOM
+EOT
+chmod +x "$tmp/fakebin/sbatch"
+ln -s "$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")" "$tmp/repo/build/mixerlab"
+cp "$tmp/fast.ini" "$tmp/repo/spec.ini"
+(cd "$tmp/repo" && PATH="$tmp/fakebin:$PATH" bash "$src/scripts/slurm_sweep.sbatch" spec.ini 3 >"$tmp/out" 2>&1) || bad "slurm_sweep: $(cat "$tmp/out")"
+q "$tmp/repo/results/sweep_test.sqlite" "select config_hash from results order by 1" >"$tmp/h_slurm" 2>/dev/null
+cmp -s "$tmp/h_all" "$tmp/h_slurm" && ok || bad "slurm array + merge gives the unsharded configs"
+(cd "$tmp/repo" && PATH="$tmp/fakebin:$PATH" bash "$src/scripts/slurm_sweep.sbatch" spec.ini 0 >/dev/null 2>&1)
+[ $? = 2 ] && ok || bad "slurm_sweep refuses N = 0"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
