@@ -46,6 +46,26 @@ void store_cpu_model(char *buf, size_t n)
     fclose(fp);
 }
 
+/* Switching the journal needs a moment with no other connection busy, and the
+ * busy handler does not cover it: another sweep opening the same file at the
+ * same time gets "locked". Retry for up to 30 s; done once it reports wal. */
+static ml_status set_wal(store *s)
+{
+    for (int tries = 0; tries < 600; tries++) {
+        sqlite3_stmt *q = NULL;
+        int wal = 0;
+        if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW)
+            wal = strcmp((const char *)sqlite3_column_text(q, 0), "wal") == 0;
+        sqlite3_finalize(q);
+        if (wal)
+            return sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL) == SQLITE_OK ? ML_OK : ML_ERR_IO;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return ML_ERR_IO;
+}
+
 ml_status store_open(store *s, const char *path)
 {
     memset(s, 0, sizeof *s);
@@ -81,7 +101,7 @@ ml_status store_open(store *s, const char *path)
         return ml_fail(ML_ERR_FORMAT, "database '%s' has schema version %d; this mixerlab knows up to %d (a newer mixerlab wrote it)",
                        path, version, STORE_SCHEMA_VERSION);
     }
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {
+    if (set_wal(s) != ML_OK) {
         ml_status r = db_fail(s, "cannot set WAL mode");
         store_close(s);
         return r;
