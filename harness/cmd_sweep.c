@@ -356,13 +356,24 @@ int cmd_sweep(int argc, char **argv)
             }
         }
         double elapsed = timer_now_s() - t_start;
-        int measured_n = ran ? ran : 0;
-        double eta = measured_n ? elapsed / measured_n * (todo - seen + 1 - 0) : 0;
-        fprintf(stderr, "%s[%d/%d] %s %s%s", tty ? "\r\033[K" : "", seen, todo, c->hash, d, tty ? "" : "");
-        if (measured_n)
-            fprintf(stderr, "  (ETA %.0f s)", eta);
-        if (!tty)
+        double eta = ran ? elapsed / ran * (todo - seen + 1) : 0;
+        if (tty) {
+            /* a bar on a terminal, redrawn in place */
+            char bar[21];
+            int fill = todo ? 20 * (seen - 1) / todo : 0;
+            for (int b = 0; b < 20; b++)
+                bar[b] = b < fill ? '#' : '.';
+            bar[20] = '\0';
+            fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar, seen, todo, d);
+            if (ran)
+                fprintf(stderr, "  ETA %.0f s", eta);
+        } else {
+            /* plain lines in a log */
+            fprintf(stderr, "[%d/%d] %s %s", seen, todo, c->hash, d);
+            if (ran)
+                fprintf(stderr, "  (ETA %.0f s)", eta);
             fputc('\n', stderr);
+        }
         fflush(stderr);
 
         measured me;

@@ -81,7 +81,7 @@ ml_status store_open(store *s, const char *path)
     if (stat(path, &st) == 0 && access(path, W_OK) != 0)
         return ml_fail(ML_ERR_IO, "database '%s' is not writable", path);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        ml_status r = db_fail(s, "cannot open");
+        ml_status r = db_fail(s, "cannot open or create it (is its folder writable?)");
         store_close(s);
         return r;
     }

@@ -107,6 +107,10 @@ printf 'this is not sqlite at all, just text that is long enough to look like a 
 [ $? = 4 ] && grep -q "is not a mixerlab database" "$tmp/err" && ok || bad "corrupt database: $(cat "$tmp/err")"
 "$bin" sweep "$tmp/fast.ini" --db "$tmp/nope/x.sqlite" 2>"$tmp/err"
 [ $? = 3 ] && grep -q "folder '$tmp/nope' does not exist" "$tmp/err" && ok || bad "missing folder: $(cat "$tmp/err")"
+if [ -d /sys ] && ! touch /sys/mixerlab_probe 2>/dev/null; then
+    "$bin" sweep "$tmp/fast.ini" --db /sys/x.sqlite 2>"$tmp/err"
+    [ $? = 3 ] && grep -q "database '/sys/x.sqlite'" "$tmp/err" && ok || bad "read-only folder: $(cat "$tmp/err")"
+fi
 "$bin" sweep "$tmp/missing.ini" 2>"$tmp/err"
 [ $? = 3 ] && grep -q "cannot open spec" "$tmp/err" && ok || bad "missing spec"
 "$bin" sweep "$tmp/fast.ini" --shard 3/3 2>"$tmp/err"
