@@ -35,6 +35,9 @@ import torch
 import timm
 from timm.models.mambaout import MambaOut
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
+
 # ----------------------------------------------------------------------------
 # configuration
 # ----------------------------------------------------------------------------
@@ -57,73 +60,6 @@ EXPECTED_TIMM = "1.0.31"
 # ----------------------------------------------------------------------------
 # safetensors writer (plain python)
 # ----------------------------------------------------------------------------
-_DT = {
-    np.dtype("<f4"): "F32",
-    np.dtype("<f2"): "F16",
-    np.dtype("<f8"): "F64",
-    np.dtype("<i2"): "I16",
-}
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: list of (name, np.ndarray or (dtype_str, shape, raw_bytes)).
-
-    Data is written in list order.  Header: u64 LE length, JSON, padded with
-    spaces so that the data section starts at an 8-byte aligned offset.
-    """
-    header = {}
-    blobs = []
-    off = 0
-    for name, t in tensors:
-        if isinstance(t, tuple):
-            dtype_str, shape, raw = t
-        else:
-            a = np.ascontiguousarray(t)
-            a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-            dtype_str = _DT[a.dtype]
-            shape = list(a.shape)
-            raw = a.tobytes(order="C")
-        header[name] = {"dtype": dtype_str, "shape": [int(s) for s in shape],
-                        "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    assert all(isinstance(v, str) for v in metadata.values()), "metadata must be str->str"
-    header["__metadata__"] = dict(metadata)
-    hjson = json.dumps(header, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    hjson += b" " * ((-len(hjson)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hjson)))
-        f.write(hjson)
-        for b in blobs:
-            f.write(b)
-    return os.path.getsize(path)
-
-
-def read_safetensors(path):
-    """Minimal reader used to self-check the writer."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    hdr = json.loads(data[8:8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for k, v in hdr.items():
-        if k == "__metadata__":
-            continue
-        b, e = v["data_offsets"]
-        raw = data[base + b: base + e]
-        if v["dtype"] == "F32":
-            out[k] = np.frombuffer(raw, dtype="<f4").reshape(v["shape"])
-        elif v["dtype"] == "F16":
-            out[k] = np.frombuffer(raw, dtype="<f2").reshape(v["shape"])
-        elif v["dtype"] == "BF16":
-            u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-            out[k] = u.view("<f4").reshape(v["shape"])
-        else:
-            raise ValueError(v["dtype"])
-    return hdr, out
-
-
 def f32(t):
     """torch tensor (any float dtype) -> contiguous little-endian float32 numpy."""
     return t.detach().to(torch.float32).contiguous().numpy().astype("<f4")
@@ -273,7 +209,7 @@ def make_dtypes(path, meta_base):
     meta["description"] = ("dtype conversion checks: f16_as_f32/bf16_as_f32 are the exact "
                            "float32 values of f16/bf16; no inf/nan")
     size = write_safetensors(path, tensors, meta)
-    _, back = read_safetensors(path)
+    back, _ = read_safetensors(path)
     assert np.array_equal(back["f16"].astype("<f4").view("<u4"), f16_as_f32.view("<u4"))
     assert np.array_equal(back["bf16"].view("<u4"), bf16_as_f32.view("<u4"))
     assert np.array_equal(back["f32"].view("<u4"), f32_vals.view("<u4"))
@@ -337,7 +273,7 @@ def main():
     sizes = {}
     wpath = os.path.join(out_dir, "mambaout_test_weights.safetensors")
     sizes[wpath] = write_safetensors(wpath, [(k, f32(v)) for k, v in sd.items()], hp_meta)
-    _, back = read_safetensors(wpath)
+    back, _ = read_safetensors(wpath)
     for k, v in sd.items():
         assert np.array_equal(back[k], v.numpy()), k
     print(f"\nweights: {len(sd)} tensors, {sum(v.numel() for v in sd.values())} params")
@@ -390,7 +326,7 @@ def main():
         tensors = [("input", f32(x))] + [(n, f32(r64[n])) for n in names]
         p = os.path.join(out_dir, f"mambaout_test_r{R}.safetensors")
         sizes[p] = write_safetensors(p, tensors, meta)
-        _, back = read_safetensors(p)
+        back, _ = read_safetensors(p)
         assert np.array_equal(back["input"], x.numpy())
 
     dpath = os.path.join(out_dir, "dtypes.safetensors")

@@ -49,61 +49,8 @@ SOFTPLUS_THRESHOLD = 20.0
 LN_EPS_SS2D = 1e-5
 CONV1D_K = 4
 
-# ----------------------------------------------------------------------------
-# safetensors writer (copied from scripts/make_fixtures.py, F32 only needed)
-# ----------------------------------------------------------------------------
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: list of (name, float32 np.ndarray), written in list order.
-
-    Header: u64 LE length, JSON, padded with spaces so the data section starts
-    at an 8-byte aligned offset.
-    """
-    header = {}
-    blobs = []
-    off = 0
-    for name, t in tensors:
-        a = np.ascontiguousarray(t)
-        assert a.dtype == np.float32, name
-        a = a.astype("<f4", copy=False)
-        raw = a.tobytes(order="C")
-        header[name] = {"dtype": "F32", "shape": [int(s) for s in a.shape],
-                        "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()), \
-        "metadata must be str->str"
-    header["__metadata__"] = dict(metadata)
-    hjson = json.dumps(header, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    hjson += b" " * ((-len(hjson)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hjson)))
-        f.write(hjson)
-        for b in blobs:
-            f.write(b)
-    return os.path.getsize(path)
-
-
-def read_safetensors(path):
-    """Minimal reader used to self-check the writer (F32 only)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    assert (8 + n) % 8 == 0
-    hdr = json.loads(data[8:8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    end_max = 0
-    for k, v in hdr.items():
-        if k == "__metadata__":
-            continue
-        assert v["dtype"] == "F32"
-        b, e = v["data_offsets"]
-        end_max = max(end_max, e)
-        out[k] = np.frombuffer(data[base + b: base + e], dtype="<f4").reshape(v["shape"])
-    assert base + end_max == len(data), "trailing bytes"
-    return out, hdr.get("__metadata__", {})
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402,F401 (also used by make_skeleton_fixtures)
 
 
 # ----------------------------------------------------------------------------
@@ -734,7 +681,8 @@ def main():
         tensors += [("output", y32.numpy())]
         path = os.path.join(out_dir, f"{case}.safetensors")
         size = write_safetensors(path, tensors, meta)
-        back, bmeta = read_safetensors(path)
+        back, bhdr = read_safetensors(path)
+        bmeta = bhdr.get("__metadata__", {})
         assert list(back) == [n for n, _ in tensors] and bmeta == meta
         for n, a in tensors:
             assert np.array_equal(back[n], a), n

@@ -561,7 +561,8 @@ def main():
         tensors += [(k, v.to(torch.float32).numpy()) for k, v in acts.items()]
         path = os.path.join(out_dir, f"{cfg['name']}.safetensors")
         size = mm.write_safetensors(path, tensors, meta)
-        back, bmeta = mm.read_safetensors(path)
+        back, bhdr = mm.read_safetensors(path)
+        bmeta = bhdr.get("__metadata__", {})
         assert list(back) == [n for n, _ in tensors] and bmeta == meta
         for n, a in tensors:
             assert np.array_equal(back[n], a), n
