@@ -6,6 +6,7 @@
 
 #include <build_info.h>
 #include "harness/rng.h"
+#include "harness/store.h"
 #include "harness/timer.h"
 #include "models/model.h"
 
@@ -33,27 +34,6 @@ static const char bench_usage[] =
     "  --min-time S   least seconds of timed samples per measurement (default 2)\n"
     "  --max-time S   cap per measurement (default 30)\n"
     "  --rounds R     interleaved rounds, 1..16 (default 3)\n";
-
-static void cpu_model(char *buf, size_t n)
-{
-    snprintf(buf, n, "unknown CPU");
-    FILE *fp = fopen("/proc/cpuinfo", "r");
-    if (!fp)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, fp)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *c = strchr(line, ':');
-            if (c) {
-                c += 2;
-                c[strcspn(c, "\n")] = '\0';
-                snprintf(buf, n, "%s", c);
-            }
-            break;
-        }
-    }
-    fclose(fp);
-}
 
 typedef struct {
     int n;
@@ -175,7 +155,7 @@ int cmd_bench_cpu(int argc, char **argv)
                         .min_time_s = (double)min_time, .max_time_s = (double)max_time,
                         .settle_rel = 0.02};
     char cpu[160];
-    cpu_model(cpu, sizeof cpu);
+    store_cpu_model(cpu, sizeof cpu);
     time_t now = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -418,7 +398,7 @@ int cmd_bench_mixers(int argc, char **argv)
         return s;
 
     char cpu[160], date[32];
-    cpu_model(cpu, sizeof cpu);
+    store_cpu_model(cpu, sizeof cpu);
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
     printf("machine: %s, %d threads; BLAS: %s; mixerlab git %s%s; %s\n", cpu,

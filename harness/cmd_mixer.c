@@ -197,7 +197,7 @@ int cmd_mixer(int argc, char **argv)
         run_once(&c);
         macs_opts o = {MACS_FVCORE, SCAN_GU};
         uint64_t macs = ops->macs(&mi.cfg, B, H, W, &o);
-        printf("mixer %s: B %d, %dx%d (L = %d), E %d", a.name, B, H, W, H * W, E);
+        printf("mixer %s: B %d, %dx%d (L = %ld), E %d", a.name, B, H, W, (long)H * W, E);
         if (strncmp(a.name, "ssm", 3) == 0)
             printf(", N %d, R %d", mi.cfg.d_state, mixer_dt_rank(&mi.cfg));
         if (strcmp(a.name, "dwconv") == 0)
