@@ -149,6 +149,9 @@ int cmd_mixer(int argc, char **argv)
         cfg.kernel = (int)a.kernel, cfg.d_state = (int)a.d_state, cfg.head_size = (int)a.head_size;
         s = mixer_instance_random(&mi, a.name, &cfg, a.seed);
         size_t n = (size_t)B * H * W * E;
+        if (s == ML_OK)
+            s = ml_check_fits(4.0 * (2.0 * (double)n + (double)mixer_instance_workspace(&mi, B, H, W)),
+                              "this mixer run (input, output and workspace)");
         if (s == ML_OK && !(in = ml_malloc(n * sizeof *in, "input")))
             s = ML_ERR_NOMEM;
         if (s == ML_OK) {
@@ -186,6 +189,9 @@ int cmd_mixer(int argc, char **argv)
         }
     }
     size_t n = (size_t)B * H * W * E;
+    if (s == ML_OK && !a.random)
+        s = ml_check_fits(4.0 * ((double)n + (double)mixer_instance_workspace(&mi, B, H, W)),
+                          "this mixer run (output and workspace)");
     if (s == ML_OK) {
         out = ml_malloc(n * sizeof *out, "output");
         ws = out ? ml_malloc(mixer_instance_workspace(&mi, B, H, W) * sizeof *ws, "mixer workspace") : NULL;

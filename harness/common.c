@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static char g_errmsg[1024];
 
@@ -32,4 +33,16 @@ void *ml_calloc(size_t count, size_t size, const char *what)
     if (!p)
         ml_fail(ML_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
     return p;
+}
+
+ml_status ml_check_fits(double bytes, const char *what)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psize <= 0)
+        return ML_OK;
+    double have = (double)pages * (double)psize;
+    if (bytes > 0.9 * have)
+        return ml_fail(ML_ERR_NOMEM, "%s needs %.2f GiB but this machine has %.2f GiB", what, bytes / 1073741824.0,
+                       have / 1073741824.0);
+    return ML_OK;
 }

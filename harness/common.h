@@ -25,6 +25,10 @@ ml_status ml_fail(ml_status code, const char *fmt, ...) __attribute__((format(pr
 const char *ml_last_error(void);
 void ml_clear_error(void);
 
+/* ML_ERR_NOMEM naming `what` when `bytes` exceed 90% of the machine's memory
+ * (overcommit would otherwise let a huge allocation succeed and die later). */
+ml_status ml_check_fits(double bytes, const char *what);
+
 /* Checked allocation: on failure records ML_ERR_NOMEM naming what and how much. */
 void *ml_malloc(size_t bytes, const char *what);
 void *ml_calloc(size_t count, size_t size, const char *what);

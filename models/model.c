@@ -9,7 +9,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static ml_status add_param(model *m, int *cap, const char *name, int ndim, const int64_t *shape,
                            param_init init)
@@ -260,16 +259,10 @@ ml_status model_alloc(model *m)
     size_t wb = model_weight_bytes(m);
     size_t ab = model_activation_bytes(m) - arena_floats_bytes(m->n_ws);
     size_t sb = arena_floats_bytes(m->n_ws);
-    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && psize > 0) {
-        double have = (double)pages * (double)psize, need = (double)wb + (double)ab + (double)sb;
-        if (need > 0.9 * have)
-            return ml_fail(ML_ERR_NOMEM,
-                           "%s at batch %d, %dx%d needs %.2f GiB (weights %.2f, activations %.2f, "
-                           "workspace %.2f) but this machine has %.2f GiB",
-                           m->cfg.name, m->B, m->H, m->W, need / 1073741824.0, wb / 1073741824.0,
-                           ab / 1073741824.0, sb / 1073741824.0, have / 1073741824.0);
-    }
+    char what[256];
+    snprintf(what, sizeof what, "%s at batch %d, %dx%d (weights %.2f, activations %.2f, workspace %.2f GiB)",
+             m->cfg.name, m->B, m->H, m->W, wb / 1073741824.0, ab / 1073741824.0, sb / 1073741824.0);
+    ML_TRY(ml_check_fits((double)wb + (double)ab + (double)sb, what));
     ML_TRY(arena_init(&m->weights, "weights", wb));
     ml_status s = arena_init(&m->acts, "activations", ab);
     if (s == ML_OK)

@@ -116,6 +116,9 @@ expect 4 "tensor 'x_proj.weight' has shape [7, 4], expected [9, 4]" -- mixer --n
 expect 2 "--device cuda: this build has no CUDA backend" -- mixer --name ssm --random --channels 8 --res 4x4 --device cuda
 expect 2 "--device: unknown device 'tpu'" -- forward --model mambaout_test --res 32 --device tpu
 
+expect 5 "this mixer run (input, output and workspace) needs" -- mixer --name dwconv --random --channels 4096 --res 65536x65536
+expect 5 "mambaout_base at batch 4096, 4096x4096" -- forward --model mambaout_base --res 4096 --batch 4096
+
 # model overrides and the other commands
 expect 2 "unknown override key 'depth' (allowed: mixer, kernel" -- info mambaout_femto:depth=3
 expect 2 "override mixer=mamba: unknown mixer" -- info mambaout_femto:mixer=mamba
