@@ -101,6 +101,32 @@ EOT
 [ "$(q "$tmp/f.sqlite" "select status from results order by id" | tr '\n' ' ')" = "error unsupported ok unsupported " ] && ok || bad "statuses: $(q "$tmp/f.sqlite" "select status from results order by id" | tr '\n' ' ')"
 q "$tmp/f.sqlite" "select message from results where status='error'" | grep -q "head_size 32 does not divide" && ok || bad "error row keeps its message"
 
+cat >"$tmp/oom.ini" <<EOT
+[experiment]
+name = oom_timeout
+[grid]
+model = mambaout_base
+resolution = 4096
+batch = 4096
+EOT
+cat >"$tmp/timeout.ini" <<EOT
+[experiment]
+name = oom_timeout
+[grid]
+level = mixer
+mixer = attn
+tokens = 8192
+width = 64
+[measure]
+warmup_s = 0
+min_time_s = 0
+max_time_s = 0.001
+EOT
+"$bin" sweep "$tmp/oom.ini" --db "$tmp/f.sqlite" >/dev/null 2>&1 && "$bin" sweep "$tmp/timeout.ini" --db "$tmp/f.sqlite" >/dev/null 2>&1 && ok || bad "oom and timeout sweeps exit 0"
+q "$tmp/f.sqlite" "select status || ': ' || message from results where experiment = 'oom_timeout' order by id" >"$tmp/out"
+grep -q "^oom: mambaout_base at batch 4096, 4096x4096 .* needs" "$tmp/out" && ok || bad "oom row: $(cat "$tmp/out")"
+grep -q "^timeout: one run took .* over max_time_s = 0.001" "$tmp/out" && ok || bad "timeout row: $(cat "$tmp/out")"
+
 # bad databases, bad arguments
 printf 'this is not sqlite at all, just text that is long enough to look like a header........' >"$tmp/bad.sqlite"
 "$bin" sweep "$tmp/fast.ini" --db "$tmp/bad.sqlite" 2>"$tmp/err"
