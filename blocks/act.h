@@ -8,12 +8,14 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "harness/common.h"
+
 typedef enum { ACT_GELU = 0, ACT_SILU = 1 } act_kind;
 
 /* Exact erf GELU, as torch.nn.GELU() (approximate='none'). */
-static inline float act_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
-static inline float act_silu(float x) { return x / (1.0f + expf(-x)); }
-static inline float act_apply(act_kind k, float x) { return k == ACT_SILU ? act_silu(x) : act_gelu(x); }
+ML_HD static inline float act_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
+ML_HD static inline float act_silu(float x) { return x / (1.0f + expf(-x)); }
+ML_HD static inline float act_apply(act_kind k, float x) { return k == ACT_SILU ? act_silu(x) : act_gelu(x); }
 static inline const char *act_name(act_kind k) { return k == ACT_SILU ? "silu" : "gelu"; }
 
 /* out[i] = act(in[i]) for one row; out may alias in. Single-threaded. */

@@ -22,4 +22,15 @@ static inline uint64_t dwconv_macs(int B, int H, int W, int C, int K)
 
 extern const mixer_ops mixer_dwconv;
 
+/* The CUDA kernel (dwconv.cu, CUDA builds only): the same on device pointers,
+ * weights in PyTorch layout [C,1,K,K] (no workspace), one thread per output. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void dwconv_forward_cuda(float *out, const float *in, size_t ld_in, const float *w, const float *b, int B, int H,
+                         int W, int C, int K);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

@@ -79,4 +79,13 @@ void block_forward(const block_config *bc, const float *const *params, float *x,
 /* v[r, j] = act(u[r, j]) * (j < Hd-E ? u[r, Hd + j] : m[r, j - (Hd-E)]), written over u[r, j]. */
 void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
 
+/* The CUDA kernel of gate_forward (gated_block.cu, CUDA builds only), on device pointers. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void gate_forward_cuda(float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

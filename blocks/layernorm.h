@@ -14,4 +14,14 @@ void layernorm_forward(float *out, size_t ld_out, const float *in, size_t ld_in,
 /* fvcore's count: 5 per input element (mean, sub, var, scale, shift). */
 static inline uint64_t layernorm_macs(size_t rows, int C) { return 5ull * rows * (uint64_t)C; }
 
+/* The CUDA kernel (layernorm.cu, CUDA builds only): the same on device pointers, one warp per row. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void layernorm_forward_cuda(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w, const float *b,
+                            size_t rows, int C, float eps);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

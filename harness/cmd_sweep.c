@@ -385,7 +385,8 @@ int cmd_sweep(int argc, char **argv)
         if (!strcmp(c->device, "cuda")) {
             ms = ML_OK;
             me.status = "unsupported";
-            snprintf(me.message, sizeof me.message, "device cuda: this build has no CUDA backend");
+            cli_check_device("cuda");
+            snprintf(me.message, sizeof me.message, "%s", ml_last_error());
         } else if (c->level == LEVEL_MODEL) {
             ms = measure_model(&sp, c, &me);
         } else if (c->level == LEVEL_MIXER) {

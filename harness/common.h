@@ -20,6 +20,17 @@ typedef enum {
     ML_ERR_NOMEM = 5,   /* allocation failed (size reported) */
 } ml_status;
 
+/* Per-element math shared by the CPU reference and the CUDA kernels. */
+#ifdef __CUDACC__
+#define ML_HD __host__ __device__
+#else
+#define ML_HD
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Records the message for the current failure and returns code. */
 ml_status ml_fail(ml_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *ml_last_error(void);
@@ -32,6 +43,10 @@ ml_status ml_check_fits(double bytes, const char *what);
 /* Checked allocation: on failure records ML_ERR_NOMEM naming what and how much. */
 void *ml_malloc(size_t bytes, const char *what);
 void *ml_calloc(size_t count, size_t size, const char *what);
+
+#ifdef __cplusplus
+}
+#endif
 
 /* Propagate a failure from a call that already recorded its message. */
 #define ML_TRY(expr)                     \

@@ -1,4 +1,5 @@
 #include "harness/cli.h"
+#include "harness/cuda_util.h"
 
 #include <build_info.h>
 
@@ -42,7 +43,12 @@ static int cmd_version(void)
     printf("compiler: %s\n", MIXERLAB_COMPILER);
     printf("flags:    %s\n", MIXERLAB_CFLAGS);
     printf("blas:     %s\n", cli_blas_info());
-    printf("cuda:     not compiled in\n");
+    printf("cuda:     %s\n", cuda_build_info());
+    if (cuda_compiled()) {
+        char desc[256];
+        ml_status s = cuda_device_check(desc, sizeof desc);
+        printf("device:   %s\n", s == ML_OK ? desc : ml_last_error());
+    }
     return 0;
 }
 

@@ -1,0 +1,39 @@
+/* The CUDA entry points of a build without the toolkit: each says so. */
+#include "harness/cuda_util.h"
+
+static ml_status none(void)
+{
+    return ml_fail(ML_ERR_USAGE, "this build has no CUDA backend (configure with the CUDA toolkit installed, "
+                                 "-DMIXERLAB_CUDA=ON)");
+}
+
+int cuda_compiled(void) { return 0; }
+const char *cuda_build_info(void) { return "not compiled in"; }
+ml_status cuda_device_check(char *desc, size_t n)
+{
+    if (n)
+        desc[0] = '\0';
+    return none();
+}
+ml_status cuda_malloc(void **p, size_t bytes, const char *what)
+{
+    (void)bytes, (void)what;
+    *p = NULL;
+    return none();
+}
+void cuda_free(void *p) { (void)p; }
+ml_status cuda_to_device(void *dst, const void *src, size_t bytes)
+{
+    (void)dst, (void)src, (void)bytes;
+    return none();
+}
+ml_status cuda_to_host(void *dst, const void *src, size_t bytes)
+{
+    (void)dst, (void)src, (void)bytes;
+    return none();
+}
+ml_status cuda_sync(const char *what)
+{
+    (void)what;
+    return none();
+}

@@ -1,0 +1,31 @@
+/* The CUDA side of the harness: is a device there, device memory, copies.
+ * Built from cuda_util.cu when the toolkit is found, else from cuda_none.c,
+ * whose functions say clearly that CUDA is not compiled in. */
+#ifndef MIXERLAB_CUDA_UTIL_H
+#define MIXERLAB_CUDA_UTIL_H
+
+#include "harness/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when this build has the CUDA backend. */
+int cuda_compiled(void);
+/* "CUDA 13.0 toolkit" or "not compiled in". */
+const char *cuda_build_info(void);
+/* ML_OK with the device (name, SMs, memory, driver) in desc, or a usage
+ * error saying why there is none (no driver, no device, not compiled in). */
+ml_status cuda_device_check(char *desc, size_t n);
+ml_status cuda_malloc(void **p, size_t bytes, const char *what);
+void cuda_free(void *p);
+ml_status cuda_to_device(void *dst, const void *src, size_t bytes);
+ml_status cuda_to_host(void *dst, const void *src, size_t bytes);
+/* Waits for the device and reports any launch or execution error. */
+ml_status cuda_sync(const char *what);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
