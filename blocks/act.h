@@ -23,4 +23,13 @@ void act_row(float *out, const float *in, size_t n, act_kind k);
 /* The same over a whole tensor, split across threads. */
 void act_forward(float *out, const float *in, size_t n, act_kind k);
 
+/* The CUDA version (act.cu), on device pointers. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void act_forward_cuda(float *out, const float *in, size_t n, act_kind k);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

@@ -43,4 +43,16 @@ static inline uint64_t conv2d_macs(const conv2d_shape *s, int B, int Ho, int Wo)
 /* out (B,H,W,C) = in (B,C,H,W) transposed: image batches arrive as NCHW. */
 void nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W);
 
+/* The CUDA versions (conv2d.cu), on device pointers: im2col in chunks of
+ * ws_floats / (Cin·K·K) output pixels, then cuBLAS. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void conv2d_forward_cuda(float *out, const float *in, const float *w, const float *b, const conv2d_shape *s, int B,
+                         int H, int W, float *ws, size_t ws_floats);
+void nchw_to_nhwc_cuda(float *out, const float *in, int B, int C, int H, int W);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

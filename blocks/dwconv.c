@@ -139,6 +139,18 @@ static void dwconv_mixer_forward(const mixer_config *cfg, const float *const *p,
     dwconv_forward(out, in, ld_in, p[0], p[1], B, H, W, cfg->channels, cfg->kernel, ws);
 }
 
+#ifdef MIXERLAB_HAVE_CUDA
+static void dwconv_mixer_forward_cuda(const mixer_config *cfg, const float *const *p, float *out, const float *in,
+                                      size_t ld_in, float *ws, int B, int H, int W)
+{
+    (void)ws;
+    dwconv_forward_cuda(out, in, ld_in, p[0], p[1], B, H, W, cfg->channels, cfg->kernel);
+}
+#define DWCONV_CUDA dwconv_mixer_forward_cuda
+#else
+#define DWCONV_CUDA NULL
+#endif
+
 /* E and K from conv.weight [E, 1, K, K]. */
 static ml_status dwconv_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
 {
@@ -154,7 +166,7 @@ const mixer_ops mixer_dwconv = {
     .summary = "depthwise KxK conv (MambaOut's Gated CNN mixer)",
     .block_prefix = "",
     .causal = 0,
-    .backends = BACKEND_CPU,
+    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
     .validate = dwconv_validate,
     .param_specs = dwconv_param_specs,
     .macs = dwconv_mixer_macs,
@@ -163,4 +175,5 @@ const mixer_ops mixer_dwconv = {
     .init = NULL,
     .infer = dwconv_infer,
     .forward_cpu = dwconv_mixer_forward,
+    .forward_cuda = DWCONV_CUDA,
 };

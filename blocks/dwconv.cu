@@ -1,6 +1,7 @@
 /* Depthwise KxK conv on the GPU, channels-last: one thread per output
  * element, consecutive threads on consecutive channels so every load and
  * store is coalesced; taps summed in the CPU reference's order. */
+#include "harness/cuda_util.h"
 #include "blocks/dwconv.h"
 
 __global__ static void dwconv_kernel(float *out, const float *in, size_t ld_in, const float *w, const float *b,
@@ -32,5 +33,5 @@ extern "C" void dwconv_forward_cuda(float *out, const float *in, size_t ld_in, c
 {
     const size_t n = (size_t)B * H * W * C;
     if (n)
-        dwconv_kernel<<<(unsigned)((n + 255) / 256), 256>>>(out, in, ld_in, w, b, B, H, W, C, K);
+        dwconv_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(out, in, ld_in, w, b, B, H, W, C, K);
 }

@@ -10,6 +10,10 @@
 #include "blocks/act.h"
 #include "blocks/mixer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define BLOCK_MAX_PARAMS (8 + MIXER_MAX_PARAMS)
 
 typedef enum { NORM_LAYER = 0, NORM_RMS = 1 } norm_kind;
@@ -84,6 +88,21 @@ void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind
 extern "C" {
 #endif
 void gate_forward_cuda(float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
+#ifdef __cplusplus
+}
+#endif
+
+/* The block on the GPU (gated_block.cu): whole-tensor ops, buf.t holding every
+ * row (block_cuda_floats), the mixer's forward_cuda in the slot. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void block_forward_cuda(const block_config *bc, const float *const *params, float *x, int B, int H, int W,
+                        const block_buffers *buf);
+#ifdef __cplusplus
+}
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,12 +36,26 @@ static void identity_forward(const mixer_config *cfg, const float *const *p, flo
         memcpy(out + r * E, in + r * ld_in, E * sizeof *out);
 }
 
+#ifdef MIXERLAB_HAVE_CUDA
+#include "harness/cuda_util.h"
+
+static void identity_forward_cuda(const mixer_config *cfg, const float *const *p, float *out, const float *in,
+                                  size_t ld_in, float *ws, int B, int H, int W)
+{
+    (void)p, (void)ws;
+    cuda_copy_rows(out, (size_t)cfg->channels, in, ld_in, (size_t)cfg->channels, (size_t)B * H * W);
+}
+#define IDENTITY_CUDA identity_forward_cuda
+#else
+#define IDENTITY_CUDA NULL
+#endif
+
 const mixer_ops mixer_identity = {
     .name = "identity",
     .summary = "no token mixing (y = c), the ablation control",
     .block_prefix = "mixer.",
     .causal = 1,
-    .backends = BACKEND_CPU,
+    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
     .validate = identity_validate,
     .param_specs = identity_param_specs,
     .macs = identity_macs,
@@ -50,4 +64,5 @@ const mixer_ops mixer_identity = {
     .init = NULL,
     .infer = NULL,
     .forward_cpu = identity_forward,
+    .forward_cuda = IDENTITY_CUDA,
 };

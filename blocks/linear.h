@@ -16,4 +16,14 @@ static inline uint64_t linear_macs(size_t rows, int in_f, int out_f)
     return (uint64_t)rows * (uint64_t)in_f * (uint64_t)out_f;
 }
 
+/* The CUDA version (linear.cu): cuBLAS SGEMM on device pointers, float32 (no TF32). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void linear_forward_cuda(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w, const float *b,
+                         size_t rows, int in_f, int out_f, int accumulate);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

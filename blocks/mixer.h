@@ -13,6 +13,10 @@
 #include "harness/common.h"
 #include "harness/rng.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define MIXER_MAX_PARAMS 16
 
 typedef struct {
@@ -60,7 +64,18 @@ typedef struct mixer_ops {
     /* out (B,H,W,E) contiguous; in (B,H,W,E) with ld_in floats between tokens. */
     void (*forward_cpu)(const mixer_config *cfg, const float *const *params, float *out,
                         const float *in, size_t ld_in, float *ws, int B, int H, int W);
+    /* The same on device pointers (CUDA builds, mixers with a kernel; else NULL);
+     * needs no workspace beyond what workspace_floats gives. */
+    void (*forward_cuda)(const mixer_config *cfg, const float *const *params, float *out,
+                         const float *in, size_t ld_in, float *ws, int B, int H, int W);
 } mixer_ops;
+
+/* BACKEND_CUDA in builds with the CUDA backend, else 0: for mixers with a kernel. */
+#ifdef MIXERLAB_HAVE_CUDA
+#define MIXER_CUDA_BACKEND BACKEND_CUDA
+#else
+#define MIXER_CUDA_BACKEND 0
+#endif
 
 /* B·H·W·E: the activation_floats of a mixer that keeps nothing but its output. */
 size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W);
@@ -77,5 +92,9 @@ const char *mixer_names(void);
 
 /* Fills the defaults every mixer starts from for a block of width C, mixer width E. */
 mixer_config mixer_config_default(int width, int channels);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,4 +7,13 @@
 /* out (B, C) = mean over L of in (B, L, C). */
 void meanpool_forward(float *out, const float *in, int B, size_t L, int C);
 
+/* The CUDA version (pool.cu), on device pointers. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void meanpool_forward_cuda(float *out, const float *in, int B, size_t L, int C);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

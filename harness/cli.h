@@ -25,8 +25,9 @@ int cli_default_threads(void);
 int cli_is_help(const char *arg);
 /* "1,156,177,152" */
 const char *cli_commas(uint64_t v, char *buf, size_t n);
-/* Checks a --device value: "cpu" is fine; "cuda" is refused while this build has no CUDA backend. */
-ml_status cli_check_device(const char *device);
+/* Checks a --device value: "cpu" is fine; "cuda" needs a CUDA build, a device,
+ * and a command with a CUDA path (cuda_path non-NULL, e.g. "forward"). */
+ml_status cli_check_device(const char *device, const char *cuda_path);
 /* Short description of the BLAS library in use. */
 const char *cli_blas_info(void);
 

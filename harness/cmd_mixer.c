@@ -94,7 +94,7 @@ static ml_status parse_mixer(int argc, char **argv, mix_args *a)
         else if (!strcmp(f, "--threads"))
             ML_TRY(args_parse_long(f, v, 1, 1024, &a->threads));
         else if (!strcmp(f, "--device"))
-            ML_TRY(cli_check_device(v));
+            ML_TRY(cli_check_device(v, NULL));
         else if (!strcmp(f, "--repeat"))
             ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
         else

@@ -385,7 +385,7 @@ int cmd_sweep(int argc, char **argv)
         if (!strcmp(c->device, "cuda")) {
             ms = ML_OK;
             me.status = "unsupported";
-            cli_check_device("cuda");
+            cli_check_device("cuda", NULL);
             snprintf(me.message, sizeof me.message, "%s", ml_last_error());
         } else if (c->level == LEVEL_MODEL) {
             ms = measure_model(&sp, c, &me);

@@ -1,6 +1,8 @@
 #include "harness/cuda_util.h"
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 /* The error-check family: the failing statement, file and line, and CUDA's
@@ -51,13 +53,19 @@ extern "C" void cuda_free(void *p) { cudaFree(p); }
 
 extern "C" ml_status cuda_to_device(void *dst, const void *src, size_t bytes)
 {
-    CUDA_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    /* on mixerlab's stream, then wait: its kernels never race the copy (a
+     * non-blocking stream does not order itself after the legacy default stream) */
+    cudaStream_t s = (cudaStream_t)cuda_stream();
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
+    CUDA_TRY(cudaStreamSynchronize(s));
     return ML_OK;
 }
 
 extern "C" ml_status cuda_to_host(void *dst, const void *src, size_t bytes)
 {
-    CUDA_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    cudaStream_t s = (cudaStream_t)cuda_stream();
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s));
+    CUDA_TRY(cudaStreamSynchronize(s));
     return ML_OK;
 }
 
@@ -65,8 +73,71 @@ extern "C" ml_status cuda_sync(const char *what)
 {
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess)
-        e = cudaDeviceSynchronize();
+        e = cudaStreamSynchronize((cudaStream_t)cuda_stream());
     if (e != cudaSuccess)
         return ml_fail(ML_ERR_RUNTIME, "CUDA: %s failed: %s", what, cudaGetErrorString(e));
     return ML_OK;
+}
+
+extern "C" void *cuda_stream(void)
+{
+    static cudaStream_t s = NULL;
+    if (!s && cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess)
+        s = NULL;
+    return s;
+}
+
+extern "C" void *cuda_blas(void)
+{
+    static cublasHandle_t h = NULL;
+    if (!h) {
+        if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS)
+            return NULL;
+        cublasSetStream(h, (cudaStream_t)cuda_stream());
+        /* float32 as asked: TF32 only when a caller turns it on */
+        cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);
+    }
+    return h;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, double *median_ms, double *min_ms)
+{
+    cudaStream_t s = (cudaStream_t)cuda_stream();
+    for (int i = 0; i < warm; i++)
+        fn(ctx);
+    cudaEvent_t a, b;
+    CUDA_TRY(cudaEventCreate(&a));
+    CUDA_TRY(cudaEventCreate(&b));
+    double *t = (double *)malloc((size_t)(iters > 0 ? iters : 1) * sizeof *t);
+    if (!t)
+        return ml_fail(ML_ERR_NOMEM, "out of memory for timings");
+    for (int i = 0; i < iters; i++) {
+        float ms = 0;
+        cudaEventRecord(a, s);
+        fn(ctx);
+        cudaEventRecord(b, s);
+        cudaEventSynchronize(b);
+        cudaEventElapsedTime(&ms, a, b);
+        t[i] = ms;
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    *median_ms = iters ? t[iters / 2] : 0;
+    *min_ms = iters ? t[0] : 0;
+    free(t);
+    return cuda_sync("timed forward");
+}
+
+extern "C" void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows)
+{
+    if (rows)
+        cudaMemcpy2DAsync(dst, ld_dst * sizeof(float), src, ld_src * sizeof(float), n * sizeof(float), rows,
+                          cudaMemcpyDeviceToDevice, (cudaStream_t)cuda_stream());
 }

@@ -23,6 +23,15 @@ ml_status cuda_to_device(void *dst, const void *src, size_t bytes);
 ml_status cuda_to_host(void *dst, const void *src, size_t bytes);
 /* Waits for the device and reports any launch or execution error. */
 ml_status cuda_sync(const char *what);
+/* The stream every kernel and cuBLAS call of mixerlab runs on (created on
+ * first use; a real stream, so the forward can be captured as a graph), and
+ * the cuBLAS handle bound to it. As void * so C code needs no CUDA headers. */
+void *cuda_stream(void);
+void *cuda_blas(void);
+/* dst rows of n floats, ld_dst apart = src rows ld_src apart (device, on cuda_stream()). */
+void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows);
+/* Event timing of fn(ctx) on cuda_stream(): *ms per call, median of iters after warm calls. */
+ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, double *median_ms, double *min_ms);
 
 #ifdef __cplusplus
 }

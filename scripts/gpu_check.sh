@@ -6,10 +6,11 @@
 #
 #   bash scripts/gpu_check.sh            # on the GPU machine, from the repository root
 #
-# State of the CUDA backend (see the CUDA issue): the layernorm, gate and
-# dwconv kernels exist and are checked here; the whole-model CUDA forward,
-# the scan and attention kernels, CUDA-graph capture and the timed tables are
-# not written yet, so this script cannot yet print the benchmark table.
+# State of the CUDA backend (see the CUDA issue): kernels for every op of
+# MambaOut's skeleton with the dwconv / identity mixers, and the whole-model
+# forward (forward --device cuda), checked here against the CPU. Not written
+# yet: the scan and attention kernels, CUDA-graph capture, L2 flush, the
+# per-kernel roofline table.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mixerlab_gpu_check}
@@ -27,6 +28,12 @@ log="$OUT/gpu_check.log"
     echo "== CUDA tests (kernels against the CPU reference)"
     ctest --test-dir build -R cuda --output-on-failure
     cuda_rc=$?
+    echo "== mixerlab forward on the GPU (float32, CUDA events)"
+    for model in mambaout_femto mambaout_tiny; do
+        for b in 1 64; do
+            build/mixerlab forward --model "$model" --res 224 --batch "$b" --device cuda --repeat 30 | tail -1
+        done
+    done
     echo "== PyTorch baseline, same machine, same call"
     ref=../shared/reference
     [ -d "$ref" ] || ref=shared/reference
