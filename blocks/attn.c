@@ -139,6 +139,46 @@ static void attn_causal_forward(const mixer_config *c, const float *const *p, fl
     attn_run(c, p, out, in, ld_in, ws, B, H, W, 1);
 }
 
+#ifdef MIXERLAB_HAVE_CUDA
+static void attn_run_cuda(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
+                          float *ws, int B, int H, int W, int causal)
+{
+    const int E = c->channels;
+    const size_t L = (size_t)H * W, rows = (size_t)B * L;
+    float *qkv = ws, *o = qkv + rows * 3 * E;
+    linear_forward_cuda(qkv, 3 * (size_t)E, in, ld_in, p[0], p[1], rows, E, 3 * E, 0);
+    attn_core_cuda(o, qkv, B, L, E, c->head_size, causal);
+    linear_forward_cuda(out, (size_t)E, o, (size_t)E, p[2], p[3], rows, E, E, 0);
+}
+
+static void attn_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
+                              float *ws, int B, int H, int W)
+{
+    attn_run_cuda(c, p, out, in, ld_in, ws, B, H, W, 0);
+}
+
+static void attn_causal_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in,
+                                     size_t ld_in, float *ws, int B, int H, int W)
+{
+    attn_run_cuda(c, p, out, in, ld_in, ws, B, H, W, 1);
+}
+
+static ml_status attn_cuda_check(const mixer_config *c)
+{
+    if (c->head_size > ATTN_CUDA_MAX_HS)
+        return ml_fail(ML_ERR_USAGE, "the CUDA attention takes head sizes up to %d (head_size = %d)", ATTN_CUDA_MAX_HS,
+                       c->head_size);
+    return ML_OK;
+}
+#define ATTN_CUDA attn_forward_cuda
+#define ATTN_CAUSAL_CUDA attn_causal_forward_cuda
+#define ATTN_CUDA_CHECK attn_cuda_check
+#else
+#define ATTN_CUDA NULL
+#define ATTN_CAUSAL_CUDA NULL
+#define ATTN_CUDA_CHECK NULL
+#endif
+
 /* E from qkv.weight [3E, E]; the head size is a setting, not a shape. */
 static ml_status attn_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
 {
@@ -154,7 +194,7 @@ const mixer_ops mixer_attn = {
     .summary = "multi-head softmax self-attention over all tokens",
     .block_prefix = "mixer.",
     .causal = 0,
-    .backends = BACKEND_CPU,
+    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
     .validate = attn_validate,
     .param_specs = attn_param_specs,
     .macs = attn_macs,
@@ -163,6 +203,8 @@ const mixer_ops mixer_attn = {
     .init = NULL,
     .infer = attn_infer,
     .forward_cpu = attn_forward,
+    .forward_cuda = ATTN_CUDA,
+    .cuda_check = ATTN_CUDA_CHECK,
 };
 
 const mixer_ops mixer_attn_causal = {
@@ -170,7 +212,7 @@ const mixer_ops mixer_attn_causal = {
     .summary = "multi-head softmax self-attention with a causal mask in raster order",
     .block_prefix = "mixer.",
     .causal = 1,
-    .backends = BACKEND_CPU,
+    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
     .validate = attn_validate,
     .param_specs = attn_param_specs,
     .macs = attn_causal_macs,
@@ -179,4 +221,6 @@ const mixer_ops mixer_attn_causal = {
     .init = NULL,
     .infer = attn_infer,
     .forward_cpu = attn_causal_forward,
+    .forward_cuda = ATTN_CAUSAL_CUDA,
+    .cuda_check = ATTN_CUDA_CHECK,
 };

@@ -18,6 +18,17 @@
 void attn_core(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
                int threads);
 
+/* The CUDA core (attn.cu, CUDA builds only): one warp per query, online
+ * softmax over the keys, no score matrix; head size at most 256. */
+#define ATTN_CUDA_MAX_HS 256
+#ifdef __cplusplus
+extern "C" {
+#endif
+void attn_core_cuda(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal);
+#ifdef __cplusplus
+}
+#endif
+
 extern const mixer_ops mixer_attn;
 extern const mixer_ops mixer_attn_causal;
 

@@ -68,6 +68,8 @@ typedef struct mixer_ops {
      * needs no workspace beyond what workspace_floats gives. */
     void (*forward_cuda)(const mixer_config *cfg, const float *const *params, float *out,
                          const float *in, size_t ld_in, float *ws, int B, int H, int W);
+    /* Limits of the CUDA kernel beyond validate (NULL: none); a usage error names them. */
+    ml_status (*cuda_check)(const mixer_config *cfg);
 } mixer_ops;
 
 /* BACKEND_CUDA in builds with the CUDA backend, else 0: for mixers with a kernel. */

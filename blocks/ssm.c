@@ -246,12 +246,38 @@ static ml_status ssm_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
     return ssm_infer_named(c, shape_of, ctx, "conv1d.weight", "A_log", "dt_proj.weight");
 }
 
+#ifdef MIXERLAB_HAVE_CUDA
+ml_status ssm_cuda_check(const mixer_config *c)
+{
+    if (c->d_state > SSM_CUDA_MAX_STATE)
+        return ml_fail(ML_ERR_USAGE, "the CUDA scan keeps at most %d states per channel (d_state = %d)",
+                       SSM_CUDA_MAX_STATE, c->d_state);
+    return ML_OK;
+}
+
+static void ssm_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
+                             float *ws, int B, int H, int W)
+{
+    const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
+    const size_t L = (size_t)H * W;
+    float *u = ws;
+    ssm_conv1d_silu_cuda(u, in, ld_in, p[0], p[1], B, L, E, SSM_CONV_K, 0);
+    ssm_params sp = {p[2], p[3], p[4], p[5], p[6]};
+    ssm_direction_forward_cuda(out, 0, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, 0, u + (size_t)B * L * E);
+}
+#define SSM_CUDA ssm_forward_cuda
+#define SSM_CUDA_CHECK ssm_cuda_check
+#else
+#define SSM_CUDA NULL
+#define SSM_CUDA_CHECK NULL
+#endif
+
 const mixer_ops mixer_ssm = {
     .name = "ssm",
     .summary = "causal selective scan in raster order (Mamba)",
     .block_prefix = "mixer.",
     .causal = 1,
-    .backends = BACKEND_CPU,
+    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
     .validate = ssm_validate,
     .param_specs = ssm_param_specs,
     .macs = ssm_macs,
@@ -260,4 +286,6 @@ const mixer_ops mixer_ssm = {
     .init = ssm_init,
     .infer = ssm_infer,
     .forward_cpu = ssm_forward,
+    .forward_cuda = SSM_CUDA,
+    .cuda_check = SSM_CUDA_CHECK,
 };

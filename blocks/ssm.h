@@ -59,6 +59,23 @@ ml_status ssm_validate(const mixer_config *c);
 ml_status ssm_infer_named(mixer_config *c, mixer_shape_fn shape_of, void *ctx, const char *conv,
                           const char *alog, const char *dtp);
 
+/* The CUDA versions (ssm.cu, CUDA builds only), on device pointers; the
+ * direction's workspace as on the CPU. A plain scan for now: d_state at most 64. */
+#define SSM_CUDA_MAX_STATE 64
+#ifdef __cplusplus
+extern "C" {
+#endif
+void ssm_conv1d_silu_cuda(float *u, const float *x, size_t ld_x, const float *w, const float *b, int B, size_t L, int E,
+                          int K, int reverse);
+void ssm_direction_forward_cuda(float *y, int accumulate, const float *u, const ssm_params *p, int B, int H, int W,
+                                int E, int N, int R, ssm_order order, int reverse, float *ws);
+void ssm_scale_cuda(float *x, size_t n, float s);
+#ifdef __cplusplus
+}
+#endif
+/* The CUDA scan's limit (d_state), shared by the scan mixers; CUDA builds only. */
+ml_status ssm_cuda_check(const mixer_config *c);
+
 extern const mixer_ops mixer_ssm;
 
 #endif

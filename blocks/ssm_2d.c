@@ -87,12 +87,36 @@ static ml_status ss2d_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
     return ML_OK;
 }
 
+#ifdef MIXERLAB_HAVE_CUDA
+static void ss2d_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
+                              float *ws, int B, int H, int W)
+{
+    const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
+    const size_t rows = (size_t)B * H * W;
+    float *u = ws, *dws = ws + rows * E;
+    dwconv_forward_cuda(u, in, ld_in, p[P_CONV_W], p[P_CONV_B], B, H, W, E, 3);
+    act_forward_cuda(u, u, rows * E, ACT_SILU);
+    for (int k = 0; k < 4; k++) {
+        ssm_params sp = {p[P_XPROJ] + (size_t)k * (R + 2 * N) * E, p[P_DTW] + (size_t)k * E * R,
+                         p[P_DTB] + (size_t)k * E, p[P_ALOG] + (size_t)k * E * N, p[P_DS] + (size_t)k * E};
+        ssm_direction_forward_cuda(out, k > 0, u, &sp, B, H, W, E, N, R, (k & 1) ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
+                                   k >= 2, dws);
+    }
+    layernorm_forward_cuda(out, (size_t)E, out, (size_t)E, p[P_NORM_W], p[P_NORM_B], rows, E, SSM_2D_NORM_EPS);
+}
+#define SS2D_CUDA ss2d_forward_cuda
+#define SS2D_CUDA_CHECK ssm_cuda_check
+#else
+#define SS2D_CUDA NULL
+#define SS2D_CUDA_CHECK NULL
+#endif
+
 const mixer_ops mixer_ssm_2d = {
     .name = "ssm_2d",
     .summary = "2-D cross-scan, VMamba SS2D (four directions summed, then LayerNorm)",
     .block_prefix = "mixer.",
     .causal = 0,
-    .backends = BACKEND_CPU,
+    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
     .validate = ssm_validate,
     .param_specs = ss2d_param_specs,
     .macs = ss2d_macs,
@@ -101,4 +125,6 @@ const mixer_ops mixer_ssm_2d = {
     .init = ss2d_init,
     .infer = ss2d_infer,
     .forward_cpu = ss2d_forward,
+    .forward_cuda = SS2D_CUDA,
+    .cuda_check = SS2D_CUDA_CHECK,
 };

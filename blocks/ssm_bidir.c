@@ -74,12 +74,34 @@ static ml_status bidir_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx
     return ssm_infer_named(c, shape_of, ctx, "conv1d.weight", "A_log", "dt_proj.weight");
 }
 
+#ifdef MIXERLAB_HAVE_CUDA
+static void bidir_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in,
+                               size_t ld_in, float *ws, int B, int H, int W)
+{
+    const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
+    const size_t L = (size_t)H * W, n = (size_t)B * L * E;
+    float *u = ws, *dws = ws + n;
+    for (int d = 0; d < 2; d++) {
+        const float *const *q = p + 7 * d;
+        ssm_conv1d_silu_cuda(u, in, ld_in, q[0], q[1], B, L, E, SSM_CONV_K, d);
+        ssm_params sp = {q[2], q[3], q[4], q[5], q[6]};
+        ssm_direction_forward_cuda(out, d, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, d, dws);
+    }
+    ssm_scale_cuda(out, n, 0.5f);
+}
+#define BIDIR_CUDA bidir_forward_cuda
+#define BIDIR_CUDA_CHECK ssm_cuda_check
+#else
+#define BIDIR_CUDA NULL
+#define BIDIR_CUDA_CHECK NULL
+#endif
+
 const mixer_ops mixer_ssm_bidir = {
     .name = "ssm_bidir",
     .summary = "bidirectional selective scan, Vim v2 (forward + flipped backward, averaged)",
     .block_prefix = "mixer.",
     .causal = 0,
-    .backends = BACKEND_CPU,
+    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
     .validate = ssm_validate,
     .param_specs = bidir_param_specs,
     .macs = bidir_macs,
@@ -88,4 +110,6 @@ const mixer_ops mixer_ssm_bidir = {
     .init = bidir_init,
     .infer = bidir_infer,
     .forward_cpu = bidir_forward,
+    .forward_cuda = BIDIR_CUDA,
+    .cuda_check = BIDIR_CUDA_CHECK,
 };

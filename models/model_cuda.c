@@ -18,6 +18,8 @@ ml_status model_cuda_supported(const model *m)
         return ml_fail(ML_ERR_USAGE, "%s: no RMSNorm kernel yet", c->name);
     if (!c->mixer->forward_cuda)
         return ml_fail(ML_ERR_USAGE, "%s: mixer '%s' has no CUDA kernel yet", c->name, c->mixer->name);
+    for (int s = 0; s < c->num_stages && c->mixer->cuda_check; s++)
+        ML_TRY(c->mixer->cuda_check(&m->blocks[s].mcfg));
     return ML_OK;
 }
 

@@ -7,10 +7,10 @@
 #   bash scripts/gpu_check.sh            # on the GPU machine, from the repository root
 #
 # State of the CUDA backend (see the CUDA issue): kernels for every op of
-# MambaOut's skeleton with the dwconv / identity mixers, and the whole-model
-# forward (forward --device cuda), checked here against the CPU. Not written
-# yet: the scan and attention kernels, CUDA-graph capture, L2 flush, the
-# per-kernel roofline table.
+# MambaOut's skeleton and first (plain) kernels for every mixer, and the
+# whole-model forward (forward --device cuda), all checked here against the
+# CPU. Not written yet: fast scan/attention kernels, CUDA-graph capture, L2
+# flush, the per-kernel roofline table.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mixerlab_gpu_check}

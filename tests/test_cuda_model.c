@@ -57,12 +57,23 @@ int main(int argc, char **argv)
     check(dir, "mambaout_test", 97, "mambaout_test_weights.safetensors");
     check(dir, "mambaout_test:mixer=identity", 64, "none");
     check(dir, "mambaout_femto", 224, "none");
+    /* every mixer in the same skeleton */
+    check(dir, "mambaout_test:mixer=ssm", 64, "none");
+    check(dir, "mambaout_test:mixer=ssm_bidir", 64, "none");
+    check(dir, "mambaout_test:mixer=ssm_2d", 64, "none");
+    check(dir, "mambaout_test:mixer=attn,head_size=8", 64, "none");
+    check(dir, "mambaout_test:mixer=attn_causal,head_size=8", 97, "none");
     /* what the GPU path does not cover yet is refused, not run */
     model_config cfg;
     model m;
-    model_config_from_name("mambaout_test:mixer=ssm", &cfg);
+    model_config_from_name("mambaout_test:mixer=ssm,d_state=100", &cfg);
     model_plan(&m, &cfg, 1, 64, 64);
-    CHECK(model_cuda_supported(&m) == ML_ERR_USAGE && strstr(ml_last_error(), "no CUDA kernel yet"), "ssm refused");
+    CHECK(model_cuda_supported(&m) == ML_ERR_USAGE && strstr(ml_last_error(), "at most 64 states"),
+          "d_state 100 refused: %s", ml_last_error());
+    model_free(&m);
+    model_config_from_name("vim_test", &cfg);
+    model_plan(&m, &cfg, 1, 64, 64);
+    CHECK(model_cuda_supported(&m) == ML_ERR_USAGE && strstr(ml_last_error(), "skeleton only"), "vim refused");
     model_free(&m);
     return test_summary("test_cuda_model");
 }
