@@ -16,7 +16,7 @@ static const char forward_usage[] =
     "usage: mixerlab forward --model M [--weights W.safetensors]\n"
     "                        [--input X.safetensors | --res R --batch B] [--seed S]\n"
     "                        [--output Y.safetensors] [--threads N] [--repeat N]\n"
-    "                        [--ignore-unexpected] [--device cpu|cuda]\n"
+    "                        [--ignore-unexpected] [--device cpu|cuda] [--cuda-graph] [--cold]\n"
     "\n"
     "Runs the model on tensor 'input' [B,3,H,W] float32 (F16/BF16 converted) or, without\n"
     "--input, on a seeded random batch. Prints the top-5 classes per image and the\n"
@@ -33,8 +33,10 @@ static const char forward_usage[] =
     "  --output Y          write 'logits' here (atomically: temporary file, then rename)\n"
     "  --threads N         CPU threads (default: all cores)\n"
     "  --repeat N          timed runs after the warm-up (default 3, 0 = just one run)\n"
-    "  --device cuda       run on the GPU (MambaOut skeleton, dwconv/identity mixers so far;\n"
-    "                      CUDA-event timing, float32 without TF32)\n"
+    "  --device cuda       run on the GPU (MambaOut's skeleton with any mixer; CUDA-event\n"
+    "                      timing, float32 without TF32)\n"
+    "  --cuda-graph        capture the whole forward once as a CUDA graph and time its replays\n"
+    "  --cold              flush the L2 cache before each timed run\n"
     "\n"
     "example: mixerlab forward --model mambaout_femto --res 224 --batch 2 --output logits.safetensors\n";
 
@@ -42,7 +44,7 @@ typedef struct {
     const char *model, *weights, *input, *output;
     long res, batch, threads, repeat;
     uint64_t seed;
-    int res_set, batch_set, ignore_unexpected, cuda;
+    int res_set, batch_set, ignore_unexpected, cuda, graph, cold;
 } fwd_args;
 
 static ml_status parse_forward(int argc, char **argv, fwd_args *a)
@@ -51,8 +53,13 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
     a->res = 224, a->batch = 1, a->repeat = 3;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = NULL;
-        if (strcmp(f, "--ignore-unexpected") == 0) {
-            a->ignore_unexpected = 1;
+        if (strcmp(f, "--ignore-unexpected") == 0 || strcmp(f, "--cuda-graph") == 0 || strcmp(f, "--cold") == 0) {
+            if (f[2] == 'i')
+                a->ignore_unexpected = 1;
+            else if (f[3] == 'u')
+                a->graph = 1;
+            else
+                a->cold = 1;
             continue;
         }
         if (f[0] != '-')
@@ -89,6 +96,8 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
     }
     if (!a->model)
         return ml_fail(ML_ERR_USAGE, "forward: --model is required (known: %s)", model_zoo_names());
+    if ((a->graph || a->cold) && !a->cuda)
+        return ml_fail(ML_ERR_USAGE, "forward: --cuda-graph and --cold need --device cuda");
     if (a->input && (a->res_set || a->batch_set))
         return ml_fail(ML_ERR_USAGE, "forward: --input fixes the size; drop --res/--batch");
     return ML_OK;
@@ -167,16 +176,27 @@ static void print_top5(const model *m)
 
 #ifdef MIXERLAB_HAVE_CUDA
 static void run_cuda(void *p) { model_cuda_forward(p); }
+static void run_graph(void *p) { cuda_graph_run(p); }
 
-/* The forward on the GPU: weights and input uploaded once, then timed with CUDA events. */
-static ml_status forward_on_cuda(model *m, const float *input, int repeat)
+/* The forward on the GPU: weights and input uploaded once, then timed with
+ * CUDA events, as launched or as replays of one captured graph. */
+static ml_status forward_on_cuda(model *m, const float *input, int repeat, int graph, int cold)
 {
     model_cuda g;
     ML_TRY(model_cuda_init(&g, m));
     ml_status s = cuda_to_device(g.input, input, (size_t)m->B * 3 * m->H * m->W * sizeof(float));
     double med = 0, mn = 0;
+    void *exec = NULL;
+    if (s == ML_OK && graph) {
+        run_cuda(&g); /* one plain run first: lazy initialisation stays out of the graph */
+        s = cuda_sync("forward");
+        if (s == ML_OK)
+            s = cuda_graph_capture(run_cuda, &g, &exec);
+    }
     if (s == ML_OK)
-        s = cuda_time(run_cuda, &g, 3, repeat > 0 ? repeat : 1, &med, &mn);
+        s = exec ? cuda_time(run_graph, exec, 3, repeat > 0 ? repeat : 1, cold, &med, &mn)
+                 : cuda_time(run_cuda, &g, 3, repeat > 0 ? repeat : 1, cold, &med, &mn);
+    cuda_graph_free(exec);
     if (s == ML_OK)
         s = cuda_to_host(m->logits, g.logits, (size_t)m->B * m->cfg.num_classes * sizeof(float));
     if (s == ML_OK) {
@@ -186,18 +206,19 @@ static ml_status forward_on_cuda(model *m, const float *input, int repeat)
         macs_opts o = {MACS_FVCORE, SCAN_GU};
         double macs = (double)model_macs(m, &o, NULL);
         printf("model %s, batch %d, %dx%d on %s\n", m->cfg.name, m->B, m->H, m->W, dev);
-        printf("forward time (CUDA events): median %.3f ms, min %.3f ms over %d runs after 3 warm-up "
+        printf("forward time (CUDA events%s%s): median %.3f ms, min %.3f ms over %d runs after 3 warm-up "
                "(%.1f GFLOP/s at the median); device memory: weights %.1f MiB, activations %.1f MiB\n",
-               med, mn, repeat > 0 ? repeat : 1, 2.0 * macs / (med * 1e6), g.weight_bytes / 1048576.0,
+               graph ? ", CUDA graph" : "", cold ? ", cold L2" : "", med, mn, repeat > 0 ? repeat : 1,
+               2.0 * macs / (med * 1e6), g.weight_bytes / 1048576.0,
                g.activation_bytes / 1048576.0);
     }
     model_cuda_free(&g);
     return s;
 }
 #else
-static ml_status forward_on_cuda(model *m, const float *input, int repeat)
+static ml_status forward_on_cuda(model *m, const float *input, int repeat, int graph, int cold)
 {
-    (void)m, (void)input, (void)repeat; /* cli_check_device refuses cuda in this build */
+    (void)m, (void)input, (void)repeat, (void)graph, (void)cold; /* cli_check_device refuses cuda in this build */
     return ml_fail(ML_ERR_USAGE, "this build has no CUDA backend");
 }
 #endif
@@ -251,7 +272,7 @@ int cmd_forward(int argc, char **argv)
         }
     }
     if (s == ML_OK && a.cuda)
-        s = forward_on_cuda(&m, input, (int)a.repeat);
+        s = forward_on_cuda(&m, input, (int)a.repeat, a.graph, a.cold);
     else if (s == ML_OK) {
         fwd_ctx ctx = {&m, input};
         double t0 = timer_now_s();

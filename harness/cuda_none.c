@@ -39,13 +39,26 @@ ml_status cuda_sync(const char *what)
 }
 void *cuda_stream(void) { return NULL; }
 void *cuda_blas(void) { return NULL; }
-ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, double *median_ms, double *min_ms)
+ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms, double *min_ms)
 {
-    (void)fn, (void)ctx, (void)warm, (void)iters;
+    (void)fn, (void)ctx, (void)warm, (void)iters, (void)cold;
     *median_ms = *min_ms = 0;
     return none();
 }
 void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows)
 {
     (void)dst, (void)ld_dst, (void)src, (void)ld_src, (void)n, (void)rows;
+}
+ml_status cuda_graph_capture(void (*fn)(void *), void *ctx, void **exec)
+{
+    (void)fn, (void)ctx;
+    *exec = NULL;
+    return none();
+}
+void cuda_graph_run(void *exec) { (void)exec; }
+void cuda_graph_free(void *exec) { (void)exec; }
+ml_status cuda_memset_zero(void *p, size_t bytes)
+{
+    (void)p, (void)bytes;
+    return none();
 }

@@ -94,6 +94,11 @@ extern "C" void *cuda_blas(void)
         if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS)
             return NULL;
         cublasSetStream(h, (cudaStream_t)cuda_stream());
+        /* a workspace of our own: cuBLAS may not allocate inside a graph capture */
+        static void *blas_ws = NULL;
+        const size_t blas_ws_bytes = (size_t)32 << 20;
+        if (cudaMalloc(&blas_ws, blas_ws_bytes) == cudaSuccess)
+            cublasSetWorkspace(h, blas_ws, blas_ws_bytes);
         /* float32 as asked: TF32 only when a caller turns it on */
         cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);
     }
@@ -106,9 +111,18 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, double *median_ms, double *min_ms)
+extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms,
+                               double *min_ms)
 {
     cudaStream_t s = (cudaStream_t)cuda_stream();
+    void *flush = NULL;
+    size_t flush_bytes = 0;
+    if (cold) {
+        int l2 = 0;
+        cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0);
+        flush_bytes = 2 * (size_t)(l2 > 0 ? l2 : 64 << 20);
+        CUDA_TRY(cudaMalloc(&flush, flush_bytes));
+    }
     for (int i = 0; i < warm; i++)
         fn(ctx);
     cudaEvent_t a, b;
@@ -119,6 +133,8 @@ extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iter
         return ml_fail(ML_ERR_NOMEM, "out of memory for timings");
     for (int i = 0; i < iters; i++) {
         float ms = 0;
+        if (flush)
+            cudaMemsetAsync(flush, i & 0xff, flush_bytes, s);
         cudaEventRecord(a, s);
         fn(ctx);
         cudaEventRecord(b, s);
@@ -128,6 +144,8 @@ extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iter
     }
     cudaEventDestroy(a);
     cudaEventDestroy(b);
+    if (flush)
+        cudaFree(flush);
     qsort(t, (size_t)iters, sizeof *t, cmp_double);
     *median_ms = iters ? t[iters / 2] : 0;
     *min_ms = iters ? t[0] : 0;
@@ -140,4 +158,36 @@ extern "C" void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size
     if (rows)
         cudaMemcpy2DAsync(dst, ld_dst * sizeof(float), src, ld_src * sizeof(float), n * sizeof(float), rows,
                           cudaMemcpyDeviceToDevice, (cudaStream_t)cuda_stream());
+}
+
+extern "C" ml_status cuda_graph_capture(void (*fn)(void *), void *ctx, void **exec)
+{
+    cudaStream_t s = (cudaStream_t)cuda_stream();
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ge = NULL;
+    cuda_blas(); /* created (and its workspace set) before the capture starts */
+    CUDA_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    fn(ctx);
+    CUDA_TRY(cudaStreamEndCapture(s, &g));
+    cudaError_t e = cudaGraphInstantiate(&ge, g, 0);
+    cudaGraphDestroy(g);
+    CUDA_TRY(e);
+    *exec = ge;
+    return ML_OK;
+}
+
+extern "C" void cuda_graph_run(void *exec) { cudaGraphLaunch((cudaGraphExec_t)exec, (cudaStream_t)cuda_stream()); }
+
+extern "C" void cuda_graph_free(void *exec)
+{
+    if (exec)
+        cudaGraphExecDestroy((cudaGraphExec_t)exec);
+}
+
+extern "C" ml_status cuda_memset_zero(void *p, size_t bytes)
+{
+    cudaStream_t s = (cudaStream_t)cuda_stream();
+    CUDA_TRY(cudaMemsetAsync(p, 0, bytes, s));
+    CUDA_TRY(cudaStreamSynchronize(s));
+    return ML_OK;
 }

@@ -19,6 +19,7 @@ const char *cuda_build_info(void);
 ml_status cuda_device_check(char *desc, size_t n);
 ml_status cuda_malloc(void **p, size_t bytes, const char *what);
 void cuda_free(void *p);
+ml_status cuda_memset_zero(void *p, size_t bytes);
 ml_status cuda_to_device(void *dst, const void *src, size_t bytes);
 ml_status cuda_to_host(void *dst, const void *src, size_t bytes);
 /* Waits for the device and reports any launch or execution error. */
@@ -30,8 +31,15 @@ void *cuda_stream(void);
 void *cuda_blas(void);
 /* dst rows of n floats, ld_dst apart = src rows ld_src apart (device, on cuda_stream()). */
 void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows);
-/* Event timing of fn(ctx) on cuda_stream(): *ms per call, median of iters after warm calls. */
-ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, double *median_ms, double *min_ms);
+/* Event timing of fn(ctx) on cuda_stream(): *ms per call, median of iters after
+ * warm calls. cold = 1 writes twice the L2 size before each sample (outside
+ * the timed span) so each sample starts with a cold cache. */
+ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms, double *min_ms);
+/* Captures fn(ctx) on cuda_stream() as a CUDA graph (*exec), to be replayed
+ * with cuda_graph_run; fn must not allocate or synchronise. */
+ml_status cuda_graph_capture(void (*fn)(void *), void *ctx, void **exec);
+void cuda_graph_run(void *exec);
+void cuda_graph_free(void *exec);
 
 #ifdef __cplusplus
 }

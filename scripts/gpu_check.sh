@@ -32,6 +32,7 @@ log="$OUT/gpu_check.log"
     for model in mambaout_femto mambaout_tiny; do
         for b in 1 64; do
             build/mixerlab forward --model "$model" --res 224 --batch "$b" --device cuda --repeat 30 | tail -1
+            build/mixerlab forward --model "$model" --res 224 --batch "$b" --device cuda --repeat 30 --cuda-graph | tail -1
         done
     done
     echo "== PyTorch baseline, same machine, same call"

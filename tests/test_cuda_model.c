@@ -5,6 +5,8 @@
 #include "models/model_cuda.h"
 #include "test_util.h"
 
+static void run(void *p) { model_cuda_forward(p); }
+
 static void check(const char *dir, const char *spec, int res, const char *weights)
 {
     char wpath[512];
@@ -38,6 +40,19 @@ static void check(const char *dir, const char *spec, int res, const char *weight
         double e = rel_err_f(gpu, cpu, nl);
         printf("  %-32s %dx%d: logits rel err %.3g\n", spec, res, res, e);
         CHECK(e <= 1e-4, "%s: CUDA logits vs CPU rel err %.3g", spec, e);
+        /* the same forward captured as a CUDA graph and replayed gives the same logits */
+        void *exec = NULL;
+        float *gg = malloc(nl * sizeof *gg);
+        CHECK(cuda_graph_capture(run, &g, &exec) == ML_OK, "%s: graph capture: %s", spec, ml_last_error());
+        if (exec) {
+            CHECK(cuda_memset_zero(g.logits, nl * sizeof(float)) == ML_OK, "clear");
+            cuda_graph_run(exec);
+            CHECK(cuda_sync("graph replay") == ML_OK && cuda_to_host(gg, g.logits, nl * sizeof *gg) == ML_OK,
+                  "replay: %s", ml_last_error());
+            CHECK(memcmp(gg, gpu, nl * sizeof *gg) == 0, "%s: graph replay differs from the launched forward", spec);
+            cuda_graph_free(exec);
+        }
+        free(gg);
         model_cuda_free(&g);
     }
     free(x), free(cpu), free(gpu);
