@@ -4,7 +4,11 @@
 #include "harness/spec.h"
 #include "harness/store.h"
 #include "models/mixer_io.h"
+#include "harness/cuda_util.h"
 #include "models/model.h"
+#ifdef MIXERLAB_HAVE_CUDA
+#include "models/model_cuda.h"
+#endif
 
 #include <omp.h>
 #include <stdlib.h>
@@ -236,6 +240,148 @@ static ml_status measure_block(const sweep_spec *sp, const sweep_config *c, meas
     return s;
 }
 
+#ifdef MIXERLAB_HAVE_CUDA
+/* GPU configs: CUDA-event samples, min_samples of them (at least 10) after 3 warm runs. */
+static ml_status cuda_measure(const sweep_spec *sp, void (*fn)(void *), void *ctx, measured *out)
+{
+    int iters = sp->policy.min_samples > 10 ? sp->policy.min_samples : 10;
+    out->st.raw_ms = ml_malloc((size_t)iters * sizeof(double), "timing samples");
+    if (!out->st.raw_ms)
+        return ML_ERR_NOMEM;
+    ML_TRY(cuda_time_samples(fn, ctx, 3, iters, 0, out->st.raw_ms));
+    out->st.samples = iters;
+    timer_stats_summarise(&out->st);
+    out->have_latency = 1;
+    return ML_OK;
+}
+
+static void run_model_cuda(void *p) { model_cuda_forward(p); }
+
+static ml_status measure_model_cuda(const sweep_spec *sp, const sweep_config *c, measured *out)
+{
+    model_config cfg;
+    ML_TRY(model_config_from_name(c->model, &cfg));
+    model m;
+    ml_status s = model_plan(&m, &cfg, (int)c->batch, (int)c->resolution, (int)c->resolution);
+    if (s == ML_OK) {
+        macs_opts o = {MACS_FVCORE, SCAN_GU};
+        out->params = (int64_t)model_param_count(&m);
+        out->macs = (int64_t)model_macs(&m, &o, NULL);
+        s = model_cuda_supported(&m);
+        if (s != ML_OK) {
+            out->status = "unsupported";
+            snprintf(out->message, sizeof out->message, "%s", ml_last_error());
+            model_free(&m);
+            return ML_OK;
+        }
+    }
+    if (s == ML_OK)
+        s = model_alloc(&m);
+    model_cuda g;
+    memset(&g, 0, sizeof g);
+    if (s == ML_OK) {
+        model_init_random(&m, 0);
+        s = model_cuda_init(&g, &m);
+    }
+    if (s == ML_OK) {
+        out->weight_bytes = (int64_t)g.weight_bytes;
+        out->activation_bytes = (int64_t)g.activation_bytes;
+        out->peak_bytes = out->weight_bytes + out->activation_bytes;
+        size_t n = (size_t)c->batch * 3 * c->resolution * c->resolution;
+        float *x = ml_malloc(n * sizeof *x, "input batch");
+        s = x ? ML_OK : ML_ERR_NOMEM;
+        if (s == ML_OK) {
+            rng_state r;
+            rng_seed(&r, 1);
+            rng_fill_normal(&r, x, n, 1.0);
+            s = cuda_to_device(g.input, x, n * sizeof *x);
+        }
+        free(x);
+        if (s == ML_OK && (sp->metrics & METRIC_LATENCY))
+            s = cuda_measure(sp, run_model_cuda, &g, out);
+    }
+    model_cuda_free(&g);
+    model_free(&m);
+    return s;
+}
+
+typedef struct {
+    const mixer_instance *mi;
+    float **dp;
+    float *y, *ws;
+    const float *x;
+    int B, H, W;
+} mix_cuda_ctx;
+
+static void run_mixer_cuda(void *p)
+{
+    mix_cuda_ctx *c = p;
+    c->mi->ops->forward_cuda(&c->mi->cfg, (const float *const *)c->dp, c->y, c->x, (size_t)c->mi->cfg.channels, c->ws,
+                             c->B, c->H, c->W);
+}
+
+static ml_status measure_mixer_cuda(const sweep_spec *sp, const sweep_config *c, measured *out)
+{
+    const mixer_ops *ops;
+    ML_TRY(mixer_lookup(c->mixer, &ops));
+    mixer_config cfg = mixer_config_default((int)c->width, (int)c->width);
+    if (!ops->forward_cuda || (ops->cuda_check && ops->cuda_check(&cfg) != ML_OK)) {
+        out->status = "unsupported";
+        if (!ops->forward_cuda)
+            mixer_require_backend(ops, BACKEND_CUDA);
+        snprintf(out->message, sizeof out->message, "%s", ml_last_error());
+        return ML_OK;
+    }
+    mixer_instance mi;
+    ml_status s = mixer_instance_random(&mi, c->mixer, &cfg, 0);
+    const int B = (int)c->batch, H = c->grid_h, W = c->grid_w;
+    const size_t n = (size_t)B * H * W * c->width, wsn = s == ML_OK ? mixer_instance_workspace(&mi, B, H, W) : 0;
+    float *dp[MIXER_MAX_PARAMS] = {0}, *dx = NULL, *dy = NULL, *dws = NULL;
+    if (s == ML_OK) {
+        macs_opts o = {MACS_FVCORE, SCAN_GU};
+        out->params = 0;
+        for (int i = 0; i < mi.nparams; i++)
+            out->params += (int64_t)param_spec_numel(&mi.specs[i]);
+        out->macs = (int64_t)ops->macs(&mi.cfg, B, H, W, &o);
+        out->weight_bytes = out->params * 4;
+        out->activation_bytes = (int64_t)(2 * n + wsn) * 4;
+        out->peak_bytes = out->weight_bytes + out->activation_bytes;
+    }
+    for (int i = 0; s == ML_OK && i < mi.nparams; i++) {
+        size_t bytes = param_spec_numel(&mi.specs[i]) * sizeof(float);
+        s = cuda_malloc((void **)&dp[i], bytes, mi.specs[i].name);
+        if (s == ML_OK)
+            s = cuda_to_device(dp[i], mi.params[i], bytes);
+    }
+    if (s == ML_OK)
+        s = cuda_malloc((void **)&dx, n * sizeof(float), "mixer input");
+    if (s == ML_OK)
+        s = cuda_malloc((void **)&dy, n * sizeof(float), "mixer output");
+    if (s == ML_OK)
+        s = cuda_malloc((void **)&dws, wsn * sizeof(float), "mixer workspace");
+    if (s == ML_OK) {
+        float *x = ml_malloc(n * sizeof *x, "mixer input");
+        s = x ? ML_OK : ML_ERR_NOMEM;
+        if (s == ML_OK) {
+            rng_state r;
+            rng_seed(&r, 1);
+            rng_fill_normal(&r, x, n, 1.0);
+            s = cuda_to_device(dx, x, n * sizeof *x);
+        }
+        free(x);
+    }
+    if (s == ML_OK && (sp->metrics & METRIC_LATENCY)) {
+        mix_cuda_ctx mc = {&mi, dp, dy, dws, dx, B, H, W};
+        s = cuda_measure(sp, run_mixer_cuda, &mc, out);
+    }
+    for (int i = 0; i < MIXER_MAX_PARAMS; i++)
+        cuda_free(dp[i]);
+    cuda_free(dx), cuda_free(dy), cuda_free(dws);
+    mixer_instance_free(&mi);
+    return s;
+}
+#endif
+
 static ml_status parse_shard(const char *v, int *i, int *n)
 {
     long a, b;
@@ -382,11 +528,16 @@ int cmd_sweep(int argc, char **argv)
         me.status = "ok";
         cli_set_threads((int)c->threads);
         ml_status ms;
-        if (!strcmp(c->device, "cuda")) {
+        if (!strcmp(c->device, "cuda") && (cli_check_device("cuda", "sweep") != ML_OK || c->level == LEVEL_BLOCK)) {
             ms = ML_OK;
             me.status = "unsupported";
-            cli_check_device("cuda", NULL);
+            if (c->level == LEVEL_BLOCK && cuda_compiled())
+                ml_fail(ML_ERR_USAGE, "level block has no CUDA path yet (level model and mixer do)");
             snprintf(me.message, sizeof me.message, "%s", ml_last_error());
+#ifdef MIXERLAB_HAVE_CUDA
+        } else if (!strcmp(c->device, "cuda")) {
+            ms = c->level == LEVEL_MODEL ? measure_model_cuda(&sp, c, &me) : measure_mixer_cuda(&sp, c, &me);
+#endif
         } else if (c->level == LEVEL_MODEL) {
             ms = measure_model(&sp, c, &me);
         } else if (c->level == LEVEL_MIXER) {

@@ -111,8 +111,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms,
-                               double *min_ms)
+extern "C" ml_status cuda_time_samples(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *samples)
 {
     cudaStream_t s = (cudaStream_t)cuda_stream();
     void *flush = NULL;
@@ -128,9 +127,6 @@ extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iter
     cudaEvent_t a, b;
     CUDA_TRY(cudaEventCreate(&a));
     CUDA_TRY(cudaEventCreate(&b));
-    double *t = (double *)malloc((size_t)(iters > 0 ? iters : 1) * sizeof *t);
-    if (!t)
-        return ml_fail(ML_ERR_NOMEM, "out of memory for timings");
     for (int i = 0; i < iters; i++) {
         float ms = 0;
         if (flush)
@@ -140,24 +136,29 @@ extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iter
         cudaEventRecord(b, s);
         cudaEventSynchronize(b);
         cudaEventElapsedTime(&ms, a, b);
-        t[i] = ms;
+        samples[i] = ms;
     }
     cudaEventDestroy(a);
     cudaEventDestroy(b);
     if (flush)
         cudaFree(flush);
-    qsort(t, (size_t)iters, sizeof *t, cmp_double);
-    *median_ms = iters ? t[iters / 2] : 0;
-    *min_ms = iters ? t[0] : 0;
-    free(t);
-    return cuda_sync("timed forward");
+    return cuda_sync("timed run");
 }
 
-extern "C" void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows)
+extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms,
+                               double *min_ms)
 {
-    if (rows)
-        cudaMemcpy2DAsync(dst, ld_dst * sizeof(float), src, ld_src * sizeof(float), n * sizeof(float), rows,
-                          cudaMemcpyDeviceToDevice, (cudaStream_t)cuda_stream());
+    if (iters < 1)
+        iters = 1;
+    double *t = (double *)malloc((size_t)iters * sizeof *t);
+    if (!t)
+        return ml_fail(ML_ERR_NOMEM, "out of memory for timings");
+    ml_status st = cuda_time_samples(fn, ctx, warm, iters, cold, t);
+    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    *median_ms = t[iters / 2];
+    *min_ms = t[0];
+    free(t);
+    return st;
 }
 
 extern "C" ml_status cuda_graph_capture(void (*fn)(void *), void *ctx, void **exec)
@@ -190,4 +191,11 @@ extern "C" ml_status cuda_memset_zero(void *p, size_t bytes)
     CUDA_TRY(cudaMemsetAsync(p, 0, bytes, s));
     CUDA_TRY(cudaStreamSynchronize(s));
     return ML_OK;
+}
+
+extern "C" void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows)
+{
+    if (rows)
+        cudaMemcpy2DAsync(dst, ld_dst * sizeof(float), src, ld_src * sizeof(float), n * sizeof(float), rows,
+                          cudaMemcpyDeviceToDevice, (cudaStream_t)cuda_stream());
 }

@@ -35,6 +35,8 @@ void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, 
  * warm calls. cold = 1 writes twice the L2 size before each sample (outside
  * the timed span) so each sample starts with a cold cache. */
 ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms, double *min_ms);
+/* The same, every sample in the order taken into samples[iters]. */
+ml_status cuda_time_samples(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *samples);
 /* Captures fn(ctx) on cuda_stream() as a CUDA graph (*exec), to be replayed
  * with cuda_graph_run; fn must not allocate or synchronise. */
 ml_status cuda_graph_capture(void (*fn)(void *), void *ctx, void **exec);

@@ -1,6 +1,7 @@
 #include "harness/store.h"
 
 #include "harness/cli.h"
+#include "harness/cuda_util.h"
 
 #include <build_info.h>
 #include <errno.h>
@@ -167,7 +168,10 @@ ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed)
     }
     sqlite3_stmt *q = NULL;
     const char *sql = "INSERT INTO runs (git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, hostname, argv, "
-                      "seed, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
+                      "seed, started_at, gpu_name, cuda_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    char gpu[256] = "";
+    if (cuda_compiled() && cuda_device_check(gpu, sizeof gpu) != ML_OK)
+        gpu[0] = '\0';
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
         return db_fail(s, "cannot record the run");
     sqlite3_bind_text(q, 1, MIXERLAB_GIT_SHA, -1, SQLITE_STATIC);
@@ -181,6 +185,13 @@ ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed)
     sqlite3_bind_text(q, 9, args, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 10, (sqlite3_int64)seed);
     sqlite3_bind_text(q, 11, now, -1, SQLITE_TRANSIENT);
+    if (gpu[0]) {
+        sqlite3_bind_text(q, 12, gpu, -1, SQLITE_TRANSIENT); /* name, SMs, memory, driver */
+        sqlite3_bind_text(q, 13, cuda_build_info(), -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_null(q, 12);
+        sqlite3_bind_null(q, 13);
+    }
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE)
