@@ -114,31 +114,45 @@ static void run_mixer(void *p)
     mixer_instance_run(c->mi, c->y, c->x, c->B, c->H, c->W, c->ws);
 }
 
-static ml_status measure_model(const sweep_spec *sp, const sweep_config *c, measured *out)
+/* Plans the config's model and records what its shapes decide: params, MACs, host arena sizes. */
+static ml_status plan_config_model(const sweep_config *c, model *m, measured *out)
 {
     model_config cfg;
+    memset(m, 0, sizeof *m);
     ML_TRY(model_config_from_name(c->model, &cfg));
-    model m;
-    ml_status s = model_plan(&m, &cfg, (int)c->batch, (int)c->resolution, (int)c->resolution);
-    if (s == ML_OK) {
-        macs_opts o = {MACS_FVCORE, SCAN_GU};
-        out->params = (int64_t)model_param_count(&m);
-        out->macs = (int64_t)model_macs(&m, &o, NULL);
-        out->weight_bytes = (int64_t)model_weight_bytes(&m);
-        out->activation_bytes = (int64_t)model_activation_bytes(&m);
-        out->peak_bytes = out->weight_bytes + out->activation_bytes;
+    ML_TRY(model_plan(m, &cfg, (int)c->batch, (int)c->resolution, (int)c->resolution));
+    macs_opts o = {MACS_FVCORE, SCAN_GU};
+    out->params = (int64_t)model_param_count(m);
+    out->macs = (int64_t)model_macs(m, &o, NULL);
+    out->weight_bytes = (int64_t)model_weight_bytes(m);
+    out->activation_bytes = (int64_t)model_activation_bytes(m);
+    out->peak_bytes = out->weight_bytes + out->activation_bytes;
+    return ML_OK;
+}
+
+/* A seeded standard-normal input of n floats (NULL and an error when it does not fit). */
+static float *random_input(size_t n, const char *what)
+{
+    float *x = ml_malloc(n * sizeof *x, what);
+    if (x) {
+        rng_state r;
+        rng_seed(&r, 1);
+        rng_fill_normal(&r, x, n, 1.0);
     }
+    return x;
+}
+
+static ml_status measure_model(const sweep_spec *sp, const sweep_config *c, measured *out)
+{
+    model m;
+    ml_status s = plan_config_model(c, &m, out);
     if (s == ML_OK && (sp->metrics & (METRIC_LATENCY | METRIC_MEMORY)))
         s = model_alloc(&m);
     float *x = NULL;
     if (s == ML_OK && (sp->metrics & METRIC_LATENCY)) {
-        size_t n = (size_t)c->batch * 3 * c->resolution * c->resolution;
-        x = ml_malloc(n * sizeof *x, "input batch");
+        x = random_input((size_t)c->batch * 3 * c->resolution * c->resolution, "input batch");
         s = x ? ML_OK : ML_ERR_NOMEM;
         if (s == ML_OK) {
-            rng_state r;
-            rng_seed(&r, 1);
-            rng_fill_normal(&r, x, n, 1.0);
             model_init_random(&m, 0);
             fwd_ctx fc = {&m, x};
             s = measure_latency(sp, (timed){run_model, &fc}, out);
@@ -168,14 +182,11 @@ static ml_status measure_mixer(const sweep_spec *sp, const sweep_config *c, meas
         out->peak_bytes = out->weight_bytes + out->activation_bytes;
     }
     if (s == ML_OK && (sp->metrics & METRIC_LATENCY)) {
-        x = ml_malloc(n * sizeof *x, "mixer input");
+        x = random_input(n, "mixer input");
         y = x ? ml_malloc(n * sizeof *y, "mixer output") : NULL;
         ws = y ? ml_malloc(mixer_instance_workspace(&mi, B, H, W) * sizeof *ws + 64, "mixer workspace") : NULL;
         s = ws ? ML_OK : ML_ERR_NOMEM;
         if (s == ML_OK) {
-            rng_state r;
-            rng_seed(&r, 1);
-            rng_fill_normal(&r, x, n, 1.0);
             mix_ctx mc = {&mi, y, ws, x, B, H, W};
             s = measure_latency(sp, (timed){run_mixer, &mc}, out);
         }
@@ -259,14 +270,9 @@ static void run_model_cuda(void *p) { model_cuda_forward(p); }
 
 static ml_status measure_model_cuda(const sweep_spec *sp, const sweep_config *c, measured *out)
 {
-    model_config cfg;
-    ML_TRY(model_config_from_name(c->model, &cfg));
     model m;
-    ml_status s = model_plan(&m, &cfg, (int)c->batch, (int)c->resolution, (int)c->resolution);
+    ml_status s = plan_config_model(c, &m, out);
     if (s == ML_OK) {
-        macs_opts o = {MACS_FVCORE, SCAN_GU};
-        out->params = (int64_t)model_param_count(&m);
-        out->macs = (int64_t)model_macs(&m, &o, NULL);
         s = model_cuda_supported(&m);
         if (s != ML_OK) {
             out->status = "unsupported";
@@ -288,14 +294,8 @@ static ml_status measure_model_cuda(const sweep_spec *sp, const sweep_config *c,
         out->activation_bytes = (int64_t)g.activation_bytes;
         out->peak_bytes = out->weight_bytes + out->activation_bytes;
         size_t n = (size_t)c->batch * 3 * c->resolution * c->resolution;
-        float *x = ml_malloc(n * sizeof *x, "input batch");
-        s = x ? ML_OK : ML_ERR_NOMEM;
-        if (s == ML_OK) {
-            rng_state r;
-            rng_seed(&r, 1);
-            rng_fill_normal(&r, x, n, 1.0);
-            s = cuda_to_device(g.input, x, n * sizeof *x);
-        }
+        float *x = random_input(n, "input batch");
+        s = x ? cuda_to_device(g.input, x, n * sizeof *x) : ML_ERR_NOMEM;
         free(x);
         if (s == ML_OK && (sp->metrics & METRIC_LATENCY))
             s = cuda_measure(sp, run_model_cuda, &g, out);
@@ -360,14 +360,8 @@ static ml_status measure_mixer_cuda(const sweep_spec *sp, const sweep_config *c,
     if (s == ML_OK)
         s = cuda_malloc((void **)&dws, wsn * sizeof(float), "mixer workspace");
     if (s == ML_OK) {
-        float *x = ml_malloc(n * sizeof *x, "mixer input");
-        s = x ? ML_OK : ML_ERR_NOMEM;
-        if (s == ML_OK) {
-            rng_state r;
-            rng_seed(&r, 1);
-            rng_fill_normal(&r, x, n, 1.0);
-            s = cuda_to_device(dx, x, n * sizeof *x);
-        }
+        float *x = random_input(n, "mixer input");
+        s = x ? cuda_to_device(dx, x, n * sizeof *x) : ML_ERR_NOMEM;
         free(x);
     }
     if (s == ML_OK && (sp->metrics & METRIC_LATENCY)) {
