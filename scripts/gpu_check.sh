@@ -37,7 +37,8 @@ log="$OUT/gpu_check.log"
     done
     echo "== token mixers alone on the GPU (experiments/gpu_check_mixers.ini)"
     build/mixerlab sweep experiments/gpu_check_mixers.ini --db "$OUT/gpu_check.sqlite" 2>/dev/null | tail -1
-    build/mixerlab export --db "$OUT/gpu_check.sqlite" --csv | cut -d, -f7,9,15,16,20,25,29 | column -t -s,
+    if command -v column >/dev/null; then fmt() { column -t -s,; }; else fmt() { cat; }; fi
+    build/mixerlab export --db "$OUT/gpu_check.sqlite" --csv | cut -d, -f7,9,15,16,20,25,29 | fmt
     echo "== PyTorch baseline, same machine, same call"
     ref=../shared/reference
     [ -d "$ref" ] || ref=shared/reference
