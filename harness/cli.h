@@ -28,6 +28,9 @@ const char *cli_commas(uint64_t v, char *buf, size_t n);
 /* Checks a --device value: "cpu" is fine; "cuda" needs a CUDA build, a device,
  * and a command with a CUDA path (cuda_path non-NULL, e.g. "forward"). */
 ml_status cli_check_device(const char *device, const char *cuda_path);
+/* Prints a cJSON value (indented) to stdout and deletes it; NULL prints nothing. */
+struct cJSON;
+void cli_print_json(struct cJSON *value);
 /* Short description of the BLAS library in use. */
 const char *cli_blas_info(void);
 

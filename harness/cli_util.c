@@ -2,8 +2,10 @@
 #include "harness/cli.h"
 #include "harness/cuda_util.h"
 
+#include <cJSON.h>
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,3 +67,14 @@ const char *cli_blas_info(void)
     return buf;
 }
 
+
+void cli_print_json(struct cJSON *value)
+{
+    if (!value)
+        return;
+    char *txt = cJSON_Print(value);
+    if (txt)
+        puts(txt);
+    free(txt);
+    cJSON_Delete(value);
+}

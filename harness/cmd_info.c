@@ -122,11 +122,7 @@ static void print_json(const model *m, const info_args *a, uint64_t params, uint
         cJSON_AddNumberToObject(e, "mixer_macs", (double)p->mixer_macs);
         cJSON_AddItemToArray(st, e);
     }
-    char *txt = cJSON_Print(o);
-    if (txt)
-        puts(txt);
-    free(txt);
-    cJSON_Delete(o);
+    cli_print_json(o);
 }
 
 static void print_table(const model *m, const info_args *a, uint64_t params, uint64_t macs,

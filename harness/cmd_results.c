@@ -130,13 +130,7 @@ int cmd_export(int argc, char **argv)
     }
     sqlite3_finalize(q);
     ml_status s = rc == SQLITE_DONE ? ML_OK : ml_fail(ML_ERR_IO, "database '%s': %s", db, sqlite3_errmsg(st.db));
-    if (arr) {
-        char *txt = cJSON_Print(arr);
-        if (txt)
-            puts(txt);
-        free(txt);
-        cJSON_Delete(arr);
-    }
+    cli_print_json(arr);
     store_close(&st);
     return s;
 }
@@ -345,6 +339,9 @@ int cmd_plot(int argc, char **argv)
     }
     if (!exp)
         return ml_fail(ML_ERR_USAGE, "plot: EXPERIMENT is required");
+    /* the folder and names go into gnuplot's command line inside single quotes */
+    if (strchr(out, '\'') || strchr(exp, '\''))
+        return ml_fail(ML_ERR_USAGE, "plot: the output folder and experiment name may not contain a single quote");
     struct stat sb;
     if (stat(out, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return ml_fail(ML_ERR_IO, "plot: output folder '%s' does not exist", out);
@@ -379,6 +376,9 @@ int cmd_plot(int argc, char **argv)
         }
         plot_row *r = &rows[n++];
         snprintf(r->series, sizeof r->series, "%s", (const char *)sqlite3_column_text(q, 0));
+        for (char *c = r->series; *c; c++)
+            if (*c == '\'' || *c == '\\' || *c == ' ')
+                *c = '_'; /* quoted on gnuplot's command line, split on spaces by word() */
         r->x = sqlite3_column_double(q, 1);
         r->med = sqlite3_column_type(q, 2) == SQLITE_NULL ? -1 : sqlite3_column_double(q, 2);
         r->p10 = sqlite3_column_double(q, 3), r->p90 = sqlite3_column_double(q, 4);
@@ -386,6 +386,9 @@ int cmd_plot(int argc, char **argv)
         r->thr = sqlite3_column_double(q, 7), r->batch = (long)sqlite3_column_int64(q, 8);
         snprintf(level, sizeof level, "%s", (const char *)sqlite3_column_text(q, 9));
         snprintf(machine, sizeof machine, "%s", (const char *)sqlite3_column_text(q, 10));
+        for (char *c = machine; *c; c++)
+            if (*c == '\'' || *c == '\\')
+                *c = ' '; /* it is quoted on gnuplot's command line */
         snprintf(date, sizeof date, "%.10s", (const char *)sqlite3_column_text(q, 11));
     }
     sqlite3_finalize(q);

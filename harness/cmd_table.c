@@ -118,13 +118,7 @@ static int cmd_table_paper(out_fmt fmt)
     }
     if (fmt == FMT_MD)
         fputs(table_notes, stdout);
-    if (arr) {
-        char *t = cJSON_Print(arr);
-        if (t)
-            puts(t);
-        free(t);
-        cJSON_Delete(arr);
-    }
+    cli_print_json(arr);
     return 0;
 }
 
@@ -216,13 +210,7 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
     }
     if (fmt == FMT_MD)
         printf("\nLong-sequence stages: L = h·w tokens > 6·C (the paper's threshold, Eq. 6-7).\n");
-    if (arr) {
-        char *t = cJSON_Print(arr);
-        if (t)
-            puts(t);
-        free(t);
-        cJSON_Delete(arr);
-    }
+    cli_print_json(arr);
     return 0;
 }
 

@@ -204,18 +204,11 @@ static void test_checkpoint_strict(void)
 int main(int argc, char **argv)
 {
     const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/mixerlab_st_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    test_tmpdir(tmpdir, sizeof tmpdir, "st");
     test_roundtrip();
     test_dtypes(fixtures);
     test_bad_files();
     test_checkpoint_strict();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    test_tmpdir_remove(tmpdir);
     return test_summary("test_safetensors");
 }

@@ -164,16 +164,11 @@ static void test_stopping(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mixerlab_spec_XXXXXX");
-    if (!mkdtemp(dir))
-        return 2;
+    test_tmpdir(dir, sizeof dir, "spec");
     test_good();
     test_bad();
     test_stats();
     test_stopping();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", dir);
+    test_tmpdir_remove(dir);
     return test_summary("test_spec");
 }

@@ -147,6 +147,8 @@ fi
 [ $? = 4 ] && [ ! -e "$tmp/m2.sqlite" ] && ok || bad "merge refuses a corrupt input before writing"
 
 # export and plot
+"$bin" plot sweep_test --db "$tmp/a.sqlite" --out "$tmp/it's" 2>"$tmp/err"
+[ $? = 2 ] && grep -q "may not contain a single quote" "$tmp/err" && ok || bad "plot refuses a quote in --out"
 "$bin" export --db "$tmp/a.sqlite" --experiment sweep_test --csv >"$tmp/out" && [ "$(wc -l <"$tmp/out")" = 19 ] && ok || bad "export --csv: header + 18 rows"
 "$bin" export --db "$tmp/a.sqlite" --json >"$tmp/out" && [ "$(grep -c '"config_hash"' "$tmp/out")" = 18 ] && ok || bad "export --json"
 mkdir -p "$tmp/plots"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int g_failures = 0;
 
@@ -77,6 +78,24 @@ static inline float *rand_floats(rng_state *r, size_t n, double lo, double hi)
     float *p = alloc_guarded(n);
     rng_fill_uniform(r, p, n, lo, hi);
     return p;
+}
+
+/* A fresh folder under /tmp for a test's files (exits 2 when none can be made), and its removal. */
+static inline void test_tmpdir(char *dir, size_t n, const char *name)
+{
+    snprintf(dir, n, "/tmp/mixerlab_%s_XXXXXX", name);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+}
+
+static inline void test_tmpdir_remove(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", dir);
 }
 
 static inline int test_summary(const char *name)
