@@ -18,8 +18,9 @@
 void attn_core(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
                int threads);
 
-/* The CUDA core (attn.cu, CUDA builds only): one warp per query, online
- * softmax over the keys, no score matrix; head size at most 256. */
+/* The CUDA core (attn.cu, CUDA builds only), no score matrix: head sizes 32
+ * and 64 run a tiled kernel (64 queries x 64 keys per step, online softmax),
+ * other head sizes up to 256 one warp per query. */
 #define ATTN_CUDA_MAX_HS 256
 #ifdef __cplusplus
 extern "C" {

@@ -1,4 +1,5 @@
 #include "blocks/ssm.h"
+#include "blocks/ssm_chunk.h"
 
 #include "blocks/act.h"
 #include "blocks/linear.h"
@@ -48,8 +49,9 @@ void ssm_conv1d_silu(float *u, const float *x, size_t ld_x, const float *w, cons
 
 size_t ssm_direction_workspace(int B, size_t L, int E, int N, int R)
 {
-    return (size_t)B * L * ((size_t)R + 2 * (size_t)N) /* xdbl */ + (size_t)B * L * E /* Δ */ +
-           (size_t)E * N /* A */;
+    /* the tail holds A (E, N) on the CPU and the chunk carries on the GPU */
+    const size_t tail = ssm_carry_floats(B, L, E, N), a = (size_t)E * N;
+    return (size_t)B * L * ((size_t)R + 2 * (size_t)N) /* xdbl */ + (size_t)B * L * E /* Δ */ + (tail > a ? tail : a);
 }
 
 ML_CLONES static void softplus_rows(float *d, size_t n)

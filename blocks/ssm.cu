@@ -1,12 +1,14 @@
-/* The selective scan on the GPU. A first, plain version: one thread per
- * (sequence, channel) walks the tokens in the direction's order with its N
- * states in registers/local memory, as the CPU reference does; the
- * projections go through cuBLAS. Correct by construction of the same math;
- * not yet the chunked parallel scan that would approach the bandwidth floor. */
+/* The selective scan on the GPU: the projections through cuBLAS, then the
+ * chunked scan of ssm_chunk.h (chunks of 64 steps in parallel, a carry walk
+ * across chunks, a second pass writing y). The per-thread work is the
+ * functions of ssm_chunk.h, which the CPU tests also run. */
 #include "blocks/linear.h"
 #include "blocks/ssm.h"
+#include "blocks/ssm_chunk.h"
 #include "harness/cuda_util.h"
 
+
+#define SSM_CUDA_THREADS 128
 
 __device__ static inline float softplus_dev(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 __device__ static inline float silu_dev(float x) { return x / (1.0f + expf(-x)); }
@@ -44,32 +46,86 @@ __global__ static void softplus_kernel(float *d, size_t n)
         d[i] = softplus_dev(d[i]);
 }
 
-__global__ static void scan_kernel(float *y, int accumulate, const float *u, const float *delta, const float *xdbl,
-                                   size_t ldx, int R, const float *A_log, const float *D, int B, int H, int W, int E,
-                                   int N, int col_major, int reverse)
+/* Pass 0 or 1 of the chunked scan (ssm_chunk.h) for one chunk of one sequence
+ * (blockIdx.x) and 128 channels (blockIdx.y, a thread per channel, so u, Δ and
+ * y accesses are coalesced). The chunk's B and C rows, shared by every
+ * channel, are staged in shared memory first. NS > 0 fixes d_state at compile
+ * time so the states live in registers; NS = 0 takes it from n_rt. */
+template <int PASS, int NS>
+__global__ static void __launch_bounds__(SSM_CUDA_THREADS)
+chunk_kernel(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx, int R,
+             const float *A_log, const float *D, int H, int W, int E, int n_rt, int col_major, int reverse,
+             float *carry, size_t chunks)
+{
+    extern __shared__ float bc[];
+    const int N = NS ? NS : n_rt, n2 = 2 * N;
+    const size_t L = (size_t)H * W, b = blockIdx.x / chunks, c = blockIdx.x % chunks;
+    const size_t i0 = c * SSM_CHUNK, len = L - i0 < SSM_CHUNK ? L - i0 : SSM_CHUNK;
+    for (int k = threadIdx.x; k < (int)len * n2; k += blockDim.x) {
+        const int j = k / n2, q = k % n2;
+        const size_t t = ssm_step_token(i0 + j, L, H, W, col_major, reverse);
+        bc[k] = xdbl[(b * L + t) * ldx + R + q];
+    }
+    __syncthreads();
+    const int e = blockIdx.y * blockDim.x + threadIdx.x;
+    if (e >= E)
+        return;
+    const size_t off = b * L * E + e;
+    ssm_chunk_scan(PASS, N, i0, len, L, H, W, col_major, reverse, E, u + off, delta + off, bc,
+                   A_log + (size_t)e * N, D[e], carry + (b * chunks + c) * (size_t)(N + 1) * E + e, y + off,
+                   accumulate);
+}
+
+/* The carry walk: a thread per (sequence, state, channel), channels fastest. */
+__global__ static void carry_kernel(float *carry, const float *A_log, int B, int E, int N, size_t chunks)
 {
     const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (k >= (size_t)B * E)
+    if (k >= (size_t)B * N * E)
         return;
-    const int e = (int)(k % E);
-    const size_t bb = k / E, L = (size_t)H * W;
-    float A[SSM_CUDA_MAX_STATE], h[SSM_CUDA_MAX_STATE];
-    for (int n = 0; n < N; n++) {
-        A[n] = -expf(A_log[(size_t)e * N + n]);
-        h[n] = 0.0f;
-    }
-    const float De = D[e];
-    for (size_t i = 0; i < L; i++) {
-        const size_t ii = reverse ? L - 1 - i : i;
-        const size_t t = bb * L + (col_major ? (ii % H) * W + ii / H : ii);
-        const float d = delta[t * E + e], x = u[t * E + e], du = d * x;
-        const float *Bt = xdbl + t * ldx + R, *Ct = Bt + N;
-        float acc = De * x;
-        for (int n = 0; n < N; n++) {
-            h[n] = expf(d * A[n]) * h[n] + du * Bt[n];
-            acc += h[n] * Ct[n];
-        }
-        y[t * E + e] = accumulate ? y[t * E + e] + acc : acc;
+    const int e = (int)(k % E), n = (int)(k / E % N);
+    const size_t b = k / ((size_t)E * N);
+    ssm_chunk_carry(n, N, chunks, E, A_log[(size_t)e * N + n], carry + b * chunks * (size_t)(N + 1) * E + e);
+}
+
+template <int NS>
+static void launch_scan(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
+                        int R, const ssm_params *p, int B, int H, int W, int E, int N, int col_major, int reverse,
+                        float *carry)
+{
+    cudaStream_t st = (cudaStream_t)cuda_stream();
+    const size_t L = (size_t)H * W, chunks = ssm_chunk_count(L);
+    const dim3 grid((unsigned)((size_t)B * chunks), (unsigned)((E + SSM_CUDA_THREADS - 1) / SSM_CUDA_THREADS));
+    const size_t smem = (size_t)SSM_CHUNK * 2 * N * sizeof(float);
+    chunk_kernel<0, NS><<<grid, SSM_CUDA_THREADS, smem, st>>>(y, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D,
+                                                             H, W, E, N, col_major, reverse, carry, chunks);
+    const size_t walks = (size_t)B * N * E;
+    carry_kernel<<<(unsigned)((walks + 255) / 256), 256, 0, st>>>(carry, p->A_log, B, E, N, chunks);
+    chunk_kernel<1, NS><<<grid, SSM_CUDA_THREADS, smem, st>>>(y, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D,
+                                                             H, W, E, N, col_major, reverse, carry, chunks);
+}
+
+extern "C" void ssm_scan_core_cuda(float *y, int accumulate, const float *u, const float *delta, const float *xdbl,
+                                   size_t ldx, int R, const ssm_params *p, int B, int H, int W, int E, int N,
+                                   ssm_order order, int reverse, float *carry)
+{
+    if ((size_t)B * H * W * E == 0)
+        return;
+    const int cm = order == SSM_COL_MAJOR;
+    switch (N) {
+    case 1:
+        launch_scan<1>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        break;
+    case 4:
+        launch_scan<4>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        break;
+    case 8:
+        launch_scan<8>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        break;
+    case 16:
+        launch_scan<16>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        break;
+    default:
+        launch_scan<0>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
     }
 }
 
@@ -77,17 +133,14 @@ extern "C" void ssm_direction_forward_cuda(float *y, int accumulate, const float
                                            int W, int E, int N, int R, ssm_order order, int reverse, float *ws)
 {
     const size_t L = (size_t)H * W, rows = (size_t)B * L, ldx = (size_t)R + 2 * (size_t)N;
-    float *xdbl = ws, *delta = xdbl + rows * ldx;
+    float *xdbl = ws, *delta = xdbl + rows * ldx, *carry = delta + rows * E;
     cudaStream_t st = (cudaStream_t)cuda_stream();
     linear_forward_cuda(xdbl, ldx, u, (size_t)E, p->x_proj, NULL, rows, E, (int)ldx, 0);
     linear_forward_cuda(delta, (size_t)E, xdbl, ldx, p->dt_proj, p->dt_bias, rows, R, E, 0);
     const size_t n = rows * E;
     if (n)
         softplus_kernel<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(delta, n);
-    const size_t chans = (size_t)B * E;
-    if (chans)
-        scan_kernel<<<(unsigned)((chans + 127) / 128), 128, 0, st>>>(y, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D,
-                                                                    B, H, W, E, N, order == SSM_COL_MAJOR, reverse);
+    ssm_scan_core_cuda(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, order, reverse, carry);
 }
 
 __global__ static void scale_kernel(float *x, size_t n, float s)

@@ -60,7 +60,8 @@ ml_status ssm_infer_named(mixer_config *c, mixer_shape_fn shape_of, void *ctx, c
                           const char *alog, const char *dtp);
 
 /* The CUDA versions (ssm.cu, CUDA builds only), on device pointers; the
- * direction's workspace as on the CPU. A plain scan for now: d_state at most 64. */
+ * direction's workspace as on the CPU (its tail holds the chunked scan's
+ * carries there). The chunked scan (ssm_chunk.h) keeps d_state <= 64. */
 #define SSM_CUDA_MAX_STATE 64
 #ifdef __cplusplus
 extern "C" {
@@ -70,6 +71,11 @@ void ssm_conv1d_silu_cuda(float *u, const float *x, size_t ld_x, const float *w,
 void ssm_direction_forward_cuda(float *y, int accumulate, const float *u, const ssm_params *p, int B, int H, int W,
                                 int E, int N, int R, ssm_order order, int reverse, float *ws);
 void ssm_scale_cuda(float *x, size_t n, float s);
+/* The scan alone, given u, Δ (B, L, E) and xdbl (B, L, ldx; B at column R, C
+ * at R + N): carry holds ssm_carry_floats(B, L, E, N). For benchmarks and tests. */
+void ssm_scan_core_cuda(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
+                        int R, const ssm_params *p, int B, int H, int W, int E, int N, ssm_order order, int reverse,
+                        float *carry);
 #ifdef __cplusplus
 }
 #endif

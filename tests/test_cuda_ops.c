@@ -77,7 +77,10 @@ static void test_gate(rng_state *r)
 
 static void test_dwconv(rng_state *r)
 {
-    const int shapes[][5] = {{2, 7, 5, 13, 3}, {1, 9, 11, 37, 7}, {1, 6, 8, 9, 5}, {1, 31, 29, 48, 7}};
+    /* B H W C K: the tiled kernel (K = 3, 5, 7) over several tiles, partial ones and
+     * a partial channel group; K = 9 and 1 take the plain kernel */
+    const int shapes[][5] = {{2, 7, 5, 13, 3}, {1, 9, 11, 37, 7}, {1, 6, 8, 9, 5},   {1, 31, 29, 48, 7},
+                             {2, 19, 35, 70, 7}, {1, 17, 40, 33, 3}, {1, 10, 17, 33, 9}, {3, 4, 4, 5, 1}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         int B = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
         size_t ld = (size_t)C + 3, n = (size_t)B * H * W * C;
@@ -98,38 +101,49 @@ static void test_dwconv(rng_state *r)
 }
 
 /* Every mixer with a CUDA forward against its CPU forward, on random weights,
- * at awkward sizes (odd H != W, E not a multiple of 8), strided input. */
+ * at awkward sizes (odd H != W, E not a multiple of 8), strided input. The
+ * second and third settings reach the fast paths: several 64-step scan
+ * chunks with d_state 16 (compile-time) and 6 (run-time), and the tiled
+ * attention at head sizes 32 and 64 with a partial last tile. */
+typedef struct {
+    int B, H, W, E, d_state, head_size, kernel;
+} mixer_case;
+
 static void test_mixers(rng_state *r)
 {
-    const int B = 2, H = 5, W = 7, E = 24;
-    const size_t n = (size_t)B * H * W * E, ld = (size_t)E + 5;
-    for (int i = 0; i < mixer_count(); i++) {
-        const mixer_ops *o = mixer_at(i);
-        if (!o->forward_cuda)
-            continue;
-        mixer_config cfg = mixer_config_default(E, E);
-        cfg.d_state = 6, cfg.dt_rank = 3, cfg.head_size = 8, cfg.kernel = 5;
-        mixer_instance mi;
-        CHECK(mixer_instance_random(&mi, o->name, &cfg, 11) == ML_OK, "%s: %s", o->name, ml_last_error());
-        float *x = rand_floats(r, (size_t)B * H * W * ld, -1.5, 1.5), *ref = alloc_guarded(n);
-        size_t wsn = mixer_instance_workspace(&mi, B, H, W);
-        float *ws = malloc(wsn * sizeof *ws);
-        mi.ops->forward_cpu(&mi.cfg, (const float *const *)mi.params, ref, x, ld, ws, B, H, W);
-        float *dp[MIXER_MAX_PARAMS];
-        for (int k = 0; k < mi.nparams; k++)
-            dp[k] = to_dev(mi.params[k], param_spec_numel(&mi.specs[k]));
-        float *zero = alloc_guarded(n), *dws = to_dev(ws, wsn);
-        float *dx = to_dev(x, (size_t)B * H * W * ld), *dy = to_dev(zero, n);
-        o->forward_cuda(&mi.cfg, (const float *const *)dp, dy, dx, ld, dws, B, H, W);
-        float *y = from_dev(dy, n, o->name);
-        double e = rel_err_f(y, ref, n);
-        CHECK(e <= 1e-4, "%s cuda vs cpu: %.3g", o->name, e);
-        printf("  mixer %-12s rel err %.3g\n", o->name, e);
-        for (int k = 0; k < mi.nparams; k++)
-            cuda_free(dp[k]);
-        cuda_free(dws), cuda_free(dx), cuda_free(dy);
-        free(x), free(ref), free(ws), free(zero), free(y);
-        mixer_instance_free(&mi);
+    const mixer_case cases[] = {{2, 5, 7, 24, 6, 8, 5}, {1, 9, 31, 64, 16, 32, 7}, {2, 11, 13, 128, 6, 64, 3}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const mixer_case *mc = &cases[ci];
+        const int B = mc->B, H = mc->H, W = mc->W, E = mc->E;
+        const size_t n = (size_t)B * H * W * E, ld = (size_t)E + 5;
+        for (int i = 0; i < mixer_count(); i++) {
+            const mixer_ops *o = mixer_at(i);
+            if (!o->forward_cuda)
+                continue;
+            mixer_config cfg = mixer_config_default(E, E);
+            cfg.d_state = mc->d_state, cfg.dt_rank = 3, cfg.head_size = mc->head_size, cfg.kernel = mc->kernel;
+            mixer_instance mi;
+            CHECK(mixer_instance_random(&mi, o->name, &cfg, 11) == ML_OK, "%s: %s", o->name, ml_last_error());
+            float *x = rand_floats(r, (size_t)B * H * W * ld, -1.5, 1.5), *ref = alloc_guarded(n);
+            size_t wsn = mixer_instance_workspace(&mi, B, H, W);
+            float *ws = malloc(wsn * sizeof *ws);
+            mi.ops->forward_cpu(&mi.cfg, (const float *const *)mi.params, ref, x, ld, ws, B, H, W);
+            float *dp[MIXER_MAX_PARAMS];
+            for (int k = 0; k < mi.nparams; k++)
+                dp[k] = to_dev(mi.params[k], param_spec_numel(&mi.specs[k]));
+            float *zero = alloc_guarded(n), *dws = to_dev(ws, wsn);
+            float *dx = to_dev(x, (size_t)B * H * W * ld), *dy = to_dev(zero, n);
+            o->forward_cuda(&mi.cfg, (const float *const *)dp, dy, dx, ld, dws, B, H, W);
+            float *y = from_dev(dy, n, o->name);
+            double e = rel_err_f(y, ref, n);
+            CHECK(e <= 1e-4, "%s B%d %dx%d E%d cuda vs cpu: %.3g", o->name, B, H, W, E, e);
+            printf("  mixer %-12s B=%d %dx%d E=%d: rel err %.3g\n", o->name, B, H, W, E, e);
+            for (int k = 0; k < mi.nparams; k++)
+                cuda_free(dp[k]);
+            cuda_free(dws), cuda_free(dx), cuda_free(dy);
+            free(x), free(ref), free(ws), free(zero), free(y);
+            mixer_instance_free(&mi);
+        }
     }
 }
 

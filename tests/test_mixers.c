@@ -3,6 +3,8 @@
  * direct double-precision restatements here for longer sequences, plus the
  * properties the math gives (causality, identity, ssm_bidir flip symmetry). */
 #include "blocks/attn.h"
+#include "blocks/ssm.h"
+#include "blocks/ssm_chunk.h"
 #include "models/mixer_io.h"
 #include "test_util.h"
 
@@ -117,6 +119,67 @@ static void test_ssm_long(void)
     CHECK(e <= TOL, "ssm long sequence rel err %.3g", e);
     free(x), free(y), free(ws), free(ref);
     mixer_instance_free(&mi);
+}
+
+/* The GPU's chunked scan (ssm_chunk.h), run here in plain loops exactly as
+ * the kernels split it, against the sequential CPU scan on the same u, Δ, B,
+ * C: several chunks and a partial one, both orders, both directions,
+ * accumulate on and off, d_state fixed and odd. */
+static void test_ssm_chunked(void)
+{
+    const int shapes[][5] = {{2, 7, 43, 13, 6}, {1, 5, 9, 8, 16}, {1, 16, 9, 5, 1}}; /* B H W E N */
+    rng_state r;
+    rng_seed(&r, 13);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int B = shapes[s][0], H = shapes[s][1], W = shapes[s][2], E = shapes[s][3], N = shapes[s][4], R = 3;
+        const size_t L = (size_t)H * W, n = (size_t)B * L * E, ldx = (size_t)R + 2 * N, chunks = ssm_chunk_count(L);
+        float *xp = rand_floats(&r, ldx * E, -0.5, 0.5), *dtp = rand_floats(&r, (size_t)E * R, -0.5, 0.5);
+        float *dtb = rand_floats(&r, E, -4, -1), *alog = rand_floats(&r, (size_t)E * N, -1, 1.5);
+        float *D = rand_floats(&r, E, -1, 1), *u = rand_floats(&r, n, -2, 2), *y0 = rand_floats(&r, n, -1, 1);
+        ssm_params p = {xp, dtp, dtb, alog, D};
+        float *ws = malloc(ssm_direction_workspace(B, L, E, N, R) * sizeof *ws);
+        float *carry = malloc(ssm_carry_floats(B, L, E, N) * sizeof *carry);
+        float *bc = malloc((size_t)SSM_CHUNK * 2 * N * sizeof *bc);
+        float *ref = alloc_guarded(n), *y = alloc_guarded(n);
+        for (int v = 0; v < 8; v++) {
+            const int col_major = v & 1, reverse = v >> 1 & 1, acc = v >> 2 & 1;
+            memcpy(ref, y0, n * sizeof *ref);
+            memcpy(y, y0, n * sizeof *y);
+            ssm_direction_forward(ref, acc, u, &p, B, H, W, E, N, R, col_major ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
+                                  reverse, ws);
+            const float *xdbl = ws, *delta = ws + (size_t)B * L * ldx; /* as the CPU scan left them */
+            for (int pass = 0; pass < 2; pass++) {
+                for (int b = 0; b < B; b++)
+                    for (size_t c = 0; c < chunks; c++) {
+                        const size_t i0 = c * SSM_CHUNK, len = L - i0 < SSM_CHUNK ? L - i0 : SSM_CHUNK;
+                        for (size_t j = 0; j < len; j++) {
+                            const size_t t = ssm_step_token(i0 + j, L, H, W, col_major, reverse);
+                            memcpy(bc + j * 2 * N, xdbl + ((size_t)b * L + t) * ldx + R, 2 * N * sizeof *bc);
+                        }
+                        for (int e = 0; e < E; e++) {
+                            const size_t off = (size_t)b * L * E + e;
+                            ssm_chunk_scan(pass, N, i0, len, L, H, W, col_major, reverse, E, u + off, delta + off, bc,
+                                           alog + (size_t)e * N, D[e],
+                                           carry + ((size_t)b * chunks + c) * (N + 1) * E + e, y + off, acc);
+                        }
+                    }
+                if (pass == 0)
+                    for (int b = 0; b < B; b++)
+                        for (int k = 0; k < N; k++)
+                            for (int e = 0; e < E; e++)
+                                ssm_chunk_carry(k, N, chunks, E, alog[(size_t)e * N + k],
+                                                carry + (size_t)b * chunks * (N + 1) * E + e);
+            }
+            double err = rel_err_f(y, ref, n);
+            CHECK(err <= 1e-5 && guard_intact(y, n), "chunked scan B%d H%d W%d E%d N%d order %d reverse %d acc %d: %.3g",
+                  B, H, W, E, N, col_major, reverse, acc, err);
+            if (v == 0 || err > 1e-6)
+                printf("  chunked scan B=%d L=%zu (%zu chunks) E=%d N=%d variant %d: rel err %.3g\n", B, L, chunks, E,
+                       N, v, err);
+        }
+        free(xp), free(dtp), free(dtb), free(alog), free(D), free(u), free(y0), free(ws), free(carry), free(bc);
+        free(ref), free(y);
+    }
 }
 
 /* Attention in double, every score held: the reference for the tiled kernel. */
@@ -275,6 +338,7 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
     test_golden(dir);
     test_ssm_long();
+    test_ssm_chunked();
     test_attn_tiled();
     test_causality();
     test_bidir_flip();
