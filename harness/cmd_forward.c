@@ -17,6 +17,7 @@ static const char forward_usage[] =
     "                        [--input X.safetensors | --res R --batch B] [--seed S]\n"
     "                        [--output Y.safetensors] [--threads N] [--repeat N]\n"
     "                        [--ignore-unexpected] [--device cpu|cuda] [--cuda-graph] [--cold]\n"
+    "                        [--precision fp32|tf32]\n"
     "\n"
     "Runs the model on tensor 'input' [B,3,H,W] float32 (F16/BF16 converted) or, without\n"
     "--input, on a seeded random batch. Prints the top-5 classes per image and the\n"
@@ -35,6 +36,8 @@ static const char forward_usage[] =
     "  --repeat N          timed runs after the warm-up (default 3, 0 = just one run)\n"
     "  --device cuda       run on the GPU (MambaOut's skeleton with any mixer; CUDA-event\n"
     "                      timing, float32 without TF32)\n"
+    "  --precision tf32    with --device cuda: let cuBLAS use TF32 tensor cores for the\n"
+    "                      linear layers (default fp32: pedantic float32); printed with the time\n"
     "  --cuda-graph        capture the whole forward once as a CUDA graph and time its replays\n"
     "  --cold              flush the L2 cache before each timed run\n"
     "\n"
@@ -44,7 +47,7 @@ typedef struct {
     const char *model, *weights, *input, *output;
     long res, batch, threads, repeat;
     uint64_t seed;
-    int res_set, batch_set, ignore_unexpected, cuda, graph, cold;
+    int res_set, batch_set, ignore_unexpected, cuda, graph, cold, tf32;
 } fwd_args;
 
 static ml_status parse_forward(int argc, char **argv, fwd_args *a)
@@ -66,7 +69,8 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
             return ml_fail(ML_ERR_USAGE, "forward: unexpected argument '%s'", f);
         if (strcmp(f, "--model") && strcmp(f, "--weights") && strcmp(f, "--input") &&
             strcmp(f, "--output") && strcmp(f, "--res") && strcmp(f, "--batch") &&
-            strcmp(f, "--seed") && strcmp(f, "--threads") && strcmp(f, "--repeat") && strcmp(f, "--device"))
+            strcmp(f, "--seed") && strcmp(f, "--threads") && strcmp(f, "--repeat") && strcmp(f, "--device") &&
+            strcmp(f, "--precision"))
             return ml_fail(ML_ERR_USAGE, "forward: unknown option '%s' (see mixerlab forward --help)", f);
         ML_TRY(args_value(argc, argv, &i, &v));
         if (strcmp(f, "--model") == 0)
@@ -90,6 +94,10 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
         else if (strcmp(f, "--device") == 0) {
             ML_TRY(cli_check_device(v, "forward"));
             a->cuda = strcmp(v, "cuda") == 0;
+        } else if (strcmp(f, "--precision") == 0) {
+            if (strcmp(v, "fp32") && strcmp(v, "tf32"))
+                return ml_fail(ML_ERR_USAGE, "forward: --precision '%s' is not fp32 or tf32", v);
+            a->tf32 = strcmp(v, "tf32") == 0;
         }
         else
             ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
@@ -98,6 +106,8 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
         return ml_fail(ML_ERR_USAGE, "forward: --model is required (known: %s)", model_zoo_names());
     if ((a->graph || a->cold) && !a->cuda)
         return ml_fail(ML_ERR_USAGE, "forward: --cuda-graph and --cold need --device cuda");
+    if (a->tf32 && !a->cuda)
+        return ml_fail(ML_ERR_USAGE, "forward: --precision tf32 needs --device cuda (the CPU path is float32)");
     if (a->input && (a->res_set || a->batch_set))
         return ml_fail(ML_ERR_USAGE, "forward: --input fixes the size; drop --res/--batch");
     return ML_OK;
@@ -180,10 +190,11 @@ static void run_graph(void *p) { cuda_graph_run(p); }
 
 /* The forward on the GPU: weights and input uploaded once, then timed with
  * CUDA events, as launched or as replays of one captured graph. */
-static ml_status forward_on_cuda(model *m, const float *input, int repeat, int graph, int cold)
+static ml_status forward_on_cuda(model *m, const float *input, int repeat, int graph, int cold, int tf32)
 {
     model_cuda g;
     ML_TRY(model_cuda_init(&g, m));
+    cuda_set_tf32(tf32);
     ml_status s = cuda_to_device(g.input, input, (size_t)m->B * 3 * m->H * m->W * sizeof(float));
     double med = 0, mn = 0;
     void *exec = NULL;
@@ -206,9 +217,9 @@ static ml_status forward_on_cuda(model *m, const float *input, int repeat, int g
         macs_opts o = {MACS_FVCORE, SCAN_GU};
         double macs = (double)model_macs(m, &o, NULL);
         printf("model %s, batch %d, %dx%d on %s\n", m->cfg.name, m->B, m->H, m->W, dev);
-        printf("forward time (CUDA events%s%s): median %.3f ms, min %.3f ms over %d runs after 3 warm-up "
+        printf("forward time (CUDA events, %s%s%s): median %.3f ms, min %.3f ms over %d runs after 3 warm-up "
                "(%.1f GFLOP/s at the median); device memory: weights %.1f MiB, activations %.1f MiB\n",
-               graph ? ", CUDA graph" : "", cold ? ", cold L2" : "", med, mn, repeat > 0 ? repeat : 1,
+               tf32 ? "TF32 products" : "float32", graph ? ", CUDA graph" : "", cold ? ", cold L2" : "", med, mn, repeat > 0 ? repeat : 1,
                2.0 * macs / (med * 1e6), g.weight_bytes / 1048576.0,
                g.activation_bytes / 1048576.0);
     }
@@ -216,9 +227,9 @@ static ml_status forward_on_cuda(model *m, const float *input, int repeat, int g
     return s;
 }
 #else
-static ml_status forward_on_cuda(model *m, const float *input, int repeat, int graph, int cold)
+static ml_status forward_on_cuda(model *m, const float *input, int repeat, int graph, int cold, int tf32)
 {
-    (void)m, (void)input, (void)repeat, (void)graph, (void)cold; /* cli_check_device refuses cuda in this build */
+    (void)m, (void)input, (void)repeat, (void)graph, (void)cold, (void)tf32; /* cli_check_device refuses cuda in this build */
     return ml_fail(ML_ERR_USAGE, "this build has no CUDA backend");
 }
 #endif
@@ -272,7 +283,7 @@ int cmd_forward(int argc, char **argv)
         }
     }
     if (s == ML_OK && a.cuda)
-        s = forward_on_cuda(&m, input, (int)a.repeat, a.graph, a.cold);
+        s = forward_on_cuda(&m, input, (int)a.repeat, a.graph, a.cold, a.tf32);
     else if (s == ML_OK) {
         fwd_ctx ctx = {&m, input};
         double t0 = timer_now_s();

@@ -306,6 +306,92 @@ static ml_status measure_model_cuda(const sweep_spec *sp, const sweep_config *c,
 }
 
 typedef struct {
+    const block_config *bc;
+    float **dp;
+    float *x;
+    block_buffers buf;
+    int B, H, W;
+} blk_cuda_ctx;
+
+static void run_block_cuda(void *p)
+{
+    blk_cuda_ctx *c = p;
+    block_forward_cuda(c->bc, (const float *const *)c->dp, c->x, c->B, c->H, c->W, &c->buf);
+}
+
+/* MambaOut's Gated CNN block on the GPU, set up as measure_block sets it up
+ * on the CPU; t holds every row (the GPU runs whole-tensor ops). */
+static ml_status measure_block_cuda(const sweep_spec *sp, const sweep_config *c, measured *out)
+{
+    const mixer_ops *ops;
+    ML_TRY(mixer_lookup(c->mixer, &ops));
+    const int C = (int)c->width, B = (int)c->batch, H = c->grid_h, W = c->grid_w;
+    mixer_config mc = mixer_config_default(C, C);
+    mc.threads = 1;
+    block_config bc = block_config_make(C, 8.0 / 3.0, 1.0, ACT_GELU, NORM_LAYER, 1e-6f, 1, ops, &mc);
+    ML_TRY(block_config_validate(&bc));
+    if (!ops->forward_cuda || (ops->cuda_check && ops->cuda_check(&bc.mcfg) != ML_OK)) {
+        out->status = "unsupported";
+        if (!ops->forward_cuda)
+            mixer_require_backend(ops, BACKEND_CUDA);
+        snprintf(out->message, sizeof out->message, "%s", ml_last_error());
+        return ML_OK;
+    }
+    param_spec specs[BLOCK_MAX_PARAMS];
+    const int np = block_param_specs(&bc, specs);
+    macs_opts o = {MACS_FVCORE, SCAN_GU};
+    out->params = 0;
+    for (int i = 0; i < np; i++)
+        out->params += (int64_t)param_spec_numel(&specs[i]);
+    out->macs = (int64_t)block_macs(&bc, B, H, W, &o);
+    block_sizes bs = block_buffer_floats(&bc, B, H, W, 1);
+    const size_t n = (size_t)B * H * W * C;
+    bs.t = n;
+    out->weight_bytes = out->params * 4;
+    out->activation_bytes = (int64_t)(n + bs.t + bs.u + bs.m + bs.ws) * 4;
+    out->peak_bytes = out->weight_bytes + out->activation_bytes;
+    if (!(sp->metrics & METRIC_LATENCY))
+        return ML_OK;
+    float *host[BLOCK_MAX_PARAMS] = {0}, *dp[BLOCK_MAX_PARAMS] = {0};
+    blk_cuda_ctx bk = {&bc, dp, NULL, {NULL, NULL, NULL, NULL, 1}, B, H, W};
+    ml_status s = ML_OK;
+    rng_state r;
+    rng_seed(&r, 1);
+    for (int i = 0; i < np && s == ML_OK; i++) {
+        host[i] = ml_malloc(param_spec_numel(&specs[i]) * sizeof(float), specs[i].name);
+        if (!host[i])
+            s = ML_ERR_NOMEM;
+        else
+            rng_fill_normal(&r, host[i], param_spec_numel(&specs[i]), 0.02);
+    }
+    if (s == ML_OK && ops->init)
+        ops->init(&bc.mcfg, host + block_mixer_param_offset(&bc), &r);
+    for (int i = 0; i < np && s == ML_OK; i++) {
+        const size_t bytes = param_spec_numel(&specs[i]) * sizeof(float);
+        s = cuda_malloc((void **)&dp[i], bytes, specs[i].name);
+        if (s == ML_OK)
+            s = cuda_to_device(dp[i], host[i], bytes);
+    }
+    float **bufs[5] = {&bk.x, &bk.buf.t, &bk.buf.u, &bk.buf.m, &bk.buf.ws};
+    const size_t sizes[5] = {n, bs.t, bs.u, bs.m, bs.ws};
+    const char *names[5] = {"block input", "block t", "block u", "block m", "block workspace"};
+    for (int i = 0; i < 5 && s == ML_OK; i++)
+        s = cuda_malloc((void **)bufs[i], (sizes[i] ? sizes[i] : 1) * sizeof(float), names[i]);
+    if (s == ML_OK) {
+        float *x = random_input(n, "block input");
+        s = x ? cuda_to_device(bk.x, x, n * sizeof *x) : ML_ERR_NOMEM;
+        free(x);
+    }
+    if (s == ML_OK)
+        s = cuda_measure(sp, run_block_cuda, &bk, out);
+    for (int i = 0; i < np; i++)
+        free(host[i]), cuda_free(dp[i]);
+    for (int i = 0; i < 5; i++)
+        cuda_free(*bufs[i]);
+    return s;
+}
+
+typedef struct {
     const mixer_instance *mi;
     float **dp;
     float *y, *ws;
@@ -522,15 +608,16 @@ int cmd_sweep(int argc, char **argv)
         me.status = "ok";
         cli_set_threads((int)c->threads);
         ml_status ms;
-        if (!strcmp(c->device, "cuda") && (cli_check_device("cuda", "sweep") != ML_OK || c->level == LEVEL_BLOCK)) {
+        if (!strcmp(c->device, "cuda") && cli_check_device("cuda", "sweep") != ML_OK) {
             ms = ML_OK;
             me.status = "unsupported";
-            if (c->level == LEVEL_BLOCK && cuda_compiled())
-                ml_fail(ML_ERR_USAGE, "level block has no CUDA path yet (level model and mixer do)");
             snprintf(me.message, sizeof me.message, "%s", ml_last_error());
 #ifdef MIXERLAB_HAVE_CUDA
         } else if (!strcmp(c->device, "cuda")) {
-            ms = c->level == LEVEL_MODEL ? measure_model_cuda(&sp, c, &me) : measure_mixer_cuda(&sp, c, &me);
+            cuda_set_tf32(!strcmp(c->precision, "tf32"));
+            ms = c->level == LEVEL_MODEL   ? measure_model_cuda(&sp, c, &me)
+                 : c->level == LEVEL_MIXER ? measure_mixer_cuda(&sp, c, &me)
+                                           : measure_block_cuda(&sp, c, &me);
 #endif
         } else if (c->level == LEVEL_MODEL) {
             ms = measure_model(&sp, c, &me);
@@ -546,7 +633,7 @@ int cmd_sweep(int argc, char **argv)
         store_result r = {
             .experiment = sp.name, .config_hash = c->hash, .level = sweep_level_name(c->level),
             .model = c->level == LEVEL_MODEL ? c->model : NULL, .mixer = c->mixer[0] ? c->mixer : NULL,
-            .device = c->device, .precision = "fp32", .status = me.status, .message = me.message[0] ? me.message : NULL,
+            .device = c->device, .precision = c->precision, .status = me.status, .message = me.message[0] ? me.message : NULL,
             .macs_convention = (sp.metrics & METRIC_MACS) && me.macs >= 0 ? "fvcore" : NULL,
             .resolution = c->level == LEVEL_MODEL ? c->resolution : -1, .tokens = c->level == LEVEL_MODEL ? -1 : c->tokens,
             .width = c->level == LEVEL_MODEL ? -1 : c->width, .batch = c->batch,

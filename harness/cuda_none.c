@@ -39,6 +39,9 @@ ml_status cuda_sync(const char *what)
 }
 void *cuda_stream(void) { return NULL; }
 void *cuda_blas(void) { return NULL; }
+const char *cuda_driver_version(void) { return ""; }
+void cuda_set_tf32(int on) { (void)on; }
+int cuda_tf32(void) { return 0; }
 ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms, double *min_ms)
 {
     (void)fn, (void)ctx, (void)warm, (void)iters, (void)cold;

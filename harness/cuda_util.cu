@@ -2,8 +2,10 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
 
 /* The error-check family: the failing statement, file and line, and CUDA's
  * own message, recorded as the current error. */
@@ -24,19 +26,67 @@ extern "C" const char *cuda_build_info(void)
     return buf;
 }
 
+/* The SM clock now and the driver's version, from NVML when the driver
+ * provides it. NVML is opened at run time (libnvidia-ml comes with the
+ * driver, not the toolkit), so the binary still starts on machines without
+ * one. Returns 0 when NVML cannot answer. */
+typedef int (*nvml_fn_void)(void);
+typedef int (*nvml_fn_bus)(const char *, void **);
+typedef int (*nvml_fn_clock)(void *, int, unsigned *);
+typedef int (*nvml_fn_driver)(char *, unsigned);
+
+static int nvml_query(int dev, unsigned *sm_mhz, char *driver, size_t n)
+{
+    void *lib = dlopen("libnvidia-ml.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (!lib)
+        return 0;
+    nvml_fn_void init = (nvml_fn_void)dlsym(lib, "nvmlInit_v2"), shut = (nvml_fn_void)dlsym(lib, "nvmlShutdown");
+    nvml_fn_bus by_bus = (nvml_fn_bus)dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2");
+    nvml_fn_clock clock = (nvml_fn_clock)dlsym(lib, "nvmlDeviceGetClockInfo");
+    nvml_fn_driver drv = (nvml_fn_driver)dlsym(lib, "nvmlSystemGetDriverVersion");
+    int ok = 0;
+    char bus[32];
+    void *h = NULL;
+    if (init && shut && by_bus && clock && drv && init() == 0) {
+        /* NVML_CLOCK_SM is 1; 0 is NVML_SUCCESS */
+        if (cudaDeviceGetPCIBusId(bus, sizeof bus, dev) == cudaSuccess && by_bus(bus, &h) == 0 &&
+            clock(h, 1, sm_mhz) == 0 && drv(driver, (unsigned)n) == 0)
+            ok = 1;
+        shut();
+    }
+    dlclose(lib);
+    return ok;
+}
+
+static char driver_version[80];
+
+extern "C" const char *cuda_driver_version(void) { return driver_version; }
+
 extern "C" ml_status cuda_device_check(char *desc, size_t n)
 {
     if (n)
         desc[0] = '\0';
-    int count = 0, driver = 0;
+    int count = 0, driver = 0, clock_khz = 0, mem_khz = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0)
         return ml_fail(ML_ERR_USAGE, "no CUDA device: %s", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
     cudaDeviceProp p;
     CUDA_TRY(cudaGetDeviceProperties(&p, 0));
     cudaDriverGetVersion(&driver);
-    snprintf(desc, n, "%s, sm_%d%d, %d SMs, %.1f GiB, driver API %d.%d", p.name, p.major, p.minor,
-             p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, driver / 1000, driver % 1000 / 10);
+    /* CUDA 13 dropped cudaDeviceProp.clockRate; the attributes remain */
+    cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
+    cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
+    unsigned now_mhz = 0;
+    char nvml_driver[64] = "";
+    const int have_nvml = nvml_query(0, &now_mhz, nvml_driver, sizeof nvml_driver);
+    snprintf(driver_version, sizeof driver_version, "%s%sAPI %d.%d", nvml_driver, have_nvml ? ", " : "",
+             driver / 1000, driver % 1000 / 10);
+    char now[48] = "";
+    if (have_nvml)
+        snprintf(now, sizeof now, "%u MHz now, ", now_mhz);
+    snprintf(desc, n, "%s, sm_%d%d, %d SMs, %.1f GiB, L2 %d MiB, SM clock %smax %d MHz, memory clock %d MHz, driver %s",
+             p.name, p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, p.l2CacheSize >> 20, now,
+             clock_khz / 1000, mem_khz / 1000, driver_version);
     return ML_OK;
 }
 
@@ -99,10 +149,22 @@ extern "C" void *cuda_blas(void)
         const size_t blas_ws_bytes = (size_t)32 << 20;
         if (cudaMalloc(&blas_ws, blas_ws_bytes) == cudaSuccess)
             cublasSetWorkspace(h, blas_ws, blas_ws_bytes);
-        /* float32 as asked: TF32 only when a caller turns it on */
-        cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);
+        cuda_set_tf32(cuda_tf32());
     }
     return h;
+}
+
+static int tf32_on = 0;
+
+extern "C" int cuda_tf32(void) { return tf32_on; }
+
+extern "C" void cuda_set_tf32(int on)
+{
+    tf32_on = on;
+    /* float32 as asked: TF32 only when a caller turns it on */
+    cublasHandle_t h = (cublasHandle_t)cuda_blas();
+    if (h)
+        cublasSetMathMode(h, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
 }
 
 static int cmp_double(const void *a, const void *b)

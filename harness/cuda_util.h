@@ -17,6 +17,12 @@ const char *cuda_build_info(void);
 /* ML_OK with the device (name, SMs, memory, driver) in desc, or a usage
  * error saying why there is none (no driver, no device, not compiled in). */
 ml_status cuda_device_check(char *desc, size_t n);
+/* "580.159.04, API 13.0" after a successful cuda_device_check, else "". */
+const char *cuda_driver_version(void);
+/* cuBLAS math for float32 products: 0 = pedantic float32 (the default),
+ * 1 = TF32 tensor cores allowed (--precision tf32). */
+void cuda_set_tf32(int on);
+int cuda_tf32(void);
 ml_status cuda_malloc(void **p, size_t bytes, const char *what);
 void cuda_free(void *p);
 ml_status cuda_memset_zero(void *p, size_t bytes);

@@ -107,7 +107,7 @@ static int handler(void *user, const char *section, const char *name, const char
     sweep_spec *s = p->s;
     static const char *const keys[] = {"experiment.name", "experiment.description", "grid.level", "grid.model",
                                        "grid.mixer", "grid.resolution", "grid.tokens", "grid.width",
-                                       "grid.batch", "grid.device", "grid.threads", "measure.metrics",
+                                       "grid.batch", "grid.device", "grid.precision", "grid.threads", "measure.metrics",
                                        "measure.warmup_s", "measure.min_samples", "measure.min_time_s",
                                        "measure.max_time_s", NULL};
     if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure")) {
@@ -183,6 +183,10 @@ static int handler(void *user, const char *section, const char *name, const char
             strcpy(s->devices[i], items[i]);
         }
         s->n_devices = n;
+    } else if (!strcmp(full, "grid.precision")) {
+        if (strcmp(value, "fp32") && strcmp(value, "tf32"))
+            return fail(p, "precision: '%s' is not fp32 or tf32 (one value)%s", value, "");
+        strcpy(s->precision, value);
     } else if (!strcmp(full, "measure.metrics")) {
         if (!split_list(p, name, value, items, &n))
             return 0;
@@ -226,6 +230,7 @@ ml_status spec_parse(const char *path, sweep_spec *out)
     out->policy = timer_policy_default();
     out->batches[0] = 1, out->n_batches = 1;
     strcpy(out->devices[0], "cpu"), out->n_devices = 1;
+    strcpy(out->precision, "fp32");
     FILE *fp = fopen(path, "r");
     if (!fp)
         return ml_fail(ML_ERR_IO, "cannot open spec '%s': %s", path, strerror(errno));
@@ -274,9 +279,9 @@ void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, siz
 {
     snprintf(buf, n,
              "level=%s;model=%s;mixer=%s;resolution=%ld;tokens=%ld;width=%ld;batch=%ld;device=%s;threads=%ld;"
-             "precision=fp32;metrics=%u;warmup_s=%g;min_samples=%d;min_time_s=%g;max_time_s=%g",
+             "precision=%s;metrics=%u;warmup_s=%g;min_samples=%d;min_time_s=%g;max_time_s=%g",
              sweep_level_name(c->level), c->model, c->mixer, c->resolution, c->tokens, c->width, c->batch, c->device,
-             c->threads, s->metrics, s->policy.warmup_s, s->policy.min_samples, s->policy.min_time_s,
+             c->threads, c->precision[0] ? c->precision : "fp32", s->metrics, s->policy.warmup_s, s->policy.min_samples, s->policy.min_time_s,
              s->policy.max_time_s);
 }
 
@@ -322,6 +327,8 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
                                 }
                                 x->batch = s->batches[bt];
                                 snprintf(x->device, sizeof x->device, "%s", s->devices[d]);
+                                snprintf(x->precision, sizeof x->precision, "%s",
+                                         strcmp(x->device, "cuda") ? "fp32" : s->precision);
                                 x->threads = s->n_threads ? s->threads[t] : 0;
                                 char key[512];
                                 sweep_config_key(s, x, key, sizeof key);

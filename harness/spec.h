@@ -31,6 +31,7 @@ typedef struct {
     int n_batches;
     char devices[4][8];
     int n_devices;
+    char precision[8]; /* fp32 (default) | tf32: cuBLAS may use TF32 tensor cores on device = cuda */
     long threads[SPEC_MAX_LIST];
     int n_threads;
     unsigned metrics;
@@ -44,6 +45,7 @@ typedef struct {
     char mixer[32];
     long resolution, tokens, width, batch, threads;
     char device[8];
+    char precision[8]; /* "fp32" on the CPU whatever the spec says */
     int grid_h, grid_w; /* block / mixer: L tokens on a square grid if L is a perfect square, else 1 x L */
     char hash[17];      /* of the resolved settings below, see sweep_config_key */
 } sweep_config;

@@ -168,7 +168,7 @@ ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed)
     }
     sqlite3_stmt *q = NULL;
     const char *sql = "INSERT INTO runs (git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, hostname, argv, "
-                      "seed, started_at, gpu_name, cuda_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                      "seed, started_at, gpu_name, cuda_version, gpu_driver) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     char gpu[256] = "";
     if (cuda_compiled() && cuda_device_check(gpu, sizeof gpu) != ML_OK)
         gpu[0] = '\0';
@@ -186,11 +186,14 @@ ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed)
     sqlite3_bind_int64(q, 10, (sqlite3_int64)seed);
     sqlite3_bind_text(q, 11, now, -1, SQLITE_TRANSIENT);
     if (gpu[0]) {
-        sqlite3_bind_text(q, 12, gpu, -1, SQLITE_TRANSIENT); /* name, SMs, memory, driver */
+        /* name, SMs, memory, L2, SM clock now and max, memory clock, driver */
+        sqlite3_bind_text(q, 12, gpu, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 13, cuda_build_info(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 14, cuda_driver_version(), -1, SQLITE_TRANSIENT);
     } else {
         sqlite3_bind_null(q, 12);
         sqlite3_bind_null(q, 13);
+        sqlite3_bind_null(q, 14);
     }
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);

@@ -69,6 +69,20 @@ static void test_good(void)
     CHECK(!strcmp(c[0].model, "mambaout_femto:mixer=dwconv") && !strcmp(c[7].model, "mambaout_tiny:kernel=5,mixer=identity"),
           "mixer as override: '%s' '%s'", c[0].model, c[7].model);
     free(c);
+
+    /* precision: recorded per row; CPU rows stay fp32 whatever the spec says, so their hashes do not change */
+    p = write_spec("prec", "[experiment]\nname = m\n[grid]\nmodel = mambaout_test\nresolution = 32\n"
+                           "device = cpu, cuda\n");
+    CHECK(spec_parse(p, &s) == ML_OK && spec_expand(&s, &c, &n) == ML_OK && n == 2, "precision spec: %s",
+          ml_last_error());
+    CHECK(!strcmp(c[0].precision, "fp32") && !strcmp(c[1].precision, "fp32"), "fp32 by default");
+    p = write_spec("prec2", "[experiment]\nname = m\n[grid]\nmodel = mambaout_test\nresolution = 32\n"
+                            "device = cpu, cuda\nprecision = tf32\n");
+    CHECK(spec_parse(p, &s) == ML_OK && spec_expand(&s, &c2, &n2) == ML_OK && n2 == 2, "tf32 spec: %s",
+          ml_last_error());
+    CHECK(!strcmp(c2[0].precision, "fp32") && !strcmp(c2[1].precision, "tf32"), "tf32 on the cuda row only");
+    CHECK(!strcmp(c[0].hash, c2[0].hash) && strcmp(c[1].hash, c2[1].hash), "only the cuda row's hash changes");
+    free(c), free(c2);
 }
 
 static void expect_bad(const char *name, const char *text, const char *needle)
@@ -103,6 +117,7 @@ static void test_bad(void)
                "needs [grid] tokens and width");
     expect_bad("times", "[experiment]\nname = a\n[grid]\nmodel = mambaout_test\nresolution = 32\n[measure]\nmin_time_s = 5\nmax_time_s = 1\n",
                "max_time_s (1) is below min_time_s (5)");
+    expect_bad("precision", "[experiment]\nname = a\n[grid]\nprecision = bf16\n", "precision.ini:4: precision: 'bf16' is not fp32 or tf32");
     sweep_spec s;
     CHECK(spec_parse("/nonexistent/spec.ini", &s) == ML_ERR_IO && strstr(ml_last_error(), "cannot open spec"),
           "missing spec: %s", ml_last_error());
