@@ -8,6 +8,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_bench_cpu(int argc, char **argv);
+int cmd_bench_cuda(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_mixer(int argc, char **argv);
 int cmd_table(int argc, char **argv);

@@ -23,6 +23,7 @@ static const char usage[] =
     "  bench-mixers  every token mixer alone over a range of token counts, against the\n"
     "             SGEMM rate and copy bandwidth measured in the same run\n"
     "  bench-runner  the measuring loop's own overhead per sample\n"
+    "  bench-cuda    every CUDA kernel's rate against the GPU's copy and SGEMM rates, in one run\n"
     "  list       the model zoo (with parameters and MACs at 224x224) and the mixers\n"
     "  sweep      run a sweep spec and log every configuration to SQLite\n"
     "  export     results of a database as CSV or JSON\n"
@@ -89,6 +90,8 @@ int main(int argc, char **argv)
         rc = cmd_bench_mixers(argc - 1, argv + 1);
     else if (strcmp(cmd, "bench-cpu") == 0)
         rc = cmd_bench_cpu(argc - 1, argv + 1);
+    else if (strcmp(cmd, "bench-cuda") == 0)
+        rc = cmd_bench_cuda(argc - 1, argv + 1);
     else if (strcmp(cmd, "list") == 0)
         rc = cmd_list(argc - 1, argv + 1);
     else

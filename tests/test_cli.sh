@@ -136,9 +136,13 @@ expect 2 "table: --res needs --ablation" -- table --res 224
 expect 2 "unknown option '--latex'" -- table --latex
 expect 2 "unknown model" -- table --ablation resnet50
 expect 2 "unknown option '--bogus'" -- bench-mixers --bogus 1
+# no GPU here (or no CUDA backend): a usage error that says so
+if ! "$bin" --version | grep -q "^device: *NVIDIA\|^device: .*sm_"; then
+    expect 2 "CUDA" -- bench-cuda --iters 2
+fi
 
 # --help everywhere, exit 0
-for c in info forward mixer table bench-cpu bench-mixers list; do
+for c in info forward mixer table bench-cpu bench-mixers bench-cuda list; do
     expect 0 "" -- "$c" --help
 done
 expect 0 "" -- --help
