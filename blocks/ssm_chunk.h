@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #define SSM_CHUNK 64
+#define SSM_LOG2E 1.44269504088896341f
 
 #ifdef __CUDA_ARCH__
 #define ML_UNROLL _Pragma("unroll")
@@ -63,7 +64,7 @@ ML_HD static inline void ssm_chunk_scan(int pass, int N, size_t i0, size_t len, 
     float A[SSM_CHUNK_MAX_STATE], h[SSM_CHUNK_MAX_STATE];
     ML_UNROLL
     for (int n = 0; n < N; n++) {
-        A[n] = -expf(A_log_e[n]);
+        A[n] = -expf(A_log_e[n]) * SSM_LOG2E; /* exp(Δ A) = exp2(Δ A log2 e): one ex2 on the GPU */
         h[n] = pass ? carry[(size_t)n * E] : 0.0f;
     }
     float dsum = 0.0f;
@@ -74,7 +75,7 @@ ML_HD static inline void ssm_chunk_scan(int pass, int N, size_t i0, size_t len, 
         float acc = De * x;
         ML_UNROLL
         for (int n = 0; n < N; n++) {
-            h[n] = expf(d * A[n]) * h[n] + du * Bt[n];
+            h[n] = exp2f(d * A[n]) * h[n] + du * Bt[n];
             acc += h[n] * Ct[n];
         }
         if (pass)
@@ -95,14 +96,14 @@ ML_HD static inline void ssm_chunk_scan(int pass, int N, size_t i0, size_t len, 
  * chunk's S becomes its incoming state; ΣΔ (row N) is left as it was. */
 ML_HD static inline void ssm_chunk_carry(int n, int N, size_t chunks, int E, float A_log_en, float *carry)
 {
-    const float A = -expf(A_log_en);
+    const float A = -expf(A_log_en) * SSM_LOG2E;
     const size_t stride = (size_t)(N + 1) * E;
     float h = 0.0f;
     for (size_t c = 0; c < chunks; c++) {
         float *cc = carry + c * stride;
         const float S = cc[(size_t)n * E], dsum = cc[(size_t)N * E];
         cc[(size_t)n * E] = h;
-        h = expf(A * dsum) * h + S;
+        h = exp2f(A * dsum) * h + S;
     }
 }
 

@@ -93,6 +93,8 @@ extern "C" ml_status cuda_device_check(char *desc, size_t n)
 extern "C" ml_status cuda_malloc(void **p, size_t bytes, const char *what)
 {
     cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e != cudaSuccess)
+        (void)cudaGetLastError(); /* not sticky: clear it, or the next check would report it again */
     if (e == cudaErrorMemoryAllocation)
         return ml_fail(ML_ERR_NOMEM, "out of device memory allocating %zu bytes for %s", bytes, what);
     CUDA_TRY(e);
