@@ -1,8 +1,12 @@
 /* The CUDA kernels against the CPU reference, at awkward sizes, with guard
  * floats after every device output. Without a GPU it reports skipped (77). */
+#include "blocks/act.h"
+#include "blocks/conv2d.h"
 #include "blocks/dwconv.h"
 #include "blocks/gated_block.h"
 #include "blocks/layernorm.h"
+#include "blocks/linear.h"
+#include "blocks/pool.h"
 #include "harness/cuda_util.h"
 #include "models/mixer_io.h"
 #include "test_util.h"
@@ -100,6 +104,103 @@ static void test_dwconv(rng_state *r)
     }
 }
 
+/* Linear through cuBLAS: strided rows, with and without bias, written and
+ * accumulated; TF32 off must match the CPU's float32 closely. */
+static void test_linear(rng_state *r)
+{
+    const size_t rows = 53, ld_in = 41, ld_out = 29;
+    const int in_f = 37, out_f = 27;
+    float *x = rand_floats(r, rows * ld_in, -1, 1), *w = rand_floats(r, (size_t)out_f * in_f, -0.5, 0.5);
+    float *b = rand_floats(r, out_f, -1, 1), *y0 = rand_floats(r, rows * ld_out, -1, 1);
+    for (int v = 0; v < 4; v++) {
+        const int acc = v & 1;
+        const float *bias = v & 2 ? b : NULL;
+        float *ref = alloc_guarded(rows * ld_out);
+        memcpy(ref, y0, rows * ld_out * sizeof *ref);
+        linear_forward(ref, ld_out, x, ld_in, w, bias, rows, in_f, out_f, acc);
+        float *dx = to_dev(x, rows * ld_in), *dw = to_dev(w, (size_t)out_f * in_f), *db = to_dev(b, out_f);
+        float *dy = to_dev(y0, rows * ld_out);
+        linear_forward_cuda(dy, ld_out, dx, ld_in, dw, bias ? db : NULL, rows, in_f, out_f, acc);
+        float *y = from_dev(dy, rows * ld_out, "linear");
+        double e = rel_err_f(y, ref, rows * ld_out);
+        CHECK(e <= TOL, "linear accumulate %d bias %d cuda vs cpu: %.3g", acc, bias != NULL, e);
+        printf("  linear acc=%d bias=%d  rel err %.3g\n", acc, bias != NULL, e);
+        cuda_free(dx), cuda_free(dw), cuda_free(db), cuda_free(dy);
+        free(ref), free(y);
+    }
+    free(x), free(w), free(b), free(y0);
+}
+
+/* The dense 3x3 stride-2 conv (stem, downsampling) with im2col chunks smaller
+ * than the output, and the NCHW -> NHWC transpose in front of it. */
+static void test_conv2d(rng_state *r)
+{
+    const int B = 2, H = 13, W = 11, Cin = 5, Cout = 7;
+    const conv2d_shape sh = {Cin, Cout, 3, 2, 1};
+    const int Ho = conv2d_out_size(&sh, H), Wo = conv2d_out_size(&sh, W);
+    const size_t nin = (size_t)B * H * W * Cin, nout = (size_t)B * Ho * Wo * Cout;
+    float *nchw = rand_floats(r, nin, -1, 1), *w = rand_floats(r, (size_t)Cout * Cin * 9, -0.5, 0.5);
+    float *b = rand_floats(r, Cout, -1, 1), *nhwc = alloc_guarded(nin), *ref = alloc_guarded(nout);
+    nchw_to_nhwc(nhwc, nchw, B, Cin, H, W);
+    float *ws = malloc(conv2d_workspace_floats(&sh, (size_t)B * Ho * Wo, 1) * sizeof *ws);
+    conv2d_forward(ref, nhwc, w, b, &sh, B, H, W, ws, 1);
+    float *zero_in = alloc_guarded(nin), *zero_out = alloc_guarded(nout);
+    float *dnchw = to_dev(nchw, nin), *dnhwc = to_dev(zero_in, nin), *dw = to_dev(w, (size_t)Cout * Cin * 9);
+    float *db = to_dev(b, Cout), *dy = to_dev(zero_out, nout);
+    const size_t ws_floats = (size_t)17 * Cin * 9; /* 17 output pixels per im2col chunk: several chunks */
+    float *zero_ws = alloc_guarded(ws_floats), *dws = to_dev(zero_ws, ws_floats);
+    nchw_to_nhwc_cuda(dnhwc, dnchw, B, Cin, H, W);
+    float *t = from_dev(dnhwc, nin, "nchw_to_nhwc");
+    CHECK(!memcmp(t, nhwc, nin * sizeof *t), "nchw_to_nhwc cuda differs from the cpu");
+    conv2d_forward_cuda(dy, dnhwc, dw, db, &sh, B, H, W, dws, ws_floats);
+    float *y = from_dev(dy, nout, "conv2d");
+    float *wsb = from_dev(dws, ws_floats, "conv2d workspace");
+    double e = rel_err_f(y, ref, nout);
+    CHECK(e <= TOL, "conv2d 3x3/2 cuda vs cpu: %.3g", e);
+    printf("  conv2d 3x3/2  rel err %.3g\n", e);
+    cuda_free(dnchw), cuda_free(dnhwc), cuda_free(dw), cuda_free(db), cuda_free(dy), cuda_free(dws);
+    free(nchw), free(w), free(b), free(nhwc), free(ref), free(ws), free(zero_in), free(zero_out), free(zero_ws);
+    free(t), free(y), free(wsb);
+}
+
+/* GELU and SiLU element by element over a wide range, and mean pooling. */
+static void test_act_pool(rng_state *r)
+{
+    const size_t n = 1001;
+    float *x = rand_floats(r, n, -10, 10);
+    for (int k = 0; k < 2; k++) {
+        float *ref = alloc_guarded(n), *zero = alloc_guarded(n);
+        act_forward(ref, x, n, (act_kind)k);
+        float *dx = to_dev(x, n), *dy = to_dev(zero, n);
+        act_forward_cuda(dy, dx, n, (act_kind)k);
+        float *y = from_dev(dy, n, act_name((act_kind)k));
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)y[i] - ref[i]) / (fabs(ref[i]) > 1 ? fabs(ref[i]) : 1.0);
+            worst = d > worst ? d : worst;
+        }
+        CHECK(worst <= 1e-6, "%s cuda vs cpu: max diff %.3g (absolute below 1, relative above)",
+              act_name((act_kind)k), worst);
+        printf("  %s  max diff %.3g\n", act_name((act_kind)k), worst);
+        cuda_free(dx), cuda_free(dy);
+        free(ref), free(zero), free(y);
+    }
+    free(x);
+    const int B = 3, C = 19;
+    const size_t L = 37;
+    float *in = rand_floats(r, (size_t)B * L * C, -2, 2), *ref = alloc_guarded((size_t)B * C);
+    float *zero = alloc_guarded((size_t)B * C);
+    meanpool_forward(ref, in, B, L, C);
+    float *din = to_dev(in, (size_t)B * L * C), *dy = to_dev(zero, (size_t)B * C);
+    meanpool_forward_cuda(dy, din, B, L, C);
+    float *y = from_dev(dy, (size_t)B * C, "meanpool");
+    double e = rel_err_f(y, ref, (size_t)B * C);
+    CHECK(e <= TOL, "meanpool cuda vs cpu: %.3g", e);
+    printf("  meanpool  rel err %.3g\n", e);
+    cuda_free(din), cuda_free(dy);
+    free(in), free(ref), free(zero), free(y);
+}
+
 /* Every mixer with a CUDA forward against its CPU forward, on random weights,
  * at awkward sizes (odd H != W, E not a multiple of 8), strided input. The
  * second and third settings reach the fast paths: several 64-step scan
@@ -160,6 +261,9 @@ int main(void)
     test_layernorm(&r);
     test_gate(&r);
     test_dwconv(&r);
+    test_linear(&r);
+    test_conv2d(&r);
+    test_act_pool(&r);
     test_mixers(&r);
     return test_summary("test_cuda_ops");
 }
