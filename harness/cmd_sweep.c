@@ -252,16 +252,20 @@ static ml_status measure_block(const sweep_spec *sp, const sweep_config *c, meas
 }
 
 #ifdef MIXERLAB_HAVE_CUDA
-/* GPU configs: CUDA-event samples, min_samples of them (at least 10) after 3 warm runs. */
+/* GPU configs: the spec's warm-up and stopping rule, each sample timed with
+ * CUDA events on the work's stream. A first run over max_time_s is a timeout. */
 static ml_status cuda_measure(const sweep_spec *sp, void (*fn)(void *), void *ctx, measured *out)
 {
-    int iters = sp->policy.min_samples > 10 ? sp->policy.min_samples : 10;
-    out->st.raw_ms = ml_malloc((size_t)iters * sizeof(double), "timing samples");
-    if (!out->st.raw_ms)
-        return ML_ERR_NOMEM;
-    ML_TRY(cuda_time_samples(fn, ctx, 3, iters, 0, out->st.raw_ms));
-    out->st.samples = iters;
-    timer_stats_summarise(&out->st);
+    const double first = cuda_sample_ms(fn, ctx);
+    ML_TRY(cuda_sync("first timed run"));
+    if (first > sp->policy.max_time_s * 1e3) {
+        out->status = "timeout";
+        snprintf(out->message, sizeof out->message, "one run took %.1f s, over max_time_s = %g", first * 1e-3,
+                 sp->policy.max_time_s);
+        return ML_OK;
+    }
+    ML_TRY(timer_measure_by(&sp->policy, fn, ctx, cuda_sample_ms, &out->st));
+    ML_TRY(cuda_sync("timed runs"));
     out->have_latency = 1;
     return ML_OK;
 }

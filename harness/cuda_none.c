@@ -1,6 +1,8 @@
 /* The CUDA entry points of a build without the toolkit: each says so. */
 #include "harness/cuda_util.h"
 
+#include <math.h>
+
 static ml_status none(void)
 {
     return ml_fail(ML_ERR_USAGE, "this build has no CUDA backend (configure with the CUDA toolkit installed, "
@@ -42,6 +44,11 @@ void *cuda_blas(void) { return NULL; }
 const char *cuda_driver_version(void) { return ""; }
 void cuda_set_tf32(int on) { (void)on; }
 int cuda_tf32(void) { return 0; }
+double cuda_sample_ms(void (*fn)(void *), void *ctx)
+{
+    (void)fn, (void)ctx;
+    return NAN;
+}
 ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms, double *min_ms)
 {
     (void)fn, (void)ctx, (void)warm, (void)iters, (void)cold;

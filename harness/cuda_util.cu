@@ -209,6 +209,23 @@ extern "C" ml_status cuda_time_samples(void (*fn)(void *), void *ctx, int warm, 
     return cuda_sync("timed run");
 }
 
+extern "C" double cuda_sample_ms(void (*fn)(void *), void *ctx)
+{
+    static cudaEvent_t a = NULL, b = NULL;
+    if (!a && (cudaEventCreate(&a) != cudaSuccess || cudaEventCreate(&b) != cudaSuccess)) {
+        a = b = NULL;
+        return NAN;
+    }
+    cudaStream_t s = (cudaStream_t)cuda_stream();
+    float ms = 0;
+    cudaEventRecord(a, s);
+    fn(ctx);
+    cudaEventRecord(b, s);
+    if (cudaEventSynchronize(b) != cudaSuccess || cudaEventElapsedTime(&ms, a, b) != cudaSuccess)
+        return NAN;
+    return ms;
+}
+
 extern "C" ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms,
                                double *min_ms)
 {

@@ -41,6 +41,9 @@ void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, 
  * warm calls. cold = 1 writes twice the L2 size before each sample (outside
  * the timed span) so each sample starts with a cold cache. */
 ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms, double *min_ms);
+/* One run of fn(ctx) between two CUDA events on cuda_stream(), in ms, waiting
+ * for it (a timer_sample_fn); NaN when the events fail (cuda_sync then says why). */
+double cuda_sample_ms(void (*fn)(void *), void *ctx);
 /* The same, every sample in the order taken into samples[iters]. */
 ml_status cuda_time_samples(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *samples);
 /* Captures fn(ctx) on cuda_stream() as a CUDA graph (*exec), to be replayed

@@ -69,12 +69,25 @@ void timer_stats_summarise(timer_stats *s)
     free(v);
 }
 
+static double host_sample_ms(void (*fn)(void *), void *ctx)
+{
+    const double a = timer_now_s();
+    fn(ctx);
+    return (timer_now_s() - a) * 1e3;
+}
+
 ml_status timer_measure(const timer_policy *p, void (*fn)(void *), void *ctx, timer_stats *out)
+{
+    return timer_measure_by(p, fn, ctx, host_sample_ms, out);
+}
+
+ml_status timer_measure_by(const timer_policy *p, void (*fn)(void *), void *ctx, timer_sample_fn sample,
+                           timer_stats *out)
 {
     memset(out, 0, sizeof *out);
     double t0 = timer_now_s();
     for (int i = 0; i < p->warmup_min || timer_now_s() - t0 < p->warmup_s; i++)
-        fn(ctx);
+        (void)sample(fn, ctx); /* through the sampler: on the GPU it waits, so no queue builds up */
 
     size_t cap = 256;
     out->raw_ms = ml_malloc(cap * sizeof(double), "timer samples");
@@ -91,9 +104,7 @@ ml_status timer_measure(const timer_policy *p, void (*fn)(void *), void *ctx, ti
      * measured however many samples a fast config takes. */
     int next_check = p->min_samples;
     for (;;) {
-        double a = timer_now_s();
-        fn(ctx);
-        double b = timer_now_s();
+        const double ms = sample(fn, ctx), b = timer_now_s();
         if ((size_t)out->samples == cap) {
             cap *= 2;
             double *r1 = realloc(out->raw_ms, cap * sizeof(double));
@@ -107,8 +118,8 @@ ml_status timer_measure(const timer_policy *p, void (*fn)(void *), void *ctx, ti
             out->raw_ms = r1;
             scratch = r2;
         }
-        out->raw_ms[out->samples++] = (b - a) * 1e3;
-        measured += b - a;
+        out->raw_ms[out->samples++] = ms;
+        measured += ms * 1e-3;
         double elapsed = b - start;
         if (out->samples >= next_check && measured >= p->min_time_s) {
             int n = out->samples;

@@ -32,6 +32,12 @@ typedef struct {
 double timer_now_s(void);
 timer_policy timer_policy_default(void);
 ml_status timer_measure(const timer_policy *p, void (*fn)(void *), void *ctx, timer_stats *out);
+/* The same rule with another clock: sample(fn, ctx) runs fn once and returns
+ * its time in ms (cuda_sample_ms: CUDA events on the work's stream). The
+ * time caps still use the host clock. */
+typedef double (*timer_sample_fn)(void (*fn)(void *), void *ctx);
+ml_status timer_measure_by(const timer_policy *p, void (*fn)(void *), void *ctx, timer_sample_fn sample,
+                           timer_stats *out);
 /* Fills the summary fields from raw_ms[0..samples). */
 void timer_stats_summarise(timer_stats *s);
 void timer_stats_free(timer_stats *s);
