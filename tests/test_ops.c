@@ -159,20 +159,30 @@ static void test_dwconv(rng_state *r)
     const int shapes[][5] = {/* B, H, W, C, K */
                              {2, 7, 5, 13, 3}, {1, 9, 11, 37, 7}, {2, 5, 7, 6, 11},
                              {1, 1, 1, 3, 7},  {1, 13, 3, 5, 1},  {1, 6, 8, 9, 5},
-                             {2, 5, 23, 16, 3}, {1, 4, 30, 24, 7}}; /* several 4-pixel tiles */
+                             {2, 5, 23, 16, 3}, {1, 4, 30, 24, 7}, /* several 4-pixel tiles */
+                             {1, 17, 19, 37, 7}, {2, 15, 13, 45, 7}}; /* big enough to run threaded */
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         int B = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
         size_t ld = (size_t)C + 3, n = (size_t)B * H * W * C; /* strided input, as in the block */
         ML_ASSERT(n < ((size_t)1 << 24));
         float *x = rand_floats(r, (size_t)B * H * W * ld, -1, 1);
         float *w = rand_floats(r, (size_t)C * K * K, -1, 1), *b = rand_floats(r, C, -1, 1);
-        float *y = alloc_guarded(n), *ws = malloc(dwconv_workspace_floats(C, K) * sizeof *ws);
+        const size_t nws = dwconv_workspace_floats(B, H, W, C, K);
+        float *y = alloc_guarded(n), *ws = alloc_guarded(nws);
         double *ref = malloc(n * sizeof *ref);
         dwconv_forward(y, x, ld, w, b, B, H, W, C, K, ws);
         naive_dwconv(ref, x, ld, w, b, B, H, W, C, K);
         double e = rel_err(y, ref, n);
         CHECK(e <= TOL, "dwconv B%d H%d W%d C%d K%d rel err %.3g", B, H, W, C, K, e);
         CHECK(guard_intact(y, n), "dwconv K%d wrote past its output", K);
+        CHECK(guard_intact(ws, nws), "dwconv K%d wrote past its workspace", K);
+        /* already packed tokens (ld = C) are read in place */
+        for (size_t q = 0; q < (size_t)B * H * W; q++)
+            memmove(x + q * C, x + q * ld, (size_t)C * sizeof *x);
+        dwconv_forward(y, x, (size_t)C, w, b, B, H, W, C, K, ws);
+        e = rel_err(y, ref, n);
+        CHECK(e <= TOL, "dwconv packed B%d H%d W%d C%d K%d rel err %.3g", B, H, W, C, K, e);
+        CHECK(guard_intact(y, n) && guard_intact(ws, nws), "dwconv packed K%d wrote out of bounds", K);
         free(x), free(w), free(b), free(y), free(ws), free(ref);
     }
 }
