@@ -44,14 +44,30 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     const size_t nchunks = (rows + CONV2D_CHUNK_ROWS - 1) / CONV2D_CHUNK_ROWS;
     if (threads < 1)
         threads = 1;
-    /* With fewer chunks than two per thread, one thread walks the chunks and
-     * BLAS threads each SGEMM instead (an inactive parallel region). */
-#pragma omp parallel for schedule(static) num_threads(threads) if (nchunks >= 2 * (size_t)threads)
+    if (nchunks >= 2 * (size_t)threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (size_t q = 0; q < nchunks; q++) {
+            size_t r0 = q * CONV2D_CHUNK_ROWS, m = rows - r0 < CONV2D_CHUNK_ROWS ? rows - r0 : CONV2D_CHUNK_ROWS;
+            float *col = ws + (size_t)omp_get_thread_num() * CONV2D_CHUNK_ROWS * kcols;
+            im2col_rows(col, in, s, H, W, Ho, Wo, r0, m);
+            linear_forward(out + r0 * s->cout, (size_t)s->cout, col, kcols, w, b, m, (int)kcols, s->cout, 0);
+        }
+        return;
+    }
+    /* Fewer chunks than two per thread (the downsampling convs of small grids):
+     * the chunks one after another, each im2col and SGEMM threaded on its own.
+     * Not inside an inactive parallel region: omp_in_parallel() is false there,
+     * and the thin SGEMM's region, nested, started a fresh thread at every call. */
     for (size_t q = 0; q < nchunks; q++) {
         size_t r0 = q * CONV2D_CHUNK_ROWS, m = rows - r0 < CONV2D_CHUNK_ROWS ? rows - r0 : CONV2D_CHUNK_ROWS;
-        float *col = ws + (size_t)omp_get_thread_num() * CONV2D_CHUNK_ROWS * kcols;
-        im2col_rows(col, in, s, H, W, Ho, Wo, r0, m);
-        linear_forward(out + r0 * s->cout, (size_t)s->cout, col, kcols, w, b, m, (int)kcols, s->cout, 0);
+#pragma omp parallel num_threads(threads) if (m * kcols > 16384)
+        {
+            size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+            size_t i0 = m * t / nt, i1 = m * (t + 1) / nt;
+            if (i1 > i0)
+                im2col_rows(ws + i0 * kcols, in, s, H, W, Ho, Wo, r0 + i0, i1 - i0);
+        }
+        linear_forward(out + r0 * s->cout, (size_t)s->cout, ws, kcols, w, b, m, (int)kcols, s->cout, 0);
     }
 }
 

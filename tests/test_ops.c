@@ -210,7 +210,8 @@ static void test_conv2d(rng_state *r)
                              {2, 9, 7, 3, 5, 3, 2},  {1, 10, 13, 11, 17, 3, 2},
                              {1, 1, 1, 4, 3, 3, 2},  {2, 12, 8, 3, 7, 4, 4},
                              {1, 64, 48, 3, 8, 3, 2},   /* three chunks, one thread */
-                             {2, 66, 63, 5, 7, 3, 2}};  /* nine chunks across threads */
+                             {2, 66, 63, 5, 7, 3, 2},   /* nine chunks across threads */
+                             {1, 29, 31, 13, 70, 3, 2}}; /* one chunk, im2col threaded, thin SGEMM */
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int *s = shapes[t];
         conv2d_shape cs = {s[3], s[4], s[5], s[6], s[5] == 3 ? 1 : 0};
