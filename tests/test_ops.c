@@ -207,11 +207,17 @@ static void test_dwconv(rng_state *r)
 static void test_conv2d(rng_state *r)
 {
     const int shapes[][7] = {/* B, H, W, Cin, Cout, K, stride; pad = K==3 ? 1 : 0 */
-                             {2, 9, 7, 3, 5, 3, 2},  {1, 10, 13, 11, 17, 3, 2},
+                             /* im2col + SGEMM (Cin·K·K > CONV2D_DIRECT_MAX_COLS) */
+                             {2, 9, 7, 5, 5, 3, 2},  {1, 10, 13, 11, 17, 3, 2},
                              {1, 1, 1, 4, 3, 3, 2},  {2, 12, 8, 3, 7, 4, 4},
-                             {1, 64, 48, 3, 8, 3, 2},   /* three chunks, one thread */
+                             {1, 64, 48, 4, 8, 3, 2},   /* three chunks, one thread */
                              {2, 66, 63, 5, 7, 3, 2},   /* nine chunks across threads */
-                             {1, 29, 31, 13, 70, 3, 2}}; /* one chunk, im2col threaded, thin SGEMM */
+                             {1, 29, 31, 13, 70, 3, 2}, /* one chunk, im2col threaded, thin SGEMM */
+                             /* direct kernel: Cout below, at and past whole vectors of 8 and 24 */
+                             {2, 9, 7, 3, 5, 3, 2},   {1, 10, 12, 3, 24, 3, 2},
+                             {1, 13, 11, 3, 27, 3, 2}, {2, 8, 9, 2, 13, 3, 1},
+                             {1, 11, 14, 1, 9, 5, 2},  {1, 1, 1, 3, 4, 3, 2},
+                             {2, 37, 41, 3, 27, 3, 2}}; /* rows split across threads */
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int *s = shapes[t];
         conv2d_shape cs = {s[3], s[4], s[5], s[6], s[5] == 3 ? 1 : 0};
@@ -246,7 +252,7 @@ static void test_conv2d(rng_state *r)
         CHECK(guard_intact(y, n), "conv2d case %zu wrote past its output", t);
         CHECK(guard_intact(ws, conv2d_workspace_floats(&cs, (size_t)B * Ho * Wo, threads)),
               "conv2d case %zu wrote past its workspace", t);
-        CHECK(cs.k != 3 || (Ho == (H + 1) / 2 && Wo == (W + 1) / 2), "k3 s2 p1 must give ceil(H/2)");
+        CHECK(cs.k != 3 || cs.stride != 2 || (Ho == (H + 1) / 2 && Wo == (W + 1) / 2), "k3 s2 p1 must give ceil(H/2)");
         free(x), free(w), free(b), free(y), free(ws), free(ref);
     }
     /* NCHW -> NHWC */
