@@ -1,28 +1,39 @@
 #include "blocks/act.h"
 
 #if defined(MIXERLAB_HAVE_SLEEF) && defined(__x86_64__)
-#define ACT_HAVE_AVX2_PATH 1
-size_t act_row_avx2(float *out, const float *in, size_t n, act_kind k); /* act_avx2.c */
-
-static int have_avx2(void)
-{
-    static int cached = -1;
-    if (cached < 0)
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
-}
+#define ACT_HAVE_SIMD_PATHS 1
+/* act_simd.c */
+size_t act_row_avx2(float *out, const float *in, size_t n, act_kind k);
+size_t act_row_avx512(float *out, const float *in, size_t n, act_kind k);
 #endif
 
-void act_row(float *out, const float *in, size_t n, act_kind k)
+act_isa act_best_isa(void)
+{
+#ifdef ACT_HAVE_SIMD_PATHS
+    /* __builtin_cpu_supports reads a table filled before main: cheap, no caching needed */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return __builtin_cpu_supports("avx512f") ? ACT_ISA_AVX512 : ACT_ISA_AVX2;
+#endif
+    return ACT_ISA_SCALAR;
+}
+
+void act_row_isa(float *out, const float *in, size_t n, act_kind k, act_isa isa)
 {
     size_t i = 0;
-#ifdef ACT_HAVE_AVX2_PATH
-    if (have_avx2())
-        i = act_row_avx2(out, in, n, k);
+    act_isa best = act_best_isa();
+    if (isa > best)
+        isa = best;
+#ifdef ACT_HAVE_SIMD_PATHS
+    if (isa >= ACT_ISA_AVX512)
+        i = act_row_avx512(out, in, n, k);
+    if (isa >= ACT_ISA_AVX2 && i < n)
+        i += act_row_avx2(out + i, in + i, n - i, k);
 #endif
     for (; i < n; i++)
         out[i] = act_apply(k, in[i]);
 }
+
+void act_row(float *out, const float *in, size_t n, act_kind k) { act_row_isa(out, in, n, k, ACT_ISA_AVX512); }
 
 void act_forward(float *out, const float *in, size_t n, act_kind k)
 {

@@ -1,7 +1,7 @@
 /* Activations. The scalar forms are the reference (and what other backends
- * restate); act_forward is the vectorised CPU path: SLEEF's 1-ulp erff/expf
- * (the functions PyTorch's own CPU GELU uses) 8 lanes at a time when the CPU
- * has AVX, the scalar forms otherwise. */
+ * restate); act_forward is the vectorised CPU path (act_simd.c): a fitted
+ * erfc for GELU, 16 lanes at a time with AVX-512F or 8 with AVX2, and SLEEF's
+ * 1-ulp expf for SiLU with AVX2; the scalar forms otherwise. */
 #ifndef MIXERLAB_ACT_H
 #define MIXERLAB_ACT_H
 
@@ -20,6 +20,12 @@ static inline const char *act_name(act_kind k) { return k == ACT_SILU ? "silu" :
 
 /* out[i] = act(in[i]) for one row; out may alias in. Single-threaded. */
 void act_row(float *out, const float *in, size_t n, act_kind k);
+
+/* The vector paths act_row chooses from at run time (widest the CPU has). */
+typedef enum { ACT_ISA_SCALAR = 0, ACT_ISA_AVX2 = 1, ACT_ISA_AVX512 = 2 } act_isa;
+act_isa act_best_isa(void);
+/* act_row with its path capped at isa, so that tests can check every path. */
+void act_row_isa(float *out, const float *in, size_t n, act_kind k, act_isa isa);
 /* The same over a whole tensor, split across threads. */
 void act_forward(float *out, const float *in, size_t n, act_kind k);
 

@@ -2,7 +2,8 @@
  * [Cout, Cin, K, K]: the stem and downsampling convs (3×3, stride 2, pad 1)
  * and patch embeddings (P×P, stride P). Computed as im2col of a chunk of
  * output pixels followed by one SGEMM per chunk, a chunk per thread, so the
- * workspace stays bounded and in cache. */
+ * workspace stays bounded and in cache; convs with very few inputs per output
+ * (Cin·K·K <= CONV2D_DIRECT_MAX_COLS) by a direct register-tiled kernel. */
 #ifndef MIXERLAB_CONV2D_H
 #define MIXERLAB_CONV2D_H
 
@@ -20,10 +21,25 @@ static inline int conv2d_out_size(const conv2d_shape *s, int n)
     return (n + 2 * s->pad - s->k) / s->stride + 1;
 }
 
+/* Convs with at most this many im2col columns (Cin·K·K) run a direct kernel
+ * instead: an SGEMM with K = 27 (the MambaOut stem's first conv) ran at
+ * about a quarter of the SGEMM rate. */
+#define CONV2D_DIRECT_MAX_COLS 32
+
+static inline int conv2d_is_direct(const conv2d_shape *s)
+{
+    return (size_t)s->cin * (size_t)s->k * (size_t)s->k <= CONV2D_DIRECT_MAX_COLS;
+}
+
+/* Output channels padded to whole vectors of 8, for the direct kernel's weights. */
+static inline int conv2d_direct_cp(const conv2d_shape *s) { return (s->cout + 7) / 8 * 8; }
+
 /* Floats of workspace conv2d_forward needs for rows = B·Ho·Wo outputs and up
- * to `threads` threads. */
+ * to `threads` threads: im2col chunks, or the direct kernel's repacked weights. */
 static inline size_t conv2d_workspace_floats(const conv2d_shape *s, size_t rows, int threads)
 {
+    if (conv2d_is_direct(s))
+        return ((size_t)s->cin * (size_t)s->k * (size_t)s->k + 1) * (size_t)conv2d_direct_cp(s);
     size_t r = rows < CONV2D_CHUNK_ROWS ? rows : CONV2D_CHUNK_ROWS;
     return (size_t)(threads > 0 ? threads : 1) * r * (size_t)s->cin * (size_t)s->k * (size_t)s->k;
 }

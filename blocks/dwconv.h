@@ -8,12 +8,16 @@
 #define DWCONV_MAX_KERNEL 31
 
 /* out (B,H,W,C) contiguous = dwconv(in (B,H,W,C), tokens ld_in floats apart,
- * w [C,1,K,K], b [C]); ws holds K·K·C floats (the weights transposed so the
- * inner loop runs over contiguous channels). K odd. */
+ * w [C,1,K,K], b [C]); ws holds dwconv_workspace_floats(B, H, W, C, K): the
+ * weights transposed so the inner loop runs over contiguous channels, and a
+ * packed copy of a strided input. K odd. */
 void dwconv_forward(float *out, const float *in, size_t ld_in, const float *w, const float *b,
                     int B, int H, int W, int C, int K, float *ws);
 
-static inline size_t dwconv_workspace_floats(int C, int K) { return (size_t)C * K * K; }
+static inline size_t dwconv_workspace_floats(int B, int H, int W, int C, int K)
+{
+    return (size_t)C * K * K + (size_t)B * H * W * (size_t)C;
+}
 
 static inline uint64_t dwconv_macs(int B, int H, int W, int C, int K)
 {

@@ -146,10 +146,18 @@ static void gate_rows(float *u, const float *m, size_t rows, int Hd, int E, act_
 
 void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
 {
-    const size_t nchunks = (rows + BLOCK_CHUNK_ROWS - 1) / BLOCK_CHUNK_ROWS;
-#pragma omp parallel for schedule(static) if (rows * (size_t)Hd > 32768)
+    /* equal chunks, a whole number per thread: a 196-token stage split as
+     * 128 + 68 rows, or a 49-token one left to one thread, kept the other waiting */
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const size_t per = (rows + (size_t)threads * BLOCK_CHUNK_ROWS - 1) / ((size_t)threads * BLOCK_CHUNK_ROWS);
+    const size_t nchunks = rows ? (size_t)threads * per : 0;
+    const size_t chunk = nchunks ? (rows + nchunks - 1) / nchunks : 0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (rows * (size_t)Hd > 32768)
     for (size_t k = 0; k < nchunks; k++) {
-        size_t r0 = k * BLOCK_CHUNK_ROWS, n = rows - r0 < BLOCK_CHUNK_ROWS ? rows - r0 : BLOCK_CHUNK_ROWS;
+        size_t r0 = k * chunk;
+        if (r0 >= rows)
+            continue;
+        size_t n = rows - r0 < chunk ? rows - r0 : chunk;
         gate_rows(u + r0 * 2 * (size_t)Hd, m + r0 * (size_t)E, n, Hd, E, act);
     }
 }

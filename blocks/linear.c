@@ -8,35 +8,46 @@
 #define LINEAR_THIN_ROWS 256
 #define LINEAR_MAX_ROWS ((size_t)1 << 28)
 
+/* out[r, j] = b[j] (or += b[j] when accumulating) for columns n0 .. n1-1. */
+static void bias_rows(float *out, size_t ld_out, const float *b, size_t rows, int n0, int n1, int accumulate)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *y = out + r * ld_out;
+        if (accumulate)
+            for (int j = n0; j < n1; j++)
+                y[j] += b[j];
+        else
+            memcpy(y + n0, b + n0, (size_t)(n1 - n0) * sizeof *y);
+    }
+}
+
 void linear_forward(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w,
                     const float *b, size_t rows, int in_f, int out_f, int accumulate)
 {
-    if (b) {
-#pragma omp parallel for schedule(static) if (rows * (size_t)out_f > 65536)
-        for (size_t r = 0; r < rows; r++) {
-            float *y = out + r * ld_out;
-            if (accumulate)
-                for (int j = 0; j < out_f; j++)
-                    y[j] += b[j];
-            else
-                memcpy(y, b, (size_t)out_f * sizeof *y);
-        }
-    }
     float beta = (b || accumulate) ? 1.0f : 0.0f;
     /* Few rows: BLAS would pack the whole weight matrix for a thin product.
      * Split the output columns across threads instead, so each thread packs
-     * and reads only its slice of the weights. */
+     * and reads only its slice of the weights (and writes its slice of the
+     * bias: no region of its own, and none run by one thread alone). */
     const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (threads > 1 && rows <= LINEAR_THIN_ROWS && out_f >= 32 * threads) {
 #pragma omp parallel num_threads(threads)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int n0 = (int)((long)out_f * t / nt), n1 = (int)((long)out_f * (t + 1) / nt);
-            if (n1 > n0)
+            if (n1 > n0) {
+                if (b)
+                    bias_rows(out, ld_out, b, rows, n0, n1, accumulate);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, n1 - n0, in_f, 1.0f, in,
                             (int)ld_in, w + (size_t)n0 * in_f, in_f, beta, out + n0, (int)ld_out);
+            }
         }
         return;
+    }
+    if (b) {
+#pragma omp parallel for schedule(static) if (rows * (size_t)out_f > 65536)
+        for (size_t r = 0; r < rows; r++)
+            bias_rows(out + r * ld_out, ld_out, b, 1, 0, out_f, accumulate);
     }
     for (size_t r0 = 0; r0 < rows; r0 += LINEAR_MAX_ROWS) {
         size_t m = rows - r0 < LINEAR_MAX_ROWS ? rows - r0 : LINEAR_MAX_ROWS;

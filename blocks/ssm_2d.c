@@ -40,7 +40,7 @@ static uint64_t ss2d_macs(const mixer_config *c, int B, int H, int W, const macs
 
 static size_t ss2d_workspace_floats(const mixer_config *c, int B, int H, int W)
 {
-    size_t conv = dwconv_workspace_floats(c->channels, 3);
+    size_t conv = dwconv_workspace_floats(B, H, W, c->channels, 3);
     size_t scan = ssm_direction_workspace(B, (size_t)H * W, c->channels, c->d_state, mixer_dt_rank(c));
     return (size_t)B * H * W * c->channels + (conv > scan ? conv : scan);
 }

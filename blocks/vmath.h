@@ -9,19 +9,25 @@
 typedef float v8f __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
 
+/* Every helper is always inlined: in a build without optimisation a v8f passed
+ * by value between an AVX2 clone and a helper compiled for the default target
+ * crosses two different ABIs and arrives garbled (the Debug + sanitizer build
+ * crashed in the scans). */
+#define V8_INLINE static inline __attribute__((always_inline))
+
 #define V8_LOAD(v, p) memcpy(&(v), (p), sizeof(v8f))
 #define V8_STORE(p, v) memcpy((p), &(v), sizeof(v8f))
 
-static inline v8f v8_splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+V8_INLINE v8f v8_splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
 
 /* Lane-wise m ? a : b for a comparison mask m (C has no vector ?:). */
-static inline v8f v8_select(v8i m, v8f a, v8f b) { return (v8f)((m & (v8i)a) | (~m & (v8i)b)); }
+V8_INLINE v8f v8_select(v8i m, v8f a, v8f b) { return (v8f)((m & (v8i)a) | (~m & (v8i)b)); }
 
 /* exp(x) for x <= 0 (lanes below -87 give exp(-87), about 1.6e-38: zero for any
  * sum they enter). x = n·ln2 + r with |r| <= ln2/2 (Cody–Waite split), exp(r)
  * by its degree-7 Taylor polynomial (truncation 5e-9 relative), 2^n by the
  * exponent bits. Within 2e-7 relative of exp. */
-static inline v8f v8_exp_nonpos(v8f x)
+V8_INLINE v8f v8_exp_nonpos(v8f x)
 {
     const v8f lo = v8_splat(-87.0f);
     x = v8_select(x < lo, lo, x);
@@ -44,13 +50,13 @@ static inline v8f v8_exp_nonpos(v8f x)
     return p * scale;
 }
 
-static inline v8f v8_abs(v8f x) { return v8_select(x < v8_splat(0.0f), -x, x); }
-static inline v8f v8_max0(v8f x) { return v8_select(x > v8_splat(0.0f), x, v8_splat(0.0f)); }
+V8_INLINE v8f v8_abs(v8f x) { return v8_select(x < v8_splat(0.0f), -x, x); }
+V8_INLINE v8f v8_max0(v8f x) { return v8_select(x > v8_splat(0.0f), x, v8_splat(0.0f)); }
 
 /* log1p(e) for e in [0, 1] as 2·atanh(s), s = e / (2 + e) in [0, 1/3]: no
  * 1 + e is ever formed, so tiny e keep their bits. Series to s^15 (next term
  * below 1e-8 relative). */
-static inline v8f v8_log1p_unit(v8f e)
+V8_INLINE v8f v8_log1p_unit(v8f e)
 {
     v8f s = e / (v8_splat(2.0f) + e), s2 = s * s;
     v8f p = v8_splat(1.0f / 15);
@@ -66,14 +72,14 @@ static inline v8f v8_log1p_unit(v8f e)
 
 /* Mamba's softplus: x above 20 passes through, else log(1 + e^x) computed as
  * max(x, 0) + log1p(e^-|x|). */
-static inline v8f v8_softplus(v8f x)
+V8_INLINE v8f v8_softplus(v8f x)
 {
     v8f y = v8_max0(x) + v8_log1p_unit(v8_exp_nonpos(-v8_abs(x)));
     return v8_select(x > v8_splat(20.0f), x, y);
 }
 
 /* SiLU x / (1 + e^-x), with e = e^-|x| so exp never overflows. */
-static inline v8f v8_silu(v8f x)
+V8_INLINE v8f v8_silu(v8f x)
 {
     v8f e = v8_exp_nonpos(-v8_abs(x));
     v8f num = v8_select(x >= v8_splat(0.0f), x, x * e);

@@ -103,28 +103,45 @@ static void test_act(rng_state *r)
     double e = rel_err(y, ref, n);
     CHECK(e <= 1e-6, "gelu rel err %.3g", e);
     CHECK(guard_intact(y, n), "gelu wrote past its output");
-    /* element by element over a dense grid, both signs, through the vector path */
+    /* element by element over a dense grid, both signs, through every vector
+     * path this CPU has (the widest is what act_forward uses). The scalar form
+     * is the restatement of PyTorch's formula, 1 + erff(x) in float, which
+     * loses the negative tail's bits: it is checked only where it is all there is. */
     const size_t ng = 200001;
     float *gx = alloc_guarded(ng), *gy = alloc_guarded(ng);
     for (size_t i = 0; i < ng; i++)
         gx[i] = (float)(-10.0 + 20.0 * (double)i / (double)(ng - 1));
-    act_forward(gy, gx, ng, ACT_GELU);
-    double worst = 0;
-    for (size_t i = 0; i < ng; i++) {
-        double ref_i = 0.5 * gx[i] * erfc(-gx[i] / sqrt(2.0));
-        double err = fabs(gy[i] - ref_i) / (fabs(ref_i) + 1e-30);
-        if (fabs(ref_i) > 1e-30 && err > worst && fabs(ref_i) > 1e-6)
-            worst = err;
-        /* 5e-6 relative: the fitted erfc is within 4.7e-6 relative on [1, 5]
-         * (scripts/fit_gelu_erf.py); 1e-10 absolute: GELU is cut to 0 below
-         * x = -7.07 (erfc(5) = 1.5e-12), as 1 + erff(x) in float does too. */
-        CHECK(fabs(gy[i] - ref_i) <= 5e-6 * fabs(ref_i) + 1e-10, "gelu(%.7g) = %.9g, want %.9g", gx[i],
-              gy[i], ref_i);
-        if (g_failures > 5)
-            break;
+    const act_isa best = act_best_isa();
+    for (int isa = best == ACT_ISA_SCALAR ? ACT_ISA_SCALAR : ACT_ISA_AVX2; isa <= (int)best; isa++) {
+        /* an odd length, so the vector paths end in a partial vector */
+        act_row_isa(gy, gx, ng, ACT_GELU, (act_isa)isa);
+        double worst = 0;
+        for (size_t i = 0; i < ng; i++) {
+            double ref_i = 0.5 * gx[i] * erfc(-gx[i] / sqrt(2.0));
+            double err = fabs(gy[i] - ref_i) / (fabs(ref_i) + 1e-30);
+            if (fabs(ref_i) > 1e-30 && err > worst && fabs(ref_i) > 1e-6)
+                worst = err;
+            /* 5e-6 relative: the fitted erfc is within 1.4e-6 relative on [0, 5]
+             * (scripts/fit_gelu_erf.py); 1e-10 absolute: GELU is cut to 0 below x = -7.07 (erfc(5) =
+             * 1.5e-12), as 1 + erff(x) in float does too. */
+            CHECK(fabs(gy[i] - ref_i) <= 5e-6 * fabs(ref_i) + 1e-10, "gelu path %d: gelu(%.7g) = %.9g, want %.9g",
+                  isa, gx[i], gy[i], ref_i);
+            if (g_failures > 5)
+                break;
+        }
+        printf("gelu path %d: worst relative error %.3g where |gelu| > 1e-6\n", isa, worst);
+        CHECK(guard_intact(gy, ng), "gelu grid path %d wrote past its output", isa);
+        /* SiLU through the same dispatch (it has no AVX-512 lanes of its own) */
+        act_row_isa(gy, gx, ng, ACT_SILU, (act_isa)isa);
+        double es = 0;
+        for (size_t i = 0; i < ng; i++) {
+            double ref_i = gx[i] / (1.0 + exp(-(double)gx[i]));
+            double e_i = fabs(gy[i] - ref_i) / (fabs(ref_i) + 1e-6);
+            es = e_i > es ? e_i : es;
+        }
+        CHECK(es <= 1e-6, "silu path %d: worst relative error %.3g", isa, es);
+        CHECK(guard_intact(gy, ng), "silu grid path %d wrote past its output", isa);
     }
-    printf("gelu: worst relative error %.3g where |gelu| > 1e-6\n", worst);
-    CHECK(guard_intact(gy, ng), "gelu grid wrote past its output");
     free(gx), free(gy);
     act_forward(y, x, n, ACT_SILU);
     for (size_t i = 0; i < n; i++)
@@ -159,20 +176,30 @@ static void test_dwconv(rng_state *r)
     const int shapes[][5] = {/* B, H, W, C, K */
                              {2, 7, 5, 13, 3}, {1, 9, 11, 37, 7}, {2, 5, 7, 6, 11},
                              {1, 1, 1, 3, 7},  {1, 13, 3, 5, 1},  {1, 6, 8, 9, 5},
-                             {2, 5, 23, 16, 3}, {1, 4, 30, 24, 7}}; /* several 4-pixel tiles */
+                             {2, 5, 23, 16, 3}, {1, 4, 30, 24, 7}, /* several 4-pixel tiles */
+                             {1, 17, 19, 37, 7}, {2, 15, 13, 45, 7}}; /* big enough to run threaded */
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         int B = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
         size_t ld = (size_t)C + 3, n = (size_t)B * H * W * C; /* strided input, as in the block */
         ML_ASSERT(n < ((size_t)1 << 24));
         float *x = rand_floats(r, (size_t)B * H * W * ld, -1, 1);
         float *w = rand_floats(r, (size_t)C * K * K, -1, 1), *b = rand_floats(r, C, -1, 1);
-        float *y = alloc_guarded(n), *ws = malloc(dwconv_workspace_floats(C, K) * sizeof *ws);
+        const size_t nws = dwconv_workspace_floats(B, H, W, C, K);
+        float *y = alloc_guarded(n), *ws = alloc_guarded(nws);
         double *ref = malloc(n * sizeof *ref);
         dwconv_forward(y, x, ld, w, b, B, H, W, C, K, ws);
         naive_dwconv(ref, x, ld, w, b, B, H, W, C, K);
         double e = rel_err(y, ref, n);
         CHECK(e <= TOL, "dwconv B%d H%d W%d C%d K%d rel err %.3g", B, H, W, C, K, e);
         CHECK(guard_intact(y, n), "dwconv K%d wrote past its output", K);
+        CHECK(guard_intact(ws, nws), "dwconv K%d wrote past its workspace", K);
+        /* already packed tokens (ld = C) are read in place */
+        for (size_t q = 0; q < (size_t)B * H * W; q++)
+            memmove(x + q * C, x + q * ld, (size_t)C * sizeof *x);
+        dwconv_forward(y, x, (size_t)C, w, b, B, H, W, C, K, ws);
+        e = rel_err(y, ref, n);
+        CHECK(e <= TOL, "dwconv packed B%d H%d W%d C%d K%d rel err %.3g", B, H, W, C, K, e);
+        CHECK(guard_intact(y, n) && guard_intact(ws, nws), "dwconv packed K%d wrote out of bounds", K);
         free(x), free(w), free(b), free(y), free(ws), free(ref);
     }
 }
@@ -180,10 +207,17 @@ static void test_dwconv(rng_state *r)
 static void test_conv2d(rng_state *r)
 {
     const int shapes[][7] = {/* B, H, W, Cin, Cout, K, stride; pad = K==3 ? 1 : 0 */
-                             {2, 9, 7, 3, 5, 3, 2},  {1, 10, 13, 11, 17, 3, 2},
+                             /* im2col + SGEMM (Cin·K·K > CONV2D_DIRECT_MAX_COLS) */
+                             {2, 9, 7, 5, 5, 3, 2},  {1, 10, 13, 11, 17, 3, 2},
                              {1, 1, 1, 4, 3, 3, 2},  {2, 12, 8, 3, 7, 4, 4},
-                             {1, 64, 48, 3, 8, 3, 2},   /* three chunks, one thread */
-                             {2, 66, 63, 5, 7, 3, 2}};  /* nine chunks across threads */
+                             {1, 64, 48, 4, 8, 3, 2},   /* three chunks, one thread */
+                             {2, 66, 63, 5, 7, 3, 2},   /* nine chunks across threads */
+                             {1, 29, 31, 13, 70, 3, 2}, /* one chunk, im2col threaded, thin SGEMM */
+                             /* direct kernel: Cout below, at and past whole vectors of 8 and 24 */
+                             {2, 9, 7, 3, 5, 3, 2},   {1, 10, 12, 3, 24, 3, 2},
+                             {1, 13, 11, 3, 27, 3, 2}, {2, 8, 9, 2, 13, 3, 1},
+                             {1, 11, 14, 1, 9, 5, 2},  {1, 1, 1, 3, 4, 3, 2},
+                             {2, 37, 41, 3, 27, 3, 2}}; /* rows split across threads */
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int *s = shapes[t];
         conv2d_shape cs = {s[3], s[4], s[5], s[6], s[5] == 3 ? 1 : 0};
@@ -218,7 +252,7 @@ static void test_conv2d(rng_state *r)
         CHECK(guard_intact(y, n), "conv2d case %zu wrote past its output", t);
         CHECK(guard_intact(ws, conv2d_workspace_floats(&cs, (size_t)B * Ho * Wo, threads)),
               "conv2d case %zu wrote past its workspace", t);
-        CHECK(cs.k != 3 || (Ho == (H + 1) / 2 && Wo == (W + 1) / 2), "k3 s2 p1 must give ceil(H/2)");
+        CHECK(cs.k != 3 || cs.stride != 2 || (Ho == (H + 1) / 2 && Wo == (W + 1) / 2), "k3 s2 p1 must give ceil(H/2)");
         free(x), free(w), free(b), free(y), free(ws), free(ref);
     }
     /* NCHW -> NHWC */
