@@ -89,7 +89,8 @@ static void test_dwconv(rng_state *r)
         int B = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
         size_t ld = (size_t)C + 3, n = (size_t)B * H * W * C;
         float *x = rand_floats(r, (size_t)B * H * W * ld, -1, 1), *w = rand_floats(r, (size_t)C * K * K, -1, 1);
-        float *b = rand_floats(r, C, -1, 1), *ref = alloc_guarded(n), *ws = malloc((size_t)C * K * K * sizeof *ws);
+        float *b = rand_floats(r, C, -1, 1), *ref = alloc_guarded(n);
+        float *ws = malloc(dwconv_workspace_floats(B, H, W, C, K) * sizeof *ws);
         dwconv_forward(ref, x, ld, w, b, B, H, W, C, K, ws);
         float *zero = alloc_guarded(n);
         float *dx = to_dev(x, (size_t)B * H * W * ld), *dw = to_dev(w, (size_t)C * K * K), *db = to_dev(b, C),
