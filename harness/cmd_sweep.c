@@ -196,44 +196,64 @@ static ml_status measure_mixer(const sweep_spec *sp, const sweep_config *c, meas
     return s;
 }
 
-/* MambaOut's Gated CNN block at width C with the mixer in its slot. */
-static ml_status measure_block(const sweep_spec *sp, const sweep_config *c, measured *out)
+/* The block of a level-block config: MambaOut's Gated CNN block at width C
+ * with the mixer in its slot, its params and MACs in out; threads sizes the
+ * CPU's per-thread scratch (1 on the GPU). */
+static ml_status block_setup(const sweep_config *c, int threads, mixer_config *mc, block_config *bc,
+                             param_spec *specs, int *np, measured *out)
 {
     const mixer_ops *ops;
     ML_TRY(mixer_lookup(c->mixer, &ops));
-    const int C = (int)c->width, B = (int)c->batch, H = c->grid_h, W = c->grid_w;
-    mixer_config mc = mixer_config_default(C, C);
-    mc.threads = omp_get_max_threads(); /* set for this config by cli_set_threads */
-    block_config bc = block_config_make(C, 8.0 / 3.0, 1.0, ACT_GELU, NORM_LAYER, 1e-6f, 1, ops, &mc);
-    ML_TRY(block_config_validate(&bc));
-    param_spec specs[BLOCK_MAX_PARAMS];
-    int np = block_param_specs(&bc, specs);
+    const int C = (int)c->width;
+    *mc = mixer_config_default(C, C);
+    mc->threads = threads;
+    *bc = block_config_make(C, 8.0 / 3.0, 1.0, ACT_GELU, NORM_LAYER, 1e-6f, 1, ops, mc);
+    ML_TRY(block_config_validate(bc));
+    *np = block_param_specs(bc, specs);
     macs_opts o = {MACS_FVCORE, SCAN_GU};
     out->params = 0;
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < *np; i++)
         out->params += (int64_t)param_spec_numel(&specs[i]);
-    out->macs = (int64_t)block_macs(&bc, B, H, W, &o);
-    block_sizes bs = block_buffer_floats(&bc, B, H, W, mc.threads);
-    const size_t n = (size_t)B * H * W * C;
+    out->macs = (int64_t)block_macs(bc, (int)c->batch, c->grid_h, c->grid_w, &o);
     out->weight_bytes = out->params * 4;
+    return ML_OK;
+}
+
+/* Host parameters for the block: N(0, 0.02), the mixer's own init in its slot. */
+static ml_status block_random_params(const block_config *bc, const param_spec *specs, int np, float **params,
+                                     rng_state *r)
+{
+    for (int i = 0; i < np; i++) {
+        params[i] = ml_malloc(param_spec_numel(&specs[i]) * sizeof(float), specs[i].name);
+        if (!params[i])
+            return ML_ERR_NOMEM;
+        rng_fill_normal(r, params[i], param_spec_numel(&specs[i]), 0.02);
+    }
+    if (bc->mixer->init)
+        bc->mixer->init(&bc->mcfg, params + block_mixer_param_offset(bc), r);
+    return ML_OK;
+}
+
+static ml_status measure_block(const sweep_spec *sp, const sweep_config *c, measured *out)
+{
+    mixer_config mc;
+    block_config bc;
+    param_spec specs[BLOCK_MAX_PARAMS];
+    int np;
+    /* threads set for this config by cli_set_threads */
+    ML_TRY(block_setup(c, omp_get_max_threads(), &mc, &bc, specs, &np, out));
+    const int B = (int)c->batch, H = c->grid_h, W = c->grid_w;
+    block_sizes bs = block_buffer_floats(&bc, B, H, W, mc.threads);
+    const size_t n = (size_t)B * H * W * c->width;
     out->activation_bytes = (int64_t)(n + bs.t + bs.u + bs.m + bs.ws) * 4;
     out->peak_bytes = out->weight_bytes + out->activation_bytes;
     if (!(sp->metrics & METRIC_LATENCY))
         return ML_OK;
     float *params[BLOCK_MAX_PARAMS] = {0};
     blk_ctx bk = {&bc, params, NULL, {NULL, NULL, NULL, NULL, mc.threads}, B, H, W};
-    ml_status s = ML_OK;
     rng_state r;
     rng_seed(&r, 1);
-    for (int i = 0; i < np && s == ML_OK; i++) {
-        params[i] = ml_malloc(param_spec_numel(&specs[i]) * sizeof(float), specs[i].name);
-        if (!params[i])
-            s = ML_ERR_NOMEM;
-        else
-            rng_fill_normal(&r, params[i], param_spec_numel(&specs[i]), 0.02);
-    }
-    if (s == ML_OK && ops->init)
-        ops->init(&bc.mcfg, params + block_mixer_param_offset(&bc), &r);
+    ml_status s = block_random_params(&bc, specs, np, params, &r);
     bk.x = s == ML_OK ? ml_malloc(n * sizeof(float), "block input") : NULL;
     bk.buf.t = bk.x ? ml_malloc(bs.t * sizeof(float) + 64, "block t") : NULL;
     bk.buf.u = bk.buf.t ? ml_malloc(bs.u * sizeof(float) + 64, "block u") : NULL;
@@ -327,13 +347,12 @@ static void run_block_cuda(void *p)
  * on the CPU; t holds every row (the GPU runs whole-tensor ops). */
 static ml_status measure_block_cuda(const sweep_spec *sp, const sweep_config *c, measured *out)
 {
-    const mixer_ops *ops;
-    ML_TRY(mixer_lookup(c->mixer, &ops));
-    const int C = (int)c->width, B = (int)c->batch, H = c->grid_h, W = c->grid_w;
-    mixer_config mc = mixer_config_default(C, C);
-    mc.threads = 1;
-    block_config bc = block_config_make(C, 8.0 / 3.0, 1.0, ACT_GELU, NORM_LAYER, 1e-6f, 1, ops, &mc);
-    ML_TRY(block_config_validate(&bc));
+    mixer_config mc;
+    block_config bc;
+    param_spec specs[BLOCK_MAX_PARAMS];
+    int np;
+    ML_TRY(block_setup(c, 1, &mc, &bc, specs, &np, out));
+    const mixer_ops *ops = bc.mixer;
     if (!ops->forward_cuda || (ops->cuda_check && ops->cuda_check(&bc.mcfg) != ML_OK)) {
         out->status = "unsupported";
         if (!ops->forward_cuda)
@@ -341,35 +360,19 @@ static ml_status measure_block_cuda(const sweep_spec *sp, const sweep_config *c,
         snprintf(out->message, sizeof out->message, "%s", ml_last_error());
         return ML_OK;
     }
-    param_spec specs[BLOCK_MAX_PARAMS];
-    const int np = block_param_specs(&bc, specs);
-    macs_opts o = {MACS_FVCORE, SCAN_GU};
-    out->params = 0;
-    for (int i = 0; i < np; i++)
-        out->params += (int64_t)param_spec_numel(&specs[i]);
-    out->macs = (int64_t)block_macs(&bc, B, H, W, &o);
+    const int B = (int)c->batch, H = c->grid_h, W = c->grid_w;
     block_sizes bs = block_buffer_floats(&bc, B, H, W, 1);
-    const size_t n = (size_t)B * H * W * C;
-    bs.t = n;
-    out->weight_bytes = out->params * 4;
+    const size_t n = (size_t)B * H * W * c->width;
+    bs.t = n; /* the GPU runs whole-tensor ops: t holds every row */
     out->activation_bytes = (int64_t)(n + bs.t + bs.u + bs.m + bs.ws) * 4;
     out->peak_bytes = out->weight_bytes + out->activation_bytes;
     if (!(sp->metrics & METRIC_LATENCY))
         return ML_OK;
     float *host[BLOCK_MAX_PARAMS] = {0}, *dp[BLOCK_MAX_PARAMS] = {0};
     blk_cuda_ctx bk = {&bc, dp, NULL, {NULL, NULL, NULL, NULL, 1}, B, H, W};
-    ml_status s = ML_OK;
     rng_state r;
     rng_seed(&r, 1);
-    for (int i = 0; i < np && s == ML_OK; i++) {
-        host[i] = ml_malloc(param_spec_numel(&specs[i]) * sizeof(float), specs[i].name);
-        if (!host[i])
-            s = ML_ERR_NOMEM;
-        else
-            rng_fill_normal(&r, host[i], param_spec_numel(&specs[i]), 0.02);
-    }
-    if (s == ML_OK && ops->init)
-        ops->init(&bc.mcfg, host + block_mixer_param_offset(&bc), &r);
+    ml_status s = block_random_params(&bc, specs, np, host, &r);
     for (int i = 0; i < np && s == ML_OK; i++) {
         const size_t bytes = param_spec_numel(&specs[i]) * sizeof(float);
         s = cuda_malloc((void **)&dp[i], bytes, specs[i].name);
