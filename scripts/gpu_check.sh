@@ -55,6 +55,9 @@ rm -f "$OUT/pytorch_ref.jsonl"
     echo "test_cuda_ops exit $ops_rc, test_cuda_model exit $model_rc (0 passed, 77 skipped)"
     echo "== 3. mixerlab bench-cuda"
     timeout 120 "$M" bench-cuda --iters 20 | tee "$OUT/bench_cuda.md"
+    # the long sequences again with L2 flushed before every run: at L = 16,384 the dwconv's 50 MB is
+    # about the L2's size, so the warm numbers above partly measure the cache
+    timeout 60 "$M" bench-cuda --iters 10 --cold --tokens 4096,16384,32761 | tail -6 | tee "$OUT/bench_cuda_cold.md"
     echo "== 4. whole models on the GPU (float32, CUDA events, median of 50 runs)"
     : >"$OUT/forward.tsv"
     for model in mambaout_femto mambaout_tiny; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The CUDA issue's targets as ratios of numbers measured in one gpu_check.sh
-run: reads $OUT/forward.tsv (mixerlab forward), $OUT/bench_cuda.md (mixerlab
-bench-cuda) and $OUT/pytorch_ref.jsonl (scripts/pytorch_ref.py), prints one
+run: reads $OUT/forward.tsv (mixerlab forward), $OUT/bench_cuda.md and
+$OUT/bench_cuda_cold.md (mixerlab bench-cuda, warm and with L2 flushed) and $OUT/pytorch_ref.jsonl (scripts/pytorch_ref.py), prints one
 Markdown table. Missing inputs show as 'not measured'.
 
   python3 scripts/gpu_targets.py OUT_DIR
@@ -31,6 +31,14 @@ def main():
             if len(cells) == 11 and cells[0].isdigit():
                 mix[int(cells[0])] = {"dw": float(cells[2]), "scan_x_floor": float(cells[6].rstrip("x")),
                                       "attn": float(cells[7]), "attn_causal": float(cells[9])}
+    except (OSError, ValueError):
+        pass
+    cold = {}  # L -> dwconv share of copy with a cold L2
+    try:
+        for line in open(os.path.join(out, "bench_cuda_cold.md")):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 11 and cells[0].isdigit() and "(" in cells[3]:
+                cold[int(cells[0])] = float(cells[3].split("(")[1].rstrip("%)"))
     except (OSError, ValueError):
         pass
     torch = {}
@@ -67,6 +75,9 @@ def main():
             ref = torch.get(("dwconv7x7_cudnn", L))
             ours = mix[L]["dw"]
             add(f"dwconv 7x7, L = {L}: ms, ours / cuDNN", ours, ref, "≤ 0.25", lambda r: r <= 0.25)
+            if L in cold:
+                rows.append((f"dwconv 7x7, L = {L}: % of copy bandwidth, L2 flushed", f"{cold[L]:.0f}%", "100%",
+                             f"{cold[L] / 100:.2f}", "≥ 0.5", "yes" if cold[L] >= 50 else "no"))
         if L >= 4096:
             add(f"attention, L = {L}: ms, ours / SDPA", mix[L]["attn"], torch.get(("sdpa", L)), "≤ 1", lambda r: r <= 1)
             add(f"causal attention, L = {L}: ms, ours / SDPA causal", mix[L]["attn_causal"],
