@@ -1,0 +1,155 @@
+/* The host side of the CUDA emulator (cuda_emu.h): harness/cuda_util.h's
+ * functions on host memory, and Linear through the CPU's OpenBLAS path in
+ * place of cuBLAS. Linked instead of harness/cuda_util.cu and blocks/linear.cu
+ * into the emulated kernel test only. */
+#include "tests/cuda_emu/cuda_emu.h"
+
+#include <algorithm>
+
+extern "C" {
+#include "blocks/linear.h"
+#include "harness/cuda_util.h"
+#include "harness/timer.h"
+}
+
+thread_local uint3 threadIdx, blockIdx;
+thread_local dim3 blockDim, gridDim;
+float emu_shfl_slots[1024];
+unsigned char *emu_dynamic_shared;
+thread_local bool emu_sequential;
+
+static int tf32_on;
+
+/* ---- fibers: one ucontext per emulated thread of the running block ---- */
+static const size_t fiber_stack = 256 * 1024;
+static std::vector<ucontext_t> fibers(1024);
+static std::vector<std::vector<unsigned char>> stacks;
+static std::vector<char> finished(1024);
+static ucontext_t scheduler;
+static unsigned running;
+static const std::function<void()> *fiber_body;
+
+void emu_fiber_yield(void) { swapcontext(&fibers[running], &scheduler); }
+
+static void fiber_entry(void)
+{
+    (*fiber_body)();
+    finished[running] = 1; /* then uc_link returns to the scheduler */
+}
+
+void emu_run_fibers(unsigned nt, dim3 block, const std::function<void()> &body)
+{
+    if (stacks.size() < nt)
+        stacks.resize(nt, std::vector<unsigned char>(fiber_stack));
+    fiber_body = &body;
+    for (unsigned t = 0; t < nt; t++) {
+        finished[t] = 0;
+        getcontext(&fibers[t]);
+        fibers[t].uc_stack.ss_sp = stacks[t].data();
+        fibers[t].uc_stack.ss_size = fiber_stack;
+        fibers[t].uc_link = &scheduler;
+        makecontext(&fibers[t], fiber_entry, 0);
+    }
+    for (unsigned left = nt; left > 0;) { /* one pass = one barrier phase */
+        for (unsigned t = 0; t < nt; t++) {
+            if (finished[t])
+                continue;
+            running = t;
+            threadIdx = uint3{t % block.x, t / block.x % block.y, t / (block.x * block.y)};
+            swapcontext(&scheduler, &fibers[t]);
+            left -= finished[t];
+        }
+    }
+}
+
+extern "C" {
+int cuda_compiled(void) { return 1; }
+const char *cuda_build_info(void) { return "the CUDA emulator of tests/cuda_emu (kernels on the CPU)"; }
+ml_status cuda_device_check(char *desc, size_t n)
+{
+    snprintf(desc, n, "CUDA emulator: each block's threads as CPU threads, one block at a time");
+    return ML_OK;
+}
+const char *cuda_driver_version(void) { return ""; }
+void cuda_set_tf32(int on) { tf32_on = on; }
+int cuda_tf32(void) { return tf32_on; }
+ml_status cuda_malloc(void **p, size_t bytes, const char *what)
+{
+    *p = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+    return *p ? ML_OK : ml_fail(ML_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+}
+void cuda_free(void *p) { free(p); }
+ml_status cuda_memset_zero(void *p, size_t bytes)
+{
+    memset(p, 0, bytes);
+    return ML_OK;
+}
+ml_status cuda_to_device(void *dst, const void *src, size_t bytes)
+{
+    memcpy(dst, src, bytes);
+    return ML_OK;
+}
+ml_status cuda_to_host(void *dst, const void *src, size_t bytes)
+{
+    memcpy(dst, src, bytes);
+    return ML_OK;
+}
+ml_status cuda_sync(const char *what)
+{
+    (void)what;
+    return ML_OK;
+}
+void *cuda_stream(void) { return NULL; }
+void *cuda_blas(void) { return NULL; }
+void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows)
+{
+    for (size_t r = 0; r < rows; r++)
+        memmove(dst + r * ld_dst, src + r * ld_src, n * sizeof(float));
+}
+double cuda_sample_ms(void (*fn)(void *), void *ctx)
+{
+    const double a = timer_now_s();
+    fn(ctx);
+    return (timer_now_s() - a) * 1e3;
+}
+ml_status cuda_time_samples(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *samples)
+{
+    (void)cold;
+    for (int i = 0; i < warm; i++)
+        fn(ctx);
+    for (int i = 0; i < iters; i++)
+        samples[i] = cuda_sample_ms(fn, ctx);
+    return ML_OK;
+}
+ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold, double *median_ms, double *min_ms)
+{
+    std::vector<double> t((size_t)(iters > 0 ? iters : 1));
+    cuda_time_samples(fn, ctx, warm, (int)t.size(), cold, t.data());
+    std::sort(t.begin(), t.end());
+    *median_ms = t[t.size() / 2];
+    *min_ms = t[0];
+    return ML_OK;
+}
+struct emu_graph {
+    void (*fn)(void *);
+    void *ctx;
+};
+ml_status cuda_graph_capture(void (*fn)(void *), void *ctx, void **exec)
+{
+    *exec = new emu_graph{fn, ctx};
+    return ML_OK;
+}
+void cuda_graph_run(void *exec)
+{
+    emu_graph *g = static_cast<emu_graph *>(exec);
+    g->fn(g->ctx);
+}
+void cuda_graph_free(void *exec) { delete static_cast<emu_graph *>(exec); }
+
+/* cuBLAS's place: the CPU Linear on the same (host) pointers */
+void linear_forward_cuda(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w, const float *b,
+                         size_t rows, int in_f, int out_f, int accumulate)
+{
+    linear_forward(out, ld_out, in, ld_in, w, b, rows, in_f, out_f, accumulate);
+}
+}
