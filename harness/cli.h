@@ -24,6 +24,9 @@ void cli_set_threads(int n);
 int cli_default_threads(void);
 /* True when argv[i] is -h or --help. */
 int cli_is_help(const char *arg);
+/* Where L tokens sit for the block and mixer levels: a square grid when L is
+ * a perfect square, else 1 x L. */
+void cli_token_grid(long L, int *H, int *W);
 /* "1,156,177,152" */
 const char *cli_commas(uint64_t v, char *buf, size_t n);
 /* Checks a --device value: "cpu" is fine; "cuda" needs a CUDA build, a device,

@@ -39,6 +39,15 @@ const char *cli_commas(uint64_t v, char *buf, size_t n)
     return buf;
 }
 
+void cli_token_grid(long L, int *H, int *W)
+{
+    long q = 1;
+    while ((q + 1) * (q + 1) <= L)
+        q++;
+    *H = q * q == L ? (int)q : 1;
+    *W = q * q == L ? (int)q : (int)L;
+}
+
 ml_status cli_check_device(const char *device, const char *cuda_path)
 {
     if (strcmp(device, "cpu") == 0)

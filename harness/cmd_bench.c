@@ -412,10 +412,9 @@ int cmd_bench_mixers(int argc, char **argv)
     const int E = (int)width;
     for (int i = 0; i < nm && s == ML_OK; i++) {
         for (int t = 0; t < nt && s == ML_OK; t++) {
-            long L = tokens[t], sq = 1;
-            while ((sq + 1) * (sq + 1) <= L)
-                sq++;
-            int H = sq * sq == L ? (int)sq : 1, W = sq * sq == L ? (int)sq : (int)L;
+            const long L = tokens[t];
+            int H, W;
+            cli_token_grid(L, &H, &W);
             mixer_config cfg = mixer_config_default(E, E);
             mixer_instance mi;
             s = mixer_instance_random(&mi, list[i]->name, &cfg, 1);

@@ -278,15 +278,14 @@ static ml_status mixers_table(const long *tokens, int nt, int E, int iters, int 
     const int N = 16, R = (E + 15) / 16, HS = 64;
     for (int i = 0; i < nt && s == ML_OK; i++) {
         const long L = tokens[i];
-        long q = 1;
-        while ((q + 1) * (q + 1) <= L)
-            q++;
-        const int H = q * q == L ? (int)q : 1, W = q * q == L ? (int)q : (int)L;
+        int H, W;
+        cli_token_grid(L, &H, &W);
         const size_t n = (size_t)L * E;
         double dw = 0, sc = 0, at = 0, atc = 0;
-        kctx k;
-        memset(&k, 0, sizeof k);
-        k.B = 1, k.H = H, k.W = W, k.C = E, k.E = E, k.N = N, k.R = R, k.HS = HS;
+        kctx shape; /* what every core below is run at; free_all clears k, so each starts from it */
+        memset(&shape, 0, sizeof shape);
+        shape.B = 1, shape.H = H, shape.W = W, shape.C = E, shape.E = E, shape.N = N, shape.R = R, shape.HS = HS;
+        kctx k = shape;
 
         k.which = K_DW;
         s = dev_rand(&k.a, n, -1, 1, 20, "dwconv in");
@@ -301,7 +300,7 @@ static ml_status mixers_table(const long *tokens, int nt, int E, int iters, int 
         free_all(&k);
 
         /* u, Δ (softplus range), xdbl with B and C after R columns, A_log, D */
-        k.B = 1, k.H = H, k.W = W, k.C = E, k.E = E, k.N = N, k.R = R, k.HS = HS;
+        k = shape;
         k.which = K_SCAN;
         float *alog = NULL, *D = NULL;
         const size_t ldx = (size_t)R + 2 * N;
@@ -325,7 +324,7 @@ static ml_status mixers_table(const long *tokens, int nt, int E, int iters, int 
         cuda_free(alog), cuda_free(D);
         free_all(&k);
 
-        k.B = 1, k.H = H, k.W = W, k.C = E, k.E = E, k.N = N, k.R = R, k.HS = HS;
+        k = shape;
         k.which = K_ATTN;
         if (s == ML_OK)
             s = dev_rand(&k.a, 3 * n, -1, 1, 28, "attn qkv");

@@ -1,6 +1,7 @@
 #include "harness/spec.h"
 
 #include "blocks/mixer.h"
+#include "harness/cli.h"
 #include "models/model.h"
 
 #include <errno.h>
@@ -319,11 +320,7 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
                                 } else {
                                     x->tokens = s->tokens[r];
                                     x->width = s->widths[w];
-                                    long q = 1;
-                                    while ((q + 1) * (q + 1) <= x->tokens)
-                                        q++;
-                                    x->grid_h = q * q == x->tokens ? (int)q : 1;
-                                    x->grid_w = q * q == x->tokens ? (int)q : (int)x->tokens;
+                                    cli_token_grid(x->tokens, &x->grid_h, &x->grid_w);
                                 }
                                 x->batch = s->batches[bt];
                                 snprintf(x->device, sizeof x->device, "%s", s->devices[d]);
