@@ -58,7 +58,7 @@ static int nvml_query(int dev, unsigned *sm_mhz, char *driver, size_t n)
     return ok;
 }
 
-static char driver_version[80];
+static char driver_version[96];
 
 extern "C" const char *cuda_driver_version(void) { return driver_version; }
 
@@ -76,9 +76,13 @@ extern "C" ml_status cuda_device_check(char *desc, size_t n)
     /* CUDA 13 dropped cudaDeviceProp.clockRate; the attributes remain */
     cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
     cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
-    unsigned now_mhz = 0;
-    char nvml_driver[64] = "";
-    const int have_nvml = nvml_query(0, &now_mhz, nvml_driver, sizeof nvml_driver);
+    /* NVML once per process (its start-up takes a while, and sweeps check the
+     * device for every configuration): the SM clock when mixerlab first asked */
+    static unsigned now_mhz = 0;
+    static char nvml_driver[64] = "";
+    static int have_nvml = -1;
+    if (have_nvml < 0)
+        have_nvml = nvml_query(0, &now_mhz, nvml_driver, sizeof nvml_driver);
     snprintf(driver_version, sizeof driver_version, "%s%sAPI %d.%d", nvml_driver, have_nvml ? ", " : "",
              driver / 1000, driver % 1000 / 10);
     char now[48] = "";
