@@ -4,23 +4,21 @@
  * includes this header: every `k<<<grid, block, smem, stream>>>(args)` becomes
  * emu_launch(grid, block, smem, stream, k, args), and `extern __shared__ T x[]`
  * a pointer to the launch's dynamic shared memory. emu_launch runs the grid one
- * block at a time, each block's threads as fibers that meet at __syncthreads
- * (a thread that returns drops out of it, as an exited CUDA thread does) and
- * exchange values through __shfl_xor_sync, so the
- * kernels' own indexing, shared-memory layout and reductions run unchanged,
- * on host memory. What it cannot show: speed, races that only a real warp
+ * block at a time on the calling thread, each block's threads one after
+ * another or, for kernels with barriers, as fibers that meet at __syncthreads
+ * and exchange values through __shfl_xor_sync. The kernels' own indexing,
+ * shared-memory layout and reductions run unchanged, on host memory. What it cannot show: speed, races that only a real warp
  * schedule exposes, and anything of the device's memory model beyond
  * block-wide barriers. */
 #ifndef MIXERLAB_CUDA_EMU_H
 #define MIXERLAB_CUDA_EMU_H
 
-#include <functional>
-#include <ucontext.h>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -57,8 +55,8 @@ typedef void *cudaStream_t;
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 template <class F> static inline int cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return 0; }
 
-extern thread_local uint3 threadIdx, blockIdx;
-extern thread_local dim3 blockDim, gridDim;
+extern uint3 threadIdx, blockIdx; /* all emulated threads share the calling thread */
+extern dim3 blockDim, gridDim;
 /* the running block's barrier, shuffle slots and dynamic shared memory */
 extern float emu_shfl_slots[1024];
 extern unsigned char *emu_dynamic_shared;
@@ -66,8 +64,8 @@ extern unsigned char *emu_dynamic_shared;
  * kernel reaches __syncthreads or a shuffle; then that kernel's blocks run as
  * fibers from then on (its first block again from the start: our kernels
  * write nothing to global memory before their first barrier). */
-extern thread_local bool emu_sequential;
-struct emu_needs_threads {};
+extern bool emu_sequential;
+struct emu_needs_fibers {};
 
 /* CUDA's single-precision rsqrt (a correctly rounded stand-in: the emulator checks indexing, not ulps) */
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
@@ -75,7 +73,7 @@ static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline void __syncthreads(void)
 {
     if (emu_sequential)
-        throw emu_needs_threads{};
+        throw emu_needs_fibers{};
     emu_fiber_yield();
 }
 
@@ -90,7 +88,7 @@ static inline float __shfl_xor_sync(unsigned mask, float v, int off)
 {
     (void)mask;
     if (emu_sequential)
-        throw emu_needs_threads{};
+        throw emu_needs_fibers{};
     const unsigned t = emu_thread_rank();
     emu_shfl_slots[t] = v;
     emu_fiber_yield();
@@ -113,9 +111,9 @@ static void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, 
         fprintf(stderr, "cuda_emu: block of %u threads\n", nt);
         abort();
     }
-    static std::set<const void *> threaded; /* kernels known to need real threads */
+    static std::set<const void *> with_barriers; /* kernels seen to reach a barrier: run as fibers */
     const void *key = reinterpret_cast<const void *>(kernel);
-    std::vector<unsigned char> dyn(smem + 16);
+    std::vector<unsigned char> dyn(smem > 0 ? smem : 1);
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
@@ -124,7 +122,7 @@ static void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, 
                 blockIdx = uint3{bx, by, bz};
                 blockDim = block;
                 gridDim = grid;
-                if (!threaded.count(key)) {
+                if (!with_barriers.count(key)) {
                     emu_sequential = true;
                     try {
                         for (unsigned t = 0; t < nt; t++) {
@@ -133,9 +131,9 @@ static void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, 
                         }
                         emu_sequential = false;
                         continue;
-                    } catch (const emu_needs_threads &) {
+                    } catch (const emu_needs_fibers &) {
                         emu_sequential = false;
-                        threaded.insert(key);
+                        with_barriers.insert(key);
                         std::memset(dyn.data(), 0, dyn.size());
                     }
                 }

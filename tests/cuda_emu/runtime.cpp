@@ -1,10 +1,12 @@
 /* The host side of the CUDA emulator (cuda_emu.h): harness/cuda_util.h's
  * functions on host memory, and Linear through the CPU's OpenBLAS path in
  * place of cuBLAS. Linked instead of harness/cuda_util.cu and blocks/linear.cu
- * into the emulated kernel test only. */
+ * into the emulated tests only. Fibers: one ucontext per thread of the running
+ * block, switched at barriers. */
 #include "tests/cuda_emu/cuda_emu.h"
 
 #include <algorithm>
+#include <ucontext.h>
 
 extern "C" {
 #include "blocks/linear.h"
@@ -12,11 +14,11 @@ extern "C" {
 #include "harness/timer.h"
 }
 
-thread_local uint3 threadIdx, blockIdx;
-thread_local dim3 blockDim, gridDim;
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
 float emu_shfl_slots[1024];
 unsigned char *emu_dynamic_shared;
-thread_local bool emu_sequential;
+bool emu_sequential;
 
 static int tf32_on;
 
@@ -67,7 +69,7 @@ int cuda_compiled(void) { return 1; }
 const char *cuda_build_info(void) { return "the CUDA emulator of tests/cuda_emu (kernels on the CPU)"; }
 ml_status cuda_device_check(char *desc, size_t n)
 {
-    snprintf(desc, n, "CUDA emulator: each block's threads as CPU threads, one block at a time");
+    snprintf(desc, n, "CUDA emulator: one block at a time, its threads in turn or as fibers, on the CPU");
     return ML_OK;
 }
 const char *cuda_driver_version(void) { return ""; }
@@ -75,7 +77,7 @@ void cuda_set_tf32(int on) { tf32_on = on; }
 int cuda_tf32(void) { return tf32_on; }
 ml_status cuda_malloc(void **p, size_t bytes, const char *what)
 {
-    *p = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+    *p = aligned_alloc(256, (bytes / 256 + 1) * 256); /* a multiple of the alignment, never 0 */
     return *p ? ML_OK : ml_fail(ML_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
 }
 void cuda_free(void *p) { free(p); }
