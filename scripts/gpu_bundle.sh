@@ -3,7 +3,7 @@
 # (its image has CUDA, cuBLAS, OpenBLAS and SQLite, but not Debian's SLEEF,
 # cJSON or inih): the mixerlab binary, the two CUDA test programs, and the
 # shared libraries they load that are not the C/C++ runtime or CUDA's own.
-# The result, gpu_bundle/ (ignored by git, about 15 MB), travels with the
+# The result, gpu_bundle/ (ignored by git; 14 MB when made on the dev VM), travels with the
 # device tool's `carry`; scripts/gpu_check.sh uses it when it is there.
 #
 #   bash scripts/gpu_bundle.sh            # after a CUDA build in build/

@@ -17,8 +17,8 @@
 # Everything printed also lands in $OUT (default /tmp/mixerlab_gpu_check).
 #
 #   bash scripts/gpu_bundle.sh             # on the dev machine, after the build
-#   bash scripts/gpu_check.sh              # on the GPU machine (carry gpu_bundle); about 4 minutes
-#   NO_COMPILE=1 bash scripts/gpu_check.sh # skip torch.compile (saves 1-2 minutes)
+#   bash scripts/gpu_check.sh              # on the GPU machine (carry gpu_bundle); an estimated 4 minutes
+#   NO_COMPILE=1 bash scripts/gpu_check.sh # skip torch.compile (estimated 1-2 minutes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mixerlab_gpu_check}

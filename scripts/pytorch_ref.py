@@ -40,6 +40,8 @@ def main():
     ap.add_argument("--tokens", default="196,784,3136,4096,8100,16384,32761")
     ap.add_argument("--width", type=int, default=384)
     args = ap.parse_args()
+    if args.width < 64 or args.width % 64:
+        ap.error(f"--width {args.width}: attention heads are 64 wide, so the width must be a multiple of 64")
     out_dir = os.environ.get("OUT", "/tmp")
     log = open(os.path.join(out_dir, "pytorch_ref.jsonl"), "a")
 
