@@ -1,5 +1,7 @@
 #include "blocks/act.h"
 
+#include "blocks/vmath.h"
+
 #if defined(MIXERLAB_HAVE_SLEEF) && defined(__x86_64__)
 #define ACT_HAVE_SIMD_PATHS 1
 /* act_simd.c */
@@ -17,9 +19,27 @@ act_isa act_best_isa(void)
     return ACT_ISA_SCALAR;
 }
 
+/* softplus in blocks of eight (vmath.h), the scalar form for the tail */
+ML_CLONES static void softplus_row(float *out, const float *in, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f v;
+        V8_LOAD(v, in + i);
+        v = v8_softplus(v);
+        V8_STORE(out + i, v);
+    }
+    for (; i < n; i++)
+        out[i] = act_softplus(in[i]);
+}
+
 void act_row_isa(float *out, const float *in, size_t n, act_kind k, act_isa isa)
 {
     size_t i = 0;
+    if (k == ACT_SOFTPLUS) {
+        softplus_row(out, in, n);
+        return;
+    }
     act_isa best = act_best_isa();
     if (isa > best)
         isa = best;

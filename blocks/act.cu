@@ -1,6 +1,6 @@
-/* GELU / SiLU on the GPU with the reference's own scalar forms. */
+/* GELU / SiLU / softplus on the GPU with the reference's own scalar forms. */
 #include "blocks/act.h"
-#include "harness/cuda_util.h"
+#include "base/cuda_rt.h"
 
 __global__ static void act_kernel(float *out, const float *in, size_t n, act_kind k)
 {
@@ -11,6 +11,8 @@ __global__ static void act_kernel(float *out, const float *in, size_t n, act_kin
 
 extern "C" void act_forward_cuda(float *out, const float *in, size_t n, act_kind k)
 {
-    if (n)
-        act_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(out, in, n, k);
+    if (!n)
+        return;
+    act_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(out, in, n, k);
+    CUDA_LAUNCHED();
 }

@@ -1,22 +1,28 @@
 /* Activations. The scalar forms are the reference (and what other backends
  * restate); act_forward is the vectorised CPU path (act_simd.c): a fitted
  * erfc for GELU, 16 lanes at a time with AVX-512F or 8 with AVX2, and SLEEF's
- * 1-ulp expf for SiLU with AVX2; the scalar forms otherwise. */
+ * 1-ulp expf for SiLU with AVX2; the scalar forms otherwise. Softplus (the
+ * scan's Δ) runs vmath.h's eight-lane form. */
 #ifndef MIXERLAB_ACT_H
 #define MIXERLAB_ACT_H
 
 #include <math.h>
 #include <stddef.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 
-typedef enum { ACT_GELU = 0, ACT_SILU = 1 } act_kind;
+typedef enum { ACT_GELU = 0, ACT_SILU = 1, ACT_SOFTPLUS = 2 } act_kind;
 
 /* Exact erf GELU, as torch.nn.GELU() (approximate='none'). */
 ML_HD static inline float act_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
 ML_HD static inline float act_silu(float x) { return x / (1.0f + expf(-x)); }
-ML_HD static inline float act_apply(act_kind k, float x) { return k == ACT_SILU ? act_silu(x) : act_gelu(x); }
-static inline const char *act_name(act_kind k) { return k == ACT_SILU ? "silu" : "gelu"; }
+/* Mamba's softplus: x above 20 passes through. */
+ML_HD static inline float act_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+ML_HD static inline float act_apply(act_kind k, float x)
+{
+    return k == ACT_SILU ? act_silu(x) : k == ACT_SOFTPLUS ? act_softplus(x) : act_gelu(x);
+}
+static inline const char *act_name(act_kind k) { return k == ACT_SILU ? "silu" : k == ACT_SOFTPLUS ? "softplus" : "gelu"; }
 
 /* out[i] = act(in[i]) for one row; out may alias in. Single-threaded. */
 void act_row(float *out, const float *in, size_t n, act_kind k);
@@ -29,7 +35,7 @@ void act_row_isa(float *out, const float *in, size_t n, act_kind k, act_isa isa)
 /* The same over a whole tensor, split across threads. */
 void act_forward(float *out, const float *in, size_t n, act_kind k);
 
-/* The CUDA version (act.cu), on device pointers. */
+/* The CUDA kernel (act.cu), on device pointers. */
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -1,11 +1,12 @@
 #include "blocks/attn.h"
 
-#include "blocks/linear.h"
 #include "blocks/vmath.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+
+enum { ATTN_QKV_W, ATTN_QKV_B, ATTN_PROJ_W, ATTN_PROJ_B, ATTN_PARAMS };
 
 /* p[0..n) = softmax(p[0..n)) in place. */
 ML_CLONES static void softmax_row(float *p, size_t n)
@@ -81,12 +82,12 @@ static int attn_param_specs(const mixer_config *c, param_spec *out)
 {
     if (out) {
         int64_t E = c->channels;
-        out[0] = (param_spec){"qkv.weight", 2, {3 * E, E, 0, 0}, PARAM_INIT_TRUNC_NORMAL};
-        out[1] = (param_spec){"qkv.bias", 1, {3 * E, 0, 0, 0}, PARAM_INIT_ZEROS};
-        out[2] = (param_spec){"proj.weight", 2, {E, E, 0, 0}, PARAM_INIT_TRUNC_NORMAL};
-        out[3] = (param_spec){"proj.bias", 1, {E, 0, 0, 0}, PARAM_INIT_ZEROS};
+        out[ATTN_QKV_W] = (param_spec){"qkv.weight", 2, {3 * E, E, 0, 0}, PARAM_INIT_TRUNC_NORMAL};
+        out[ATTN_QKV_B] = (param_spec){"qkv.bias", 1, {3 * E, 0, 0, 0}, PARAM_INIT_ZEROS};
+        out[ATTN_PROJ_W] = (param_spec){"proj.weight", 2, {E, E, 0, 0}, PARAM_INIT_TRUNC_NORMAL};
+        out[ATTN_PROJ_B] = (param_spec){"proj.bias", 1, {E, 0, 0, 0}, PARAM_INIT_ZEROS};
     }
-    return 4;
+    return ATTN_PARAMS;
 }
 
 /* qkv and proj, plus QKᵀ and AV: 2·L²·E full, L·(L+1)·E causal (only the products needed). */
@@ -109,75 +110,50 @@ static uint64_t attn_causal_macs(const mixer_config *c, int B, int H, int W, con
     return attn_macs_common(c, B, H, W, 1);
 }
 
-static size_t attn_workspace_floats(const mixer_config *c, int B, int H, int W)
+size_t attn_core_workspace(int B, size_t L, int E, int HS, int threads)
+{
+    (void)B, (void)E, (void)HS;
+    return (size_t)(threads > 0 ? threads : 1) * ATTN_QUERY_BLOCK * L;
+}
+
+static size_t attn_workspace_floats(const backend *be, const mixer_config *c, int B, int H, int W)
 {
     const size_t L = (size_t)H * W, rows = (size_t)B * L;
     return rows * 3 * (size_t)c->channels + rows * (size_t)c->channels +
-           (size_t)(c->threads > 0 ? c->threads : 1) * ATTN_QUERY_BLOCK * L;
+           be->attn_ws(B, L, c->channels, c->head_size, c->threads);
 }
 
-static void attn_run(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
-                     float *ws, int B, int H, int W, int causal)
+/* qkv = in · qkv_wᵀ + b;  o = attention(q, k, v);  out = o · proj_wᵀ + b */
+static void attn_run(const backend *be, const mixer_config *c, const float *const *p, float *out, const float *in,
+                     size_t ld_in, float *ws, int B, int H, int W, int causal)
 {
     const int E = c->channels;
     const size_t L = (size_t)H * W, rows = (size_t)B * L;
     float *qkv = ws, *o = qkv + rows * 3 * E, *scratch = o + rows * E;
-    linear_forward(qkv, 3 * (size_t)E, in, ld_in, p[0], p[1], rows, E, 3 * E, 0);
-    attn_core(o, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
-    linear_forward(out, (size_t)E, o, (size_t)E, p[2], p[3], rows, E, E, 0);
+    be->linear(qkv, 3 * (size_t)E, in, ld_in, p[ATTN_QKV_W], p[ATTN_QKV_B], rows, E, 3 * E, 0);
+    be->attn(o, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
+    be->linear(out, (size_t)E, o, (size_t)E, p[ATTN_PROJ_W], p[ATTN_PROJ_B], rows, E, E, 0);
 }
 
-static void attn_forward(const mixer_config *c, const float *const *p, float *out, const float *in,
+static void attn_forward(const backend *be, const mixer_config *c, const float *const *p, float *out, const float *in,
                          size_t ld_in, float *ws, int B, int H, int W)
 {
-    attn_run(c, p, out, in, ld_in, ws, B, H, W, 0);
+    attn_run(be, c, p, out, in, ld_in, ws, B, H, W, 0);
 }
 
-static void attn_causal_forward(const mixer_config *c, const float *const *p, float *out, const float *in,
-                                size_t ld_in, float *ws, int B, int H, int W)
+static void attn_causal_forward(const backend *be, const mixer_config *c, const float *const *p, float *out,
+                                const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
-    attn_run(c, p, out, in, ld_in, ws, B, H, W, 1);
+    attn_run(be, c, p, out, in, ld_in, ws, B, H, W, 1);
 }
 
-#ifdef MIXERLAB_HAVE_CUDA
-static void attn_run_cuda(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
-                          float *ws, int B, int H, int W, int causal)
+static ml_status attn_supports(const backend *be, const mixer_config *c)
 {
-    const int E = c->channels;
-    const size_t L = (size_t)H * W, rows = (size_t)B * L;
-    float *qkv = ws, *o = qkv + rows * 3 * E;
-    linear_forward_cuda(qkv, 3 * (size_t)E, in, ld_in, p[0], p[1], rows, E, 3 * E, 0);
-    attn_core_cuda(o, qkv, B, L, E, c->head_size, causal);
-    linear_forward_cuda(out, (size_t)E, o, (size_t)E, p[2], p[3], rows, E, E, 0);
+    backend_limits q = {.head_size = c->head_size};
+    return be->supports(BE_OP_ATTN, &q);
 }
 
-static void attn_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
-                              float *ws, int B, int H, int W)
-{
-    attn_run_cuda(c, p, out, in, ld_in, ws, B, H, W, 0);
-}
-
-static void attn_causal_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in,
-                                     size_t ld_in, float *ws, int B, int H, int W)
-{
-    attn_run_cuda(c, p, out, in, ld_in, ws, B, H, W, 1);
-}
-
-static ml_status attn_cuda_check(const mixer_config *c)
-{
-    if (c->head_size > ATTN_CUDA_MAX_HS)
-        return ml_fail(ML_ERR_USAGE, "the CUDA attention takes head sizes up to %d (head_size = %d)", ATTN_CUDA_MAX_HS,
-                       c->head_size);
-    return ML_OK;
-}
-#define ATTN_CUDA attn_forward_cuda
-#define ATTN_CAUSAL_CUDA attn_causal_forward_cuda
-#define ATTN_CUDA_CHECK attn_cuda_check
-#else
-#define ATTN_CUDA NULL
-#define ATTN_CAUSAL_CUDA NULL
-#define ATTN_CUDA_CHECK NULL
-#endif
+static void attn_describe(const mixer_config *c, char *buf, size_t n) { snprintf(buf, n, ", head size %d", c->head_size); }
 
 /* E from qkv.weight [3E, E]; the head size is a setting, not a shape. */
 static ml_status attn_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
@@ -194,7 +170,7 @@ const mixer_ops mixer_attn = {
     .summary = "multi-head softmax self-attention over all tokens",
     .block_prefix = "mixer.",
     .causal = 0,
-    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
+    .uses = MIXER_USES_HEAD_SIZE,
     .validate = attn_validate,
     .param_specs = attn_param_specs,
     .macs = attn_macs,
@@ -202,9 +178,9 @@ const mixer_ops mixer_attn = {
     .workspace_floats = attn_workspace_floats,
     .init = NULL,
     .infer = attn_infer,
-    .forward_cpu = attn_forward,
-    .forward_cuda = ATTN_CUDA,
-    .cuda_check = ATTN_CUDA_CHECK,
+    .supports = attn_supports,
+    .describe = attn_describe,
+    .forward = attn_forward,
 };
 
 const mixer_ops mixer_attn_causal = {
@@ -212,7 +188,7 @@ const mixer_ops mixer_attn_causal = {
     .summary = "multi-head softmax self-attention with a causal mask in raster order",
     .block_prefix = "mixer.",
     .causal = 1,
-    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
+    .uses = MIXER_USES_HEAD_SIZE,
     .validate = attn_validate,
     .param_specs = attn_param_specs,
     .macs = attn_causal_macs,
@@ -220,7 +196,7 @@ const mixer_ops mixer_attn_causal = {
     .workspace_floats = attn_workspace_floats,
     .init = NULL,
     .infer = attn_infer,
-    .forward_cpu = attn_causal_forward,
-    .forward_cuda = ATTN_CAUSAL_CUDA,
-    .cuda_check = ATTN_CUDA_CHECK,
+    .supports = attn_supports,
+    .describe = attn_describe,
+    .forward = attn_causal_forward,
 };

@@ -14,7 +14,7 @@
  * Other head sizes: the plain kernel, one warp per query, keys streamed with
  * an online softmax and a warp reduction per key. */
 #include "blocks/attn.h"
-#include "harness/cuda_util.h"
+#include "base/cuda_rt.h"
 
 
 __global__ static void attn_kernel(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float scale)
@@ -212,12 +212,19 @@ static void launch_tiled(float *o, const float *qkv, int B, size_t L, int E, int
     constexpr size_t smem = (3 * (size_t)AT_TILE * (HS + 4) + (size_t)AT_TILE * (AT_TILE + 4)) * sizeof(float);
     static int attr_set = 0; /* above 48 KiB a kernel must opt in, once per process */
     if (!attr_set) {
-        cudaFuncSetAttribute(attn_tiled_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        const cudaError_t e =
+            cudaFuncSetAttribute(attn_tiled_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) { /* the launch would fail too: say why, once */
+            cuda_note_failure("attention: %zu bytes of shared memory refused for head size %d at %s:%d: %s", smem, HS,
+                              __FILE__, __LINE__, cudaGetErrorString(e));
+            return;
+        }
         attr_set = 1;
     }
     const dim3 grid((unsigned)((L + AT_TILE - 1) / AT_TILE * B), (unsigned)(E / HS)); /* sequences in x: B may pass 65535 */
     attn_tiled_kernel<HS><<<grid, AT_THREADS, smem, (cudaStream_t)cuda_stream()>>>(
         o, qkv, L, E, causal, 1.4426950408889634f / sqrtf((float)HS));
+    CUDA_LAUNCHED();
 }
 
 extern "C" void attn_core_cuda(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal)
@@ -229,7 +236,7 @@ extern "C" void attn_core_cuda(float *o, const float *qkv, int B, size_t L, int 
     if (HS == 64)
         return launch_tiled<64>(o, qkv, B, L, E, causal);
     const size_t warps = (size_t)B * (E / HS) * L;
-    if (warps)
-        attn_kernel<<<(unsigned)((warps + 7) / 8), 256, 0, (cudaStream_t)cuda_stream()>>>(
-            o, qkv, B, L, E, HS, causal, 1.0f / sqrtf((float)HS));
+    attn_kernel<<<(unsigned)((warps + 7) / 8), 256, 0, (cudaStream_t)cuda_stream()>>>(
+        o, qkv, B, L, E, HS, causal, 1.0f / sqrtf((float)HS));
+    CUDA_LAUNCHED();
 }

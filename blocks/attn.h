@@ -13,10 +13,12 @@
 
 #define ATTN_QUERY_BLOCK 64
 
-/* o (B, L, E) = attention of the q, k, v packed in qkv (B, L, 3E); ws holds
- * threads · ATTN_QUERY_BLOCK · L floats. */
+/* The op (contract in blocks/backend.h: attn): o (B, L, E) = attention of
+ * the q, k, v packed in qkv (B, L, 3E); ws holds attn_core_workspace floats,
+ * threads · ATTN_QUERY_BLOCK · L. */
 void attn_core(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
                int threads);
+size_t attn_core_workspace(int B, size_t L, int E, int HS, int threads);
 
 /* The CUDA core (attn.cu, CUDA builds only), no score matrix: head sizes 32
  * and 64 run a tiled kernel (64 queries x 64 keys per step, online softmax),

@@ -1,7 +1,7 @@
 #include "blocks/conv2d.h"
 
 #include "blocks/linear.h"
-#include "harness/common.h"
+#include "base/common.h"
 
 #include <omp.h>
 #include <string.h>
@@ -230,18 +230,5 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
                 im2col_rows(ws + i0 * kcols, in, s, H, W, Ho, Wo, r0 + i0, i1 - i0);
         }
         linear_forward(out + r0 * s->cout, (size_t)s->cout, ws, kcols, w, b, m, (int)kcols, s->cout, 0);
-    }
-}
-
-void nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W)
-{
-    const size_t hw = (size_t)H * W;
-#pragma omp parallel for schedule(static) if ((size_t)B * hw * C > 65536)
-    for (size_t p = 0; p < (size_t)B * hw; p++) {
-        size_t bb = p / hw, q = p % hw;
-        const float *src = in + bb * (size_t)C * hw + q;
-        float *dst = out + p * (size_t)C;
-        for (int c = 0; c < C; c++)
-            dst[c] = src[(size_t)c * hw];
     }
 }

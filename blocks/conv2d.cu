@@ -2,7 +2,7 @@
  * weights) for as many output pixels as the workspace holds, then cuBLAS. */
 #include "blocks/conv2d.h"
 #include "blocks/linear.h"
-#include "harness/cuda_util.h"
+#include "base/cuda_rt.h"
 
 __global__ static void im2col_kernel(float *col, const float *in, int H, int W, int Cin, int K, int stride, int pad,
                                      int Ho, int Wo, size_t r0, size_t m)
@@ -24,28 +24,15 @@ extern "C" void conv2d_forward_cuda(float *out, const float *in, const float *w,
     const int Ho = conv2d_out_size(s, H), Wo = conv2d_out_size(s, W);
     const size_t kcols = (size_t)s->cin * s->k * s->k, rows = (size_t)B * Ho * Wo;
     size_t chunk = ws_floats / kcols;
-    if (chunk == 0)
-        return; /* the plan always sizes at least one row; nothing sane to do otherwise */
+    if (chunk == 0) { /* the plan always sizes at least one row */
+        cuda_note_failure("conv2d: workspace of %zu floats holds no im2col row of %zu", ws_floats, kcols);
+        return;
+    }
     for (size_t r0 = 0; r0 < rows; r0 += chunk) {
         const size_t m = rows - r0 < chunk ? rows - r0 : chunk, n = m * kcols;
         im2col_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(
             ws, in, H, W, s->cin, s->k, s->stride, s->pad, Ho, Wo, r0, m);
+        CUDA_LAUNCHED();
         linear_forward_cuda(out + r0 * s->cout, (size_t)s->cout, ws, kcols, w, b, m, (int)kcols, s->cout, 0);
     }
-}
-
-__global__ static void nchw_to_nhwc_kernel(float *out, const float *in, int B, int C, int H, int W)
-{
-    const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x, hw = (size_t)H * W;
-    if (k >= (size_t)B * C * hw)
-        return;
-    const size_t c = k % C, p = k / C, bb = p / hw, q = p % hw;
-    out[k] = in[(bb * C + c) * hw + q];
-}
-
-extern "C" void nchw_to_nhwc_cuda(float *out, const float *in, int B, int C, int H, int W)
-{
-    const size_t n = (size_t)B * C * H * W;
-    if (n)
-        nchw_to_nhwc_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(out, in, B, C, H, W);
 }

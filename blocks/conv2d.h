@@ -56,19 +56,23 @@ static inline uint64_t conv2d_macs(const conv2d_shape *s, int B, int Ho, int Wo)
            (uint64_t)s->k * (uint64_t)s->k;
 }
 
-/* out (B,H,W,C) = in (B,C,H,W) transposed: image batches arrive as NCHW. */
-void nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W);
-
-/* The CUDA versions (conv2d.cu), on device pointers: im2col in chunks of
+/* The CUDA kernel (conv2d.cu), on device pointers: im2col in chunks of
  * ws_floats / (Cin·K·K) output pixels, then cuBLAS. */
 #ifdef __cplusplus
 extern "C" {
 #endif
 void conv2d_forward_cuda(float *out, const float *in, const float *w, const float *b, const conv2d_shape *s, int B,
                          int H, int W, float *ws, size_t ws_floats);
-void nchw_to_nhwc_cuda(float *out, const float *in, int B, int C, int H, int W);
+/* Workspace the CUDA conv is given: im2col of as many output pixels as fit
+ * in CONV2D_CUDA_WS_FLOATS (at least one). */
+#define CONV2D_CUDA_WS_FLOATS ((size_t)16 << 20)
 #ifdef __cplusplus
 }
 #endif
+static inline size_t conv2d_cuda_workspace_floats(const conv2d_shape *s, size_t out_rows)
+{
+    const size_t kcols = (size_t)s->cin * (size_t)s->k * (size_t)s->k, fit = CONV2D_CUDA_WS_FLOATS / kcols;
+    return (out_rows < fit ? out_rows : fit > 0 ? fit : 1) * kcols;
+}
 
 #endif

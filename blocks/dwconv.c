@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+enum { DWCONV_W, DWCONV_B, DWCONV_PARAMS };
+
 /* Eight channels in one vector register (GCC/Clang vector extension: one AVX
  * register in the AVX2 clone, two SSE registers otherwise). */
 typedef float v8f __attribute__((vector_size(32)));
@@ -132,10 +134,10 @@ static int dwconv_param_specs(const mixer_config *cfg, param_spec *out)
 {
     if (out) {
         int64_t E = cfg->channels, K = cfg->kernel;
-        out[0] = (param_spec){"conv.weight", 4, {E, 1, K, K}, PARAM_INIT_TRUNC_NORMAL};
-        out[1] = (param_spec){"conv.bias", 1, {E, 0, 0, 0}, PARAM_INIT_ZEROS};
+        out[DWCONV_W] = (param_spec){"conv.weight", 4, {E, 1, K, K}, PARAM_INIT_TRUNC_NORMAL};
+        out[DWCONV_B] = (param_spec){"conv.bias", 1, {E, 0, 0, 0}, PARAM_INIT_ZEROS};
     }
-    return 2;
+    return DWCONV_PARAMS;
 }
 
 static uint64_t dwconv_mixer_macs(const mixer_config *cfg, int B, int H, int W, const macs_opts *o)
@@ -144,28 +146,24 @@ static uint64_t dwconv_mixer_macs(const mixer_config *cfg, int B, int H, int W, 
     return dwconv_macs(B, H, W, cfg->channels, cfg->kernel);
 }
 
-static size_t dwconv_mixer_workspace(const mixer_config *cfg, int B, int H, int W)
+static size_t dwconv_mixer_workspace(const backend *be, const mixer_config *cfg, int B, int H, int W)
 {
-    return dwconv_workspace_floats(B, H, W, cfg->channels, cfg->kernel);
+    return be->dwconv_ws(B, H, W, cfg->channels, cfg->kernel);
 }
 
-static void dwconv_mixer_forward(const mixer_config *cfg, const float *const *p, float *out,
+static void dwconv_mixer_forward(const backend *be, const mixer_config *cfg, const float *const *p, float *out,
                                  const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
-    dwconv_forward(out, in, ld_in, p[0], p[1], B, H, W, cfg->channels, cfg->kernel, ws);
+    be->dwconv(out, in, ld_in, p[DWCONV_W], p[DWCONV_B], B, H, W, cfg->channels, cfg->kernel, ws);
 }
 
-#ifdef MIXERLAB_HAVE_CUDA
-static void dwconv_mixer_forward_cuda(const mixer_config *cfg, const float *const *p, float *out, const float *in,
-                                      size_t ld_in, float *ws, int B, int H, int W)
+static ml_status dwconv_supports(const backend *be, const mixer_config *cfg)
 {
-    (void)ws;
-    dwconv_forward_cuda(out, in, ld_in, p[0], p[1], B, H, W, cfg->channels, cfg->kernel);
+    backend_limits q = {.kernel = cfg->kernel};
+    return be->supports(BE_OP_DWCONV, &q);
 }
-#define DWCONV_CUDA dwconv_mixer_forward_cuda
-#else
-#define DWCONV_CUDA NULL
-#endif
+
+static void dwconv_describe(const mixer_config *cfg, char *buf, size_t n) { snprintf(buf, n, ", K %d", cfg->kernel); }
 
 /* E and K from conv.weight [E, 1, K, K]. */
 static ml_status dwconv_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
@@ -182,7 +180,7 @@ const mixer_ops mixer_dwconv = {
     .summary = "depthwise KxK conv (MambaOut's Gated CNN mixer)",
     .block_prefix = "",
     .causal = 0,
-    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
+    .uses = MIXER_USES_KERNEL,
     .validate = dwconv_validate,
     .param_specs = dwconv_param_specs,
     .macs = dwconv_mixer_macs,
@@ -190,6 +188,7 @@ const mixer_ops mixer_dwconv = {
     .workspace_floats = dwconv_mixer_workspace,
     .init = NULL,
     .infer = dwconv_infer,
-    .forward_cpu = dwconv_mixer_forward,
-    .forward_cuda = DWCONV_CUDA,
+    .supports = dwconv_supports,
+    .describe = dwconv_describe,
+    .forward = dwconv_mixer_forward,
 };

@@ -9,7 +9,7 @@
  *
  * Other K: one thread per output element, consecutive threads on consecutive
  * channels, taps summed in the CPU reference's order. */
-#include "harness/cuda_util.h"
+#include "base/cuda_rt.h"
 #include "blocks/dwconv.h"
 
 __global__ static void dwconv_kernel(float *out, const float *in, size_t ld_in, const float *w, const float *b,
@@ -98,6 +98,7 @@ static void launch_tiled(float *out, const float *in, size_t ld_in, const float 
     const size_t tiles = (size_t)((W + DW_TW - 1) / DW_TW) * ((H + DW_TH - 1) / DW_TH);
     const dim3 grid((unsigned)(tiles * B), (unsigned)((C + DW_CH - 1) / DW_CH)); /* images in x: B may pass 65535 */
     dwconv_tiled_kernel<K><<<grid, DW_TH * DW_CH, 0, (cudaStream_t)cuda_stream()>>>(out, in, ld_in, w, b, H, W, C);
+    CUDA_LAUNCHED();
 }
 
 extern "C" void dwconv_forward_cuda(float *out, const float *in, size_t ld_in, const float *w, const float *b, int B,
@@ -110,6 +111,8 @@ extern "C" void dwconv_forward_cuda(float *out, const float *in, size_t ld_in, c
         return launch_tiled<5>(out, in, ld_in, w, b, B, H, W, C);
     if (n && K == 7)
         return launch_tiled<7>(out, in, ld_in, w, b, B, H, W, C);
-    if (n)
-        dwconv_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(out, in, ld_in, w, b, B, H, W, C, K);
+    if (!n)
+        return;
+    dwconv_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(out, in, ld_in, w, b, B, H, W, C, K);
+    CUDA_LAUNCHED();
 }

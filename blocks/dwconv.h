@@ -27,7 +27,8 @@ static inline uint64_t dwconv_macs(int B, int H, int W, int C, int K)
 extern const mixer_ops mixer_dwconv;
 
 /* The CUDA kernel (dwconv.cu, CUDA builds only): the same on device pointers,
- * weights in PyTorch layout [C,1,K,K] (no workspace), one thread per output. */
+ * weights in PyTorch layout [C,1,K,K] (no workspace); tiled for K = 3, 5, 7,
+ * one thread per output otherwise. */
 #ifdef __cplusplus
 extern "C" {
 #endif

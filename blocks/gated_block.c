@@ -5,6 +5,7 @@
 #include "blocks/rmsnorm.h"
 
 #include <omp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,37 +39,50 @@ ml_status block_config_validate(const block_config *bc)
     return bc->mixer->validate(&bc->mcfg);
 }
 
-int block_param_specs(const block_config *bc, param_spec *out)
+int block_param_specs(const block_config *bc, param_spec *out, size_t *slots)
 {
     int n = 0;
     const int64_t C = bc->dim, Hd = bc->hidden;
-#define ADD(nm, nd, s0, s1, ini)                                                   \
+#define ADD(nm, nd, s0, s1, ini, field)                                            \
     do {                                                                           \
         if (out)                                                                   \
             out[n] = (param_spec){nm, nd, {s0, s1, 0, 0}, ini};                    \
+        if (slots)                                                                 \
+            slots[n] = offsetof(block_params, field);                              \
         n++;                                                                       \
     } while (0)
-    ADD("norm.weight", 1, C, 0, PARAM_INIT_ONES);
+    ADD("norm.weight", 1, C, 0, PARAM_INIT_ONES, norm_w);
     if (bc->norm == NORM_LAYER)
-        ADD("norm.bias", 1, C, 0, PARAM_INIT_ZEROS);
-    ADD("fc1.weight", 2, 2 * Hd, C, PARAM_INIT_TRUNC_NORMAL);
+        ADD("norm.bias", 1, C, 0, PARAM_INIT_ZEROS, norm_b);
+    ADD("fc1.weight", 2, 2 * Hd, C, PARAM_INIT_TRUNC_NORMAL, fc1_w);
     if (bc->fc_bias)
-        ADD("fc1.bias", 1, 2 * Hd, 0, PARAM_INIT_ZEROS);
+        ADD("fc1.bias", 1, 2 * Hd, 0, PARAM_INIT_ZEROS, fc1_b);
     param_spec ms[MIXER_MAX_PARAMS];
     int nm = bc->mixer->param_specs(&bc->mcfg, ms);
+    ML_ASSERT(nm <= MIXER_MAX_PARAMS);
     for (int i = 0; i < nm; i++, n++) {
         if (out) {
             out[n] = ms[i];
-            int len = snprintf(out[n].name, sizeof out[n].name, "%s%s", bc->mixer->block_prefix,
-                               ms[i].name);
+            int len = snprintf(out[n].name, sizeof out[n].name, "%s%s", bc->mixer->block_prefix, ms[i].name);
             ML_ASSERT(len < (int)sizeof out[n].name);
         }
+        if (slots)
+            slots[n] = offsetof(block_params, mixer) + (size_t)i * sizeof(float *);
     }
-    ADD("fc2.weight", 2, C, Hd, PARAM_INIT_TRUNC_NORMAL);
+    ADD("fc2.weight", 2, C, Hd, PARAM_INIT_TRUNC_NORMAL, fc2_w);
     if (bc->fc_bias)
-        ADD("fc2.bias", 1, C, 0, PARAM_INIT_ZEROS);
+        ADD("fc2.bias", 1, C, 0, PARAM_INIT_ZEROS, fc2_b);
 #undef ADD
     return n;
+}
+
+void block_bind(const block_config *bc, float *const *t, block_params *out)
+{
+    size_t slots[BLOCK_MAX_PARAMS];
+    const int n = block_param_specs(bc, NULL, slots);
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < n; i++)
+        *(float **)((char *)out + slots[i]) = t[i];
 }
 
 uint64_t norm_kind_macs(norm_kind k, size_t rows, int C, const macs_opts *o)
@@ -80,21 +94,6 @@ uint64_t norm_kind_macs(norm_kind k, size_t rows, int C, const macs_opts *o)
     return layernorm_macs(rows, C);
 }
 
-int block_mixer_param_offset(const block_config *bc)
-{
-    return (bc->norm == NORM_LAYER ? 2 : 1) + 1 + (bc->fc_bias ? 1 : 0); /* norm, fc1.weight, fc1.bias */
-}
-
-/* The block's pre-norm of rows tokens, LayerNorm or RMSNorm (w, b as laid out by block_param_specs). */
-static void block_norm(const block_config *bc, float *out, const float *in, const float *const *p, size_t rows)
-{
-    const size_t C = (size_t)bc->dim;
-    if (bc->norm == NORM_RMS)
-        rmsnorm_forward(out, C, in, C, p[0], rows, bc->dim, bc->norm_eps);
-    else
-        layernorm_forward(out, C, in, C, p[0], p[1], rows, bc->dim, bc->norm_eps);
-}
-
 uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts *o)
 {
     size_t rows = (size_t)B * H * W;
@@ -103,48 +102,73 @@ uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts
     return m + bc->mixer->macs(&bc->mcfg, B, H, W, o);
 }
 
-void block_chunking(size_t rows, int threads, size_t *nchunks, size_t *chunk_rows)
+block_sizes block_buffer_floats(const backend *be, const block_config *bc, int B, int H, int W, int threads)
 {
-    size_t t = threads > 0 ? (size_t)threads : 1;
-    if (rows < t * BLOCK_MIN_ROWS_PER_THREAD) {
-        *nchunks = 0, *chunk_rows = rows;
-        return;
-    }
-    size_t per_thread = (rows + t * BLOCK_CHUNK_ROWS - 1) / (t * BLOCK_CHUNK_ROWS);
-    *chunk_rows = (rows + t * per_thread - 1) / (t * per_thread);
-    *nchunks = (rows + *chunk_rows - 1) / *chunk_rows;
-}
-
-block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W, int threads)
-{
-    size_t rows = (size_t)B * H * W, nchunks, chunk;
-    block_chunking(rows, threads, &nchunks, &chunk);
-    /* t: one chunk per thread, or every row when unchunked */
-    size_t t_rows = nchunks ? (size_t)(threads > 0 ? threads : 1) * chunk : rows;
-    block_sizes s = {.t = t_rows * bc->dim,
+    const size_t rows = (size_t)B * H * W;
+    block_sizes s = {.t = be->norm_linear_ws ? be->norm_linear_ws(rows, bc->dim, threads) : rows * bc->dim,
                      .u = rows * 2 * (size_t)bc->hidden,
                      .m = bc->mixer->activation_floats(&bc->mcfg, B, H, W),
-                     .ws = bc->mixer->workspace_floats(&bc->mcfg, B, H, W)};
+                     .ws = bc->mixer->workspace_floats(be, &bc->mcfg, B, H, W)};
     return s;
 }
 
-static void gate_rows(float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
+/* The block's pre-norm of rows tokens into out (rows C apart). */
+static void block_norm(const backend *be, const block_config *bc, const block_params *p, float *out, const float *x,
+                       size_t rows)
+{
+    const size_t C = (size_t)bc->dim;
+    if (bc->norm == NORM_RMS)
+        be->rmsnorm(out, C, x, C, p->norm_w, rows, bc->dim, bc->norm_eps);
+    else
+        be->layernorm(out, C, x, C, p->norm_w, p->norm_b, rows, bc->dim, bc->norm_eps);
+}
+
+void block_forward(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H, int W,
+                   const block_buffers *buf)
+{
+    const size_t rows = (size_t)B * H * W;
+    const int C = bc->dim, Hd = bc->hidden, E = bc->conv_ch;
+    const size_t ldu = 2 * (size_t)Hd;
+    /* u = norm(x) · fc1ᵀ + b1 */
+    if (be->norm_linear) {
+        be->norm_linear(buf->u, ldu, buf->t, x, C, bc->norm, p->norm_w, p->norm_b, bc->norm_eps, p->fc1_w, p->fc1_b,
+                        rows, 2 * Hd, buf->threads);
+    } else {
+        block_norm(be, bc, p, buf->t, x, rows);
+        be->linear(buf->u, ldu, buf->t, (size_t)C, p->fc1_w, p->fc1_b, rows, C, 2 * Hd, 0);
+    }
+    /* c' = mixer(c), c the last E columns of u */
+    bc->mixer->forward(be, &bc->mcfg, (const float *const *)p->mixer, buf->m, buf->u + (2 * Hd - E), ldu, buf->ws, B,
+                       H, W);
+    /* v = act(g) · [i | c'];  x += v · fc2ᵀ + b2 */
+    if (be->gate_linear) {
+        be->gate_linear(x, C, buf->v, buf->ld_v, buf->u, buf->m, rows, Hd, E, bc->act, p->fc2_w, p->fc2_b,
+                        buf->threads);
+    } else {
+        be->gate(buf->v, buf->ld_v, buf->u, buf->m, rows, Hd, E, bc->act);
+        be->linear(x, (size_t)C, buf->v, buf->ld_v, p->fc2_w, p->fc2_b, rows, Hd, C, 1);
+    }
+}
+
+/* ---- the gate op ---- */
+
+static void gate_rows(float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
 {
     const int ni = Hd - E;
     const size_t ld = 2 * (size_t)Hd;
     for (size_t r = 0; r < rows; r++) {
-        float *g = u + r * ld;
-        const float *i = g + Hd;
+        const float *g = u + r * ld, *i = g + Hd;
         const float *c = m + r * (size_t)E;
-        act_row(g, g, (size_t)Hd, act);
+        float *o = v + r * ld_v;
+        act_row(o, g, (size_t)Hd, act);
         for (int j = 0; j < ni; j++)
-            g[j] *= i[j];
+            o[j] *= i[j];
         for (int j = 0; j < E; j++)
-            g[ni + j] *= c[j];
+            o[ni + j] *= c[j];
     }
 }
 
-void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
+void gate_forward(float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
 {
     /* equal chunks, a whole number per thread: a 196-token stage split as
      * 128 + 68 rows, or a 49-token one left to one thread, kept the other waiting */
@@ -158,48 +182,77 @@ void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind
         if (r0 >= rows)
             continue;
         size_t n = rows - r0 < chunk ? rows - r0 : chunk;
-        gate_rows(u + r0 * 2 * (size_t)Hd, m + r0 * (size_t)E, n, Hd, E, act);
+        gate_rows(v + r0 * ld_v, ld_v, u + r0 * 2 * (size_t)Hd, m + r0 * (size_t)E, n, Hd, E, act);
     }
 }
 
-void block_forward(const block_config *bc, const float *const *p, float *x, int B, int H, int W,
-                   const block_buffers *buf)
+/* ---- the CPU's fused halves ---- */
+
+void block_chunking(size_t rows, int threads, size_t *nchunks, size_t *chunk_rows)
 {
-    const size_t rows = (size_t)B * H * W;
-    const int C = bc->dim, Hd = bc->hidden, E = bc->conv_ch;
-    const int nn = bc->norm == NORM_LAYER ? 2 : 1;
-    const float *fc1_w = p[nn], *fc1_b = bc->fc_bias ? p[nn + 1] : NULL;
-    int k = block_mixer_param_offset(bc);
-    const float *const *mixer_p = p + k;
-    k += bc->mixer->param_specs(&bc->mcfg, NULL);
-    const float *fc2_w = p[k++], *fc2_b = bc->fc_bias ? p[k++] : NULL;
-    const size_t ldu = 2 * (size_t)Hd;
-    const int threads = buf->threads > 0 ? buf->threads : 1;
+    size_t t = threads > 0 ? (size_t)threads : 1;
+    if (rows < t * BLOCK_MIN_ROWS_PER_THREAD) {
+        *nchunks = 0, *chunk_rows = rows;
+        return;
+    }
+    size_t per_thread = (rows + t * BLOCK_CHUNK_ROWS - 1) / (t * BLOCK_CHUNK_ROWS);
+    *chunk_rows = (rows + t * per_thread - 1) / (t * per_thread);
+    *nchunks = (rows + *chunk_rows - 1) / *chunk_rows;
+}
+
+size_t block_norm_linear_cpu_ws(size_t rows, int C, int threads)
+{
     size_t nchunks, chunk;
     block_chunking(rows, threads, &nchunks, &chunk);
+    /* one chunk per thread, or every row when unchunked */
+    return (nchunks ? (size_t)(threads > 0 ? threads : 1) * chunk : rows) * (size_t)C;
+}
 
-    if (nchunks) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (size_t q = 0; q < nchunks; q++) {
-            size_t r0 = q * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
-            float *t = buf->t + (size_t)omp_get_thread_num() * chunk * C;
-            block_norm(bc, t, x + r0 * C, p, n);
-            linear_forward(buf->u + r0 * ldu, ldu, t, (size_t)C, fc1_w, fc1_b, n, C, 2 * Hd, 0);
-        }
-    } else {
-        block_norm(bc, buf->t, x, p, rows);
-        linear_forward(buf->u, ldu, buf->t, (size_t)C, fc1_w, fc1_b, rows, C, 2 * Hd, 0);
+static void norm_rows(float *out, const float *x, int C, norm_kind nk, const float *nw, const float *nb, float eps,
+                      size_t rows)
+{
+    if (nk == NORM_RMS)
+        rmsnorm_forward(out, (size_t)C, x, (size_t)C, nw, rows, C, eps);
+    else
+        layernorm_forward(out, (size_t)C, x, (size_t)C, nw, nb, rows, C, eps);
+}
+
+void block_norm_linear_cpu(float *u, size_t ld_u, float *t, const float *x, int C, norm_kind nk, const float *nw,
+                           const float *nb, float eps, const float *w, const float *b, size_t rows, int out_f,
+                           int threads)
+{
+    threads = threads > 0 ? threads : 1;
+    size_t nchunks, chunk;
+    block_chunking(rows, threads, &nchunks, &chunk);
+    if (!nchunks) {
+        norm_rows(t, x, C, nk, nw, nb, eps, rows);
+        linear_forward(u, ld_u, t, (size_t)C, w, b, rows, C, out_f, 0);
+        return;
     }
-    bc->mixer->forward_cpu(&bc->mcfg, mixer_p, buf->m, buf->u + (2 * Hd - E), ldu, buf->ws, B, H, W);
-    if (nchunks) {
 #pragma omp parallel for schedule(static) num_threads(threads)
-        for (size_t q = 0; q < nchunks; q++) {
-            size_t r0 = q * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
-            gate_rows(buf->u + r0 * ldu, buf->m + r0 * (size_t)E, n, Hd, E, bc->act);
-            linear_forward(x + r0 * C, (size_t)C, buf->u + r0 * ldu, ldu, fc2_w, fc2_b, n, Hd, C, 1);
-        }
-    } else {
-        gate_forward(buf->u, buf->m, rows, Hd, E, bc->act);
-        linear_forward(x, (size_t)C, buf->u, ldu, fc2_w, fc2_b, rows, Hd, C, 1);
+    for (size_t q = 0; q < nchunks; q++) {
+        size_t r0 = q * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
+        float *tt = t + (size_t)omp_get_thread_num() * chunk * C;
+        norm_rows(tt, x + r0 * C, C, nk, nw, nb, eps, n);
+        linear_forward(u + r0 * ld_u, ld_u, tt, (size_t)C, w, b, n, C, out_f, 0);
+    }
+}
+
+void block_gate_linear_cpu(float *x, int C, float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd,
+                           int E, act_kind act, const float *w, const float *b, int threads)
+{
+    threads = threads > 0 ? threads : 1;
+    size_t nchunks, chunk;
+    block_chunking(rows, threads, &nchunks, &chunk);
+    if (!nchunks) {
+        gate_forward(v, ld_v, u, m, rows, Hd, E, act);
+        linear_forward(x, (size_t)C, v, ld_v, w, b, rows, Hd, C, 1);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t q = 0; q < nchunks; q++) {
+        size_t r0 = q * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
+        gate_rows(v + r0 * ld_v, ld_v, u + r0 * 2 * (size_t)Hd, m + r0 * (size_t)E, n, Hd, E, act);
+        linear_forward(x + r0 * C, (size_t)C, v + r0 * ld_v, ld_v, w, b, n, Hd, C, 1);
     }
 }

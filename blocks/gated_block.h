@@ -1,9 +1,12 @@
 /* The Gated CNN block (timm's GatedConvBlock), the identical skeleton every
- * mixer plugs into (DESIGN §3):
+ * mixer plugs into (the README's "The Gated CNN block"):
  *
  *   t = norm(x);  u = t·fc1ᵀ + b1;  g, i, c = split(u, [Hd, Hd-E, E])
  *   v = act(g) * concat(i, mixer(c));  x = x + v·fc2ᵀ + b2
- */
+ *
+ * Written once against the backend table. Also the gate op (CPU here, CUDA
+ * in gated_block.cu) and the CPU's fused halves (norm + fc1, gate + fc2 over
+ * row chunks that stay in cache). */
 #ifndef MIXERLAB_GATED_BLOCK_H
 #define MIXERLAB_GATED_BLOCK_H
 
@@ -15,10 +18,6 @@ extern "C" {
 #endif
 
 #define BLOCK_MAX_PARAMS (8 + MIXER_MAX_PARAMS)
-
-typedef enum { NORM_LAYER = 0, NORM_RMS = 1 } norm_kind;
-
-static inline const char *norm_kind_name(norm_kind k) { return k == NORM_RMS ? "rmsnorm" : "layernorm"; }
 
 /* MACs of a norm over rows × C under a convention: LayerNorm 5 per element and
  * RMSNorm 4 under fvcore; none under gemm. The localmamba scan convention
@@ -38,6 +37,17 @@ typedef struct {
     mixer_config mcfg;
 } block_config;
 
+/* One block's parameters by name: views into a parameter set (the weights,
+ * or a gradient set laid out like them). Absent tensors are NULL (norm_b for
+ * RMSNorm, the fc biases without fc_bias); the mixer's are in its own
+ * param_specs order. */
+typedef struct {
+    float *norm_w, *norm_b;
+    float *fc1_w, *fc1_b;
+    float *mixer[MIXER_MAX_PARAMS];
+    float *fc2_w, *fc2_b;
+} block_params;
+
 /* timm's widths: Hd = int(expansion·C), E = int(conv_ratio·C), in double as Python. */
 block_config block_config_make(int dim, double expansion, double conv_ratio, act_kind act,
                                norm_kind norm, float eps, int fc_bias, const mixer_ops *mixer,
@@ -45,63 +55,58 @@ block_config block_config_make(int dim, double expansion, double conv_ratio, act
 ml_status block_config_validate(const block_config *bc);
 
 /* Parameter tensors in timm's order (norm, fc1, mixer, fc2), names relative to
- * the block; returns the count. */
-int block_param_specs(const block_config *bc, param_spec *out);
-/* Index of the mixer's first tensor in that order. */
-int block_mixer_param_offset(const block_config *bc);
+ * the block; returns the count. slots (may be NULL) gets, for each tensor, the
+ * byte offset of its pointer inside block_params. */
+int block_param_specs(const block_config *bc, param_spec *out, size_t *slots);
+/* The views of a block whose tensors (in block_param_specs order) are t[0..]. */
+void block_bind(const block_config *bc, float *const *t, block_params *out);
 uint64_t block_macs(const block_config *bc, int B, int H, int W, const macs_opts *o);
 
-/* The pointwise parts (norm + fc1, then gate + fc2) run on chunks of at most
- * BLOCK_CHUNK_ROWS tokens, a whole number of equal chunks per thread, each with
- * a single-threaded SGEMM, so the normed rows and the gate result stay in cache
- * and no thread waits for another. Fewer than BLOCK_MIN_ROWS_PER_THREAD tokens
- * per thread run unchunked (BLAS threads each op instead). */
-#define BLOCK_CHUNK_ROWS 128
-#define BLOCK_MIN_ROWS_PER_THREAD 256
-
-/* Chunk count and rows per chunk for rows tokens on threads threads; 0 chunks = unchunked. */
-void block_chunking(size_t rows, int threads, size_t *nchunks, size_t *chunk_rows);
+/* The buffers one block's forward uses, on its backend. In inference every
+ * block of a stage shares them; a training plan gives each block its own u,
+ * m and v so that the backward finds the forward's values. */
+typedef struct {
+    float *t;    /* scratch of the norm + fc1 half (be->norm_linear_ws, or rows × C) */
+    float *u;    /* (rows, 2Hd)  fc1 output */
+    float *m;    /* (rows, E)    mixer output */
+    float *v;    /* gate output, rows ld_v apart: u itself (over g) in inference */
+    size_t ld_v;
+    float *ws;   /* mixer workspace */
+    int threads; /* what t and ws were sized for */
+} block_buffers;
 
 /* Buffers a block needs, in floats, for B·H·W tokens and up to `threads` threads. */
 typedef struct {
     size_t t, u, m, ws;
 } block_sizes;
-block_sizes block_buffer_floats(const block_config *bc, int B, int H, int W, int threads);
+block_sizes block_buffer_floats(const backend *be, const block_config *bc, int B, int H, int W, int threads);
 
-typedef struct {
-    float *t;    /* (threads, BLOCK_CHUNK_ROWS, C) normed rows, one slab per thread */
-    float *u;    /* (rows, 2Hd)  fc1 output; the gate result overwrites its g half */
-    float *m;    /* (rows, E)    mixer output */
-    float *ws;   /* mixer workspace */
-    int threads; /* what t was sized for */
-} block_buffers;
+/* x (B,H,W,C) is updated in place: x += block(x). */
+void block_forward(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H, int W,
+                   const block_buffers *buf);
 
-/* x (B,H,W,C) is updated in place. params in block_param_specs order. */
-void block_forward(const block_config *bc, const float *const *params, float *x, int B, int H,
-                   int W, const block_buffers *buf);
+/* ---- the gate op and the CPU's fused halves (contracts in blocks/backend.h) ---- */
+void gate_forward(float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
 
-/* v[r, j] = act(u[r, j]) * (j < Hd-E ? u[r, Hd + j] : m[r, j - (Hd-E)]), written over u[r, j]. */
-void gate_forward(float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
+/* The CPU chunks the block's pointwise halves: at most BLOCK_CHUNK_ROWS tokens,
+ * a whole number of equal chunks per thread, each with a single-threaded
+ * SGEMM, so the normed rows and the gate result stay in cache and no thread
+ * waits for another. Fewer than BLOCK_MIN_ROWS_PER_THREAD tokens per thread
+ * run unchunked (BLAS threads each op instead). */
+#define BLOCK_CHUNK_ROWS 128
+#define BLOCK_MIN_ROWS_PER_THREAD 256
+/* Chunk count and rows per chunk for rows tokens on threads threads; 0 chunks = unchunked. */
+void block_chunking(size_t rows, int threads, size_t *nchunks, size_t *chunk_rows);
+void block_norm_linear_cpu(float *u, size_t ld_u, float *t, const float *x, int C, norm_kind nk, const float *nw,
+                           const float *nb, float eps, const float *w, const float *b, size_t rows, int out_f,
+                           int threads);
+void block_gate_linear_cpu(float *x, int C, float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd,
+                           int E, act_kind act, const float *w, const float *b, int threads);
+size_t block_norm_linear_cpu_ws(size_t rows, int C, int threads);
 
-/* The CUDA kernel of gate_forward (gated_block.cu, CUDA builds only), on device pointers. */
-#ifdef __cplusplus
-extern "C" {
-#endif
-void gate_forward_cuda(float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
-#ifdef __cplusplus
-}
-#endif
-
-/* The block on the GPU (gated_block.cu): whole-tensor ops, buf.t holding every
- * row (block_cuda_floats), the mixer's forward_cuda in the slot. */
-#ifdef __cplusplus
-extern "C" {
-#endif
-void block_forward_cuda(const block_config *bc, const float *const *params, float *x, int B, int H, int W,
-                        const block_buffers *buf);
-#ifdef __cplusplus
-}
-#endif
+/* The CUDA gate kernel (gated_block.cu, CUDA builds only), on device pointers. */
+void gate_forward_cuda(float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd, int E,
+                       act_kind act);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /* LayerNorm on the GPU: one warp per row, two passes (mean, then the
  * centred sum of squares) in registers, as the CPU reference does. */
-#include "harness/cuda_util.h"
+#include "base/cuda_rt.h"
 #include "blocks/layernorm.h"
 
 __global__ static void layernorm_kernel(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w,
@@ -35,6 +35,8 @@ extern "C" void layernorm_forward_cuda(float *out, size_t ld_out, const float *i
 {
     const int warps = 8;
     const unsigned blocks = (unsigned)((rows + warps - 1) / warps);
-    if (blocks)
-        layernorm_kernel<<<blocks, 32 * warps, 0, (cudaStream_t)cuda_stream()>>>(out, ld_out, in, ld_in, w, b, rows, C, eps);
+    if (!blocks)
+        return;
+    layernorm_kernel<<<blocks, 32 * warps, 0, (cudaStream_t)cuda_stream()>>>(out, ld_out, in, ld_in, w, b, rows, C, eps);
+    CUDA_LAUNCHED();
 }

@@ -2,7 +2,7 @@
  * Row-major y = x·Wᵀ is, in cuBLAS's column-major terms, yᵀ = W·xᵀ with W
  * read transposed from its [out, in] storage. */
 #include "blocks/linear.h"
-#include "harness/cuda_util.h"
+#include "base/cuda_rt.h"
 
 #include <cublas_v2.h>
 
@@ -20,11 +20,20 @@ extern "C" void linear_forward_cuda(float *out, size_t ld_out, const float *in, 
                                     const float *b, size_t rows, int in_f, int out_f, int accumulate)
 {
     const size_t n = rows * (size_t)out_f;
-    if (b && n)
+    if (!n)
+        return;
+    if (b) {
         bias_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(out, ld_out, b, rows, out_f,
                                                                                          accumulate);
+        CUDA_LAUNCHED();
+    }
     const float one = 1.0f, beta = (b || accumulate) ? 1.0f : 0.0f;
-    if (rows)
-        cublasSgemm((cublasHandle_t)cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, out_f, (int)rows, in_f, &one, w, in_f, in,
-                    (int)ld_in, &beta, out, (int)ld_out);
+    cublasHandle_t h = (cublasHandle_t)cuda_blas();
+    /* cuBLAS takes int dimensions: taller products go in row chunks */
+    const size_t max_rows = (size_t)1 << 28;
+    for (size_t r0 = 0; h && r0 < rows; r0 += max_rows) {
+        const size_t m = rows - r0 < max_rows ? rows - r0 : max_rows;
+        CUBLAS_NOTE(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out_f, (int)m, in_f, &one, w, in_f, in + r0 * ld_in,
+                                (int)ld_in, &beta, out + r0 * ld_out, (int)ld_out));
+    }
 }

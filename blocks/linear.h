@@ -16,7 +16,7 @@ static inline uint64_t linear_macs(size_t rows, int in_f, int out_f)
     return (uint64_t)rows * (uint64_t)in_f * (uint64_t)out_f;
 }
 
-/* The CUDA version (linear.cu): cuBLAS SGEMM on device pointers, float32 (no TF32). */
+/* The CUDA version (linear.cu): cuBLAS SGEMM on device pointers, in the math mode of cuda_set_math (float32 unless TF32 is asked for). */
 #ifdef __cplusplus
 extern "C" {
 #endif

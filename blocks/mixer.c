@@ -1,23 +1,15 @@
 #include "blocks/mixer.h"
 
-#include "blocks/attn.h"
-#include "blocks/dwconv.h"
-#include "blocks/identity.h"
-#include "blocks/ssm.h"
-#include "blocks/ssm_2d.h"
-#include "blocks/ssm_bidir.h"
-
 #include <string.h>
 
-/* The registry: one line per mixer. */
+#define MIXER(n) extern const mixer_ops mixer_##n;
+#include "blocks/mixer_list.h"
+#undef MIXER
+
 static const mixer_ops *const registry[] = {
-    &mixer_dwconv,
-    &mixer_ssm,
-    &mixer_ssm_bidir,
-    &mixer_ssm_2d,
-    &mixer_attn,
-    &mixer_attn_causal,
-    &mixer_identity,
+#define MIXER(n) &mixer_##n,
+#include "blocks/mixer_list.h"
+#undef MIXER
 };
 
 #define REGISTRY_LEN ((int)(sizeof registry / sizeof registry[0]))
@@ -36,7 +28,7 @@ const mixer_ops *mixer_at(int i) { return i >= 0 && i < REGISTRY_LEN ? registry[
 
 const char *mixer_names(void)
 {
-    static char buf[256];
+    static char buf[1024];
     if (buf[0])
         return buf;
     for (int i = 0; i < REGISTRY_LEN; i++) {
@@ -47,16 +39,17 @@ const char *mixer_names(void)
     return buf;
 }
 
-ml_status mixer_require_backend(const mixer_ops *ops, backend_flags b)
+ml_status mixer_supports(const mixer_ops *ops, const backend *be, const mixer_config *cfg)
 {
-    if (ops->backends & b)
+    if (!ops->supports)
         return ML_OK;
-    char have[32] = "";
-    if (ops->backends & BACKEND_CPU)
-        strcat(have, "cpu");
-    if (ops->backends & BACKEND_CUDA)
-        strcat(have, have[0] ? ", cuda" : "cuda");
-    return ml_fail(ML_ERR_USAGE, "mixer '%s' has no %s kernel (it runs on: %s)", ops->name, backend_name(b), have);
+    ml_status s = ops->supports(be, cfg);
+    if (s != ML_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ml_last_error());
+        return ml_fail(s, "mixer '%s' on %s: %s", ops->name, be->name, why);
+    }
+    return ML_OK;
 }
 
 size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W)

@@ -2,16 +2,19 @@
  *
  * A mixer maps c (B,H,W,E) to c' (B,H,W,E). Each one is a file family in
  * blocks/ that defines a `const mixer_ops mixer_<name>` and is listed once in
- * the registry (blocks/mixer.c); nothing else needs to know about it. Its
- * parameter names are the bare upstream names of DESIGN §4; inside a model
- * they are prefixed with block_prefix ("conv." stays where timm keeps
- * MambaOut's depthwise conv, the others live under "mixer."). */
+ * the registry (blocks/mixer_list.h); nothing else needs to know about it.
+ * Its forward is written once, against the backend table (blocks/backend.h),
+ * so it runs on every backend. Its parameter names are the bare upstream
+ * names (the README's mixer table); inside a model they are prefixed with
+ * block_prefix ("conv." stays where timm keeps MambaOut's depthwise conv, the
+ * others live under "mixer."). A mixer reads its parameters through its own
+ * named indices (an enum in its .c file), in param_specs order. */
 #ifndef MIXERLAB_MIXER_H
 #define MIXERLAB_MIXER_H
 
+#include "base/rng.h"
+#include "blocks/backend.h"
 #include "blocks/tensor.h"
-#include "harness/common.h"
-#include "harness/rng.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +38,10 @@ static inline int mixer_dt_rank(const mixer_config *c)
     return c->dt_rank > 0 ? c->dt_rank : (c->width + 15) / 16;
 }
 
+/* The settings of mixer_config a mixer reads (besides E and C), so that
+ * commands can ask instead of testing names. */
+enum { MIXER_USES_KERNEL = 1u << 0, MIXER_USES_D_STATE = 1u << 1, MIXER_USES_HEAD_SIZE = 1u << 2 };
+
 /* Looks up a tensor's shape for mixer_ops.infer; returns its ndim, or -1 when absent. */
 typedef int (*mixer_shape_fn)(void *ctx, const char *name, int64_t *shape);
 
@@ -43,7 +50,7 @@ typedef struct mixer_ops {
     const char *summary;
     const char *block_prefix; /* where the parameters live inside a block */
     int causal;               /* output at token t depends only on tokens <= t */
-    unsigned backends;        /* backend_flags */
+    unsigned uses;            /* MIXER_USES_* */
 
     /* Records a usage error naming the bad setting. */
     ml_status (*validate)(const mixer_config *cfg);
@@ -53,38 +60,35 @@ typedef struct mixer_ops {
     /* Activation floats: the output (B,H,W,E) plus anything the forward keeps
      * for a backward pass (nothing yet: forward only). */
     size_t (*activation_floats)(const mixer_config *cfg, int B, int H, int W);
-    /* Floats of scratch needed during forward. */
-    size_t (*workspace_floats)(const mixer_config *cfg, int B, int H, int W);
+    /* Floats of scratch the forward needs on backend be. */
+    size_t (*workspace_floats)(const backend *be, const mixer_config *cfg, int B, int H, int W);
     /* Fills the PARAM_INIT_CUSTOM tensors; may be NULL when there are none. */
     void (*init)(const mixer_config *cfg, float *const *params, rng_state *rng);
     /* Sets the sizes (E, N, R, K) from the shapes of the bare parameters, for
      * running a mixer alone from a weights file; NULL when the parameters
      * alone cannot say (then E comes from the input). */
     ml_status (*infer)(mixer_config *cfg, mixer_shape_fn shape_of, void *ctx);
-    /* out (B,H,W,E) contiguous; in (B,H,W,E) with ld_in floats between tokens. */
-    void (*forward_cpu)(const mixer_config *cfg, const float *const *params, float *out,
-                        const float *in, size_t ld_in, float *ws, int B, int H, int W);
-    /* The same on device pointers (CUDA builds, mixers with a kernel; else NULL);
-     * needs no workspace beyond what workspace_floats gives. */
-    void (*forward_cuda)(const mixer_config *cfg, const float *const *params, float *out,
-                         const float *in, size_t ld_in, float *ws, int B, int H, int W);
-    /* Limits of the CUDA kernel beyond validate (NULL: none); a usage error names them. */
-    ml_status (*cuda_check)(const mixer_config *cfg);
+    /* ML_OK when be's kernels cover cfg, else a usage error naming the limit
+     * (backend.supports of the cores it uses); NULL: every backend runs it. */
+    ml_status (*supports)(const backend *be, const mixer_config *cfg);
+    /* Appends its settings for a one-line description (", N 16, R 24"); may be NULL. */
+    void (*describe)(const mixer_config *cfg, char *buf, size_t n);
+    /* out (B,H,W,E) contiguous = mixer(in (B,H,W,E), tokens ld_in floats
+     * apart), every pointer memory of be; ws of workspace_floats. */
+    void (*forward)(const backend *be, const mixer_config *cfg, const float *const *params, float *out,
+                    const float *in, size_t ld_in, float *ws, int B, int H, int W);
+    /* The backward sibling (the training issue): accumulates d_params (laid
+     * out as params) and d_in; NULL until then. */
+    void (*backward)(const backend *be, const mixer_config *cfg, const float *const *params, float *const *d_params,
+                     float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in, float *ws, int B,
+                     int H, int W);
 } mixer_ops;
-
-/* BACKEND_CUDA in builds with the CUDA backend, else 0: for mixers with a kernel. */
-#ifdef MIXERLAB_HAVE_CUDA
-#define MIXER_CUDA_BACKEND BACKEND_CUDA
-#else
-#define MIXER_CUDA_BACKEND 0
-#endif
 
 /* B·H·W·E: the activation_floats of a mixer that keeps nothing but its output. */
 size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W);
 
-/* Usage error naming the mixer, the backend and the backends it has, unless it supports b. */
-ml_status mixer_require_backend(const mixer_ops *ops, backend_flags b);
-static inline const char *backend_name(backend_flags b) { return b == BACKEND_CUDA ? "cuda" : "cpu"; }
+/* ML_OK when the mixer runs on be with cfg, else a usage error naming the mixer and the limit. */
+ml_status mixer_supports(const mixer_ops *ops, const backend *be, const mixer_config *cfg);
 
 const mixer_ops *mixer_find(const char *name);
 int mixer_count(void);

@@ -1,7 +1,7 @@
 /* Mean over the grid on the GPU: one thread per (batch, channel), tokens
  * summed in order as the CPU reference does (in double). */
 #include "blocks/pool.h"
-#include "harness/cuda_util.h"
+#include "base/cuda_rt.h"
 
 __global__ static void meanpool_kernel(float *out, const float *in, int B, size_t L, int C)
 {
@@ -18,6 +18,8 @@ __global__ static void meanpool_kernel(float *out, const float *in, int B, size_
 extern "C" void meanpool_forward_cuda(float *out, const float *in, int B, size_t L, int C)
 {
     const size_t n = (size_t)B * C;
-    if (n)
-        meanpool_kernel<<<(unsigned)((n + 127) / 128), 128, 0, (cudaStream_t)cuda_stream()>>>(out, in, B, L, C);
+    if (!n)
+        return;
+    meanpool_kernel<<<(unsigned)((n + 127) / 128), 128, 0, (cudaStream_t)cuda_stream()>>>(out, in, B, L, C);
+    CUDA_LAUNCHED();
 }

@@ -1,6 +1,6 @@
 #include "blocks/rmsnorm.h"
 
-#include "harness/common.h"
+#include "base/common.h"
 
 #include <math.h>
 

@@ -12,4 +12,14 @@ void rmsnorm_forward(float *out, size_t ld_out, const float *in, size_t ld_in, c
 
 static inline uint64_t rmsnorm_macs(size_t rows, int C) { return 4ull * rows * (uint64_t)C; }
 
+/* The CUDA kernel (rmsnorm.cu, CUDA builds only): the same on device pointers, one warp per row. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void rmsnorm_forward_cuda(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w, size_t rows, int C,
+                          float eps);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

@@ -1,16 +1,12 @@
 #include "blocks/ssm.h"
-#include "blocks/ssm_chunk.h"
 
 #include "blocks/act.h"
-#include "blocks/linear.h"
 #include "blocks/vmath.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SSM_MAX_STATE 256
 
 ML_CLONES static void conv1d_silu_seq(float *u, const float *x, size_t ld_x, const float *w,
                                       const float *b, size_t L, int E, int K, int reverse)
@@ -45,26 +41,6 @@ void ssm_conv1d_silu(float *u, const float *x, size_t ld_x, const float *w, cons
 #pragma omp parallel for schedule(static) if ((size_t)B * L * E > 32768)
     for (int bb = 0; bb < B; bb++)
         conv1d_silu_seq(u + (size_t)bb * L * E, x + (size_t)bb * L * ld_x, ld_x, w, b, L, E, K, reverse);
-}
-
-size_t ssm_direction_workspace(int B, size_t L, int E, int N, int R)
-{
-    /* the tail holds A (E, N) on the CPU and the chunk carries on the GPU */
-    const size_t tail = ssm_carry_floats(B, L, E, N), a = (size_t)E * N;
-    return (size_t)B * L * ((size_t)R + 2 * (size_t)N) /* xdbl */ + (size_t)B * L * E /* Δ */ + (tail > a ? tail : a);
-}
-
-ML_CLONES static void softplus_rows(float *d, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v8f v;
-        V8_LOAD(v, d + i);
-        v = v8_softplus(v);
-        V8_STORE(d + i, v);
-    }
-    for (; i < n; i++)
-        d[i] = ssm_softplus(d[i]);
 }
 
 /* Channels e0 .. e0+nc-1 (nc <= 8) of one sequence, state kept in registers /
@@ -113,25 +89,39 @@ ML_CLONES static void scan_block(float *y, int accumulate, const float *u, const
     }
 }
 
-void ssm_direction_forward(float *y, int accumulate, const float *u, const ssm_params *p, int B, int H,
-                           int W, int E, int N, int R, ssm_order order, int reverse, float *ws)
+void ssm_scan_core(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
+                   int R, const float *A_log, const float *D, int B, int H, int W, int E, int N, ssm_order order,
+                   int reverse, float *ws)
 {
-    const size_t L = (size_t)H * W, rows = (size_t)B * L, ldx = (size_t)R + 2 * (size_t)N;
-    float *xdbl = ws, *delta = xdbl + rows * ldx, *A = delta + rows * E;
-    linear_forward(xdbl, ldx, u, (size_t)E, p->x_proj, NULL, rows, E, (int)ldx, 0);
-    linear_forward(delta, (size_t)E, xdbl, ldx, p->dt_proj, p->dt_bias, rows, R, E, 0);
-    softplus_rows(delta, rows * E);
+    const size_t L = (size_t)H * W, rows = (size_t)B * L;
+    float *A = ws;
     for (size_t i = 0; i < (size_t)E * N; i++)
-        A[i] = -expf(p->A_log[i]);
+        A[i] = -expf(A_log[i]);
     const int nblk = (E + 7) / 8;
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if (rows * E > 4096)
     for (int bb = 0; bb < B; bb++)
         for (int k = 0; k < nblk; k++) {
             int e0 = 8 * k, nc = E - e0 < 8 ? E - e0 : 8;
-            scan_block(y + (size_t)bb * L * E, accumulate, u + (size_t)bb * L * E,
-                       delta + (size_t)bb * L * E, xdbl + (size_t)bb * L * ldx, ldx, R, A, p->D, H, W, E,
-                       N, e0, nc, order, reverse);
+            scan_block(y + (size_t)bb * L * E, accumulate, u + (size_t)bb * L * E, delta + (size_t)bb * L * E,
+                       xdbl + (size_t)bb * L * ldx, ldx, R, A, D, H, W, E, N, e0, nc, order, reverse);
         }
+}
+
+size_t ssm_direction_workspace(const backend *be, int B, size_t L, int E, int N, int R)
+{
+    return (size_t)B * L * ((size_t)R + 2 * (size_t)N) /* xdbl */ + (size_t)B * L * E /* Δ */ +
+           be->scan_ws(B, L, E, N);
+}
+
+void ssm_direction_forward(const backend *be, float *y, int accumulate, const float *u, const ssm_params *p, int B,
+                           int H, int W, int E, int N, int R, ssm_order order, int reverse, float *ws)
+{
+    const size_t L = (size_t)H * W, rows = (size_t)B * L, ldx = (size_t)R + 2 * (size_t)N;
+    float *xdbl = ws, *delta = xdbl + rows * ldx, *core_ws = delta + rows * E;
+    be->linear(xdbl, ldx, u, (size_t)E, p->x_proj, NULL, rows, E, (int)ldx, 0);
+    be->linear(delta, (size_t)E, xdbl, ldx, p->dt_proj, p->dt_bias, rows, R, E, 0);
+    be->act(delta, delta, rows * E, ACT_SOFTPLUS);
+    be->scan(y, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D, B, H, W, E, N, order, reverse, core_ws);
 }
 
 uint64_t ssm_scan_macs(size_t L, int E, int N, scan_convention s)
@@ -182,15 +172,15 @@ static int ssm_param_specs(const mixer_config *c, param_spec *out)
 {
     if (out) {
         int64_t E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
-        out[0] = (param_spec){"conv1d.weight", 3, {E, 1, SSM_CONV_K, 0}, PARAM_INIT_CUSTOM};
-        out[1] = (param_spec){"conv1d.bias", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
-        out[2] = (param_spec){"x_proj.weight", 2, {R + 2 * N, E, 0, 0}, PARAM_INIT_CUSTOM};
-        out[3] = (param_spec){"dt_proj.weight", 2, {E, R, 0, 0}, PARAM_INIT_CUSTOM};
-        out[4] = (param_spec){"dt_proj.bias", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
-        out[5] = (param_spec){"A_log", 2, {E, N, 0, 0}, PARAM_INIT_CUSTOM};
-        out[6] = (param_spec){"D", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
+        out[SSM_CONV_W] = (param_spec){"conv1d.weight", 3, {E, 1, SSM_CONV_K, 0}, PARAM_INIT_CUSTOM};
+        out[SSM_CONV_B] = (param_spec){"conv1d.bias", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
+        out[SSM_X_PROJ] = (param_spec){"x_proj.weight", 2, {R + 2 * N, E, 0, 0}, PARAM_INIT_CUSTOM};
+        out[SSM_DT_W] = (param_spec){"dt_proj.weight", 2, {E, R, 0, 0}, PARAM_INIT_CUSTOM};
+        out[SSM_DT_B] = (param_spec){"dt_proj.bias", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
+        out[SSM_A_LOG] = (param_spec){"A_log", 2, {E, N, 0, 0}, PARAM_INIT_CUSTOM};
+        out[SSM_D] = (param_spec){"D", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
     }
-    return 7;
+    return SSM_DIRECTION_PARAMS;
 }
 
 static uint64_t ssm_macs(const mixer_config *c, int B, int H, int W, const macs_opts *o)
@@ -203,28 +193,27 @@ static uint64_t ssm_macs(const mixer_config *c, int B, int H, int W, const macs_
     return (uint64_t)B * m;
 }
 
-
-static size_t ssm_workspace_floats(const mixer_config *c, int B, int H, int W)
+static size_t ssm_workspace_floats(const backend *be, const mixer_config *c, int B, int H, int W)
 {
     return (size_t)B * H * W * c->channels /* u */ +
-           ssm_direction_workspace(B, (size_t)H * W, c->channels, c->d_state, mixer_dt_rank(c));
+           ssm_direction_workspace(be, B, (size_t)H * W, c->channels, c->d_state, mixer_dt_rank(c));
 }
 
 static void ssm_init(const mixer_config *c, float *const *p, rng_state *rng)
 {
-    ssm_init_direction(p[0], p[1], SSM_CONV_K, p[2], p[3], p[4], p[5], p[6], c->channels, c->d_state,
-                       mixer_dt_rank(c), rng);
+    ssm_init_direction(p[SSM_CONV_W], p[SSM_CONV_B], SSM_CONV_K, p[SSM_X_PROJ], p[SSM_DT_W], p[SSM_DT_B],
+                       p[SSM_A_LOG], p[SSM_D], c->channels, c->d_state, mixer_dt_rank(c), rng);
 }
 
-static void ssm_forward(const mixer_config *c, const float *const *p, float *out, const float *in,
+static void ssm_forward(const backend *be, const mixer_config *c, const float *const *p, float *out, const float *in,
                         size_t ld_in, float *ws, int B, int H, int W)
 {
     const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
     const size_t L = (size_t)H * W;
     float *u = ws;
-    ssm_conv1d_silu(u, in, ld_in, p[0], p[1], B, L, E, SSM_CONV_K, 0);
-    ssm_params sp = {p[2], p[3], p[4], p[5], p[6]};
-    ssm_direction_forward(out, 0, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, 0, u + (size_t)B * L * E);
+    be->conv1d_silu(u, in, ld_in, p[SSM_CONV_W], p[SSM_CONV_B], B, L, E, SSM_CONV_K, 0);
+    ssm_params sp = {p[SSM_X_PROJ], p[SSM_DT_W], p[SSM_DT_B], p[SSM_A_LOG], p[SSM_D]};
+    ssm_direction_forward(be, out, 0, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, 0, u + (size_t)B * L * E);
 }
 
 ml_status ssm_infer_named(mixer_config *c, mixer_shape_fn shape_of, void *ctx, const char *conv,
@@ -248,38 +237,23 @@ static ml_status ssm_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
     return ssm_infer_named(c, shape_of, ctx, "conv1d.weight", "A_log", "dt_proj.weight");
 }
 
-#ifdef MIXERLAB_HAVE_CUDA
-ml_status ssm_cuda_check(const mixer_config *c)
+ml_status ssm_supports(const backend *be, const mixer_config *c)
 {
-    if (c->d_state > SSM_CUDA_MAX_STATE)
-        return ml_fail(ML_ERR_USAGE, "the CUDA scan keeps at most %d states per channel (d_state = %d)",
-                       SSM_CUDA_MAX_STATE, c->d_state);
-    return ML_OK;
+    backend_limits q = {.d_state = c->d_state};
+    return be->supports(BE_OP_SCAN, &q);
 }
 
-static void ssm_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
-                             float *ws, int B, int H, int W)
+void ssm_describe(const mixer_config *c, char *buf, size_t n)
 {
-    const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
-    const size_t L = (size_t)H * W;
-    float *u = ws;
-    ssm_conv1d_silu_cuda(u, in, ld_in, p[0], p[1], B, L, E, SSM_CONV_K, 0);
-    ssm_params sp = {p[2], p[3], p[4], p[5], p[6]};
-    ssm_direction_forward_cuda(out, 0, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, 0, u + (size_t)B * L * E);
+    snprintf(buf, n, ", N %d, R %d", c->d_state, mixer_dt_rank(c));
 }
-#define SSM_CUDA ssm_forward_cuda
-#define SSM_CUDA_CHECK ssm_cuda_check
-#else
-#define SSM_CUDA NULL
-#define SSM_CUDA_CHECK NULL
-#endif
 
 const mixer_ops mixer_ssm = {
     .name = "ssm",
     .summary = "causal selective scan in raster order (Mamba)",
     .block_prefix = "mixer.",
     .causal = 1,
-    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
+    .uses = MIXER_USES_D_STATE,
     .validate = ssm_validate,
     .param_specs = ssm_param_specs,
     .macs = ssm_macs,
@@ -287,7 +261,7 @@ const mixer_ops mixer_ssm = {
     .workspace_floats = ssm_workspace_floats,
     .init = ssm_init,
     .infer = ssm_infer,
-    .forward_cpu = ssm_forward,
-    .forward_cuda = SSM_CUDA,
-    .cuda_check = SSM_CUDA_CHECK,
+    .supports = ssm_supports,
+    .describe = ssm_describe,
+    .forward = ssm_forward,
 };

@@ -1,16 +1,14 @@
-/* The selective scan on the GPU: the projections through cuBLAS, then the
+/* The selective scan's kernels on the GPU: the causal conv1d + SiLU, and the
  * chunked scan of ssm_chunk.h (chunks of 64 steps in parallel, a carry walk
  * across chunks, a second pass writing y). The per-thread work is the
  * functions of ssm_chunk.h, which the CPU tests also run. */
-#include "blocks/linear.h"
+#include "base/cuda_rt.h"
 #include "blocks/ssm.h"
 #include "blocks/ssm_chunk.h"
-#include "harness/cuda_util.h"
 
 
 #define SSM_CUDA_THREADS 128
 
-__device__ static inline float softplus_dev(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 __device__ static inline float silu_dev(float x) { return x / (1.0f + expf(-x)); }
 
 __global__ static void conv1d_silu_kernel(float *u, const float *x, size_t ld_x, const float *w, const float *b, int B,
@@ -34,16 +32,11 @@ extern "C" void ssm_conv1d_silu_cuda(float *u, const float *x, size_t ld_x, cons
                                      size_t L, int E, int K, int reverse)
 {
     const size_t n = (size_t)B * L * E;
-    if (n)
-        conv1d_silu_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(u, x, ld_x, w, b, B, L,
-                                                                                                E, K, reverse);
-}
-
-__global__ static void softplus_kernel(float *d, size_t n)
-{
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n)
-        d[i] = softplus_dev(d[i]);
+    if (!n)
+        return;
+    conv1d_silu_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(u, x, ld_x, w, b, B, L,
+                                                                                            E, K, reverse);
+    CUDA_LAUNCHED();
 }
 
 /* Pass 0 or 1 of the chunked scan (ssm_chunk.h) for one chunk of one sequence
@@ -89,69 +82,45 @@ __global__ static void carry_kernel(float *carry, const float *A_log, int B, int
 
 template <int NS>
 static void launch_scan(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
-                        int R, const ssm_params *p, int B, int H, int W, int E, int N, int col_major, int reverse,
-                        float *carry)
+                        int R, const float *A_log, const float *D, int B, int H, int W, int E, int N, int col_major,
+                        int reverse, float *carry)
 {
     cudaStream_t st = (cudaStream_t)cuda_stream();
     const size_t L = (size_t)H * W, chunks = ssm_chunk_count(L);
     const dim3 grid((unsigned)((size_t)B * chunks), (unsigned)((E + SSM_CUDA_THREADS - 1) / SSM_CUDA_THREADS));
     const size_t smem = (size_t)SSM_CHUNK * 2 * N * sizeof(float);
-    chunk_kernel<0, NS><<<grid, SSM_CUDA_THREADS, smem, st>>>(y, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D,
-                                                             H, W, E, N, col_major, reverse, carry, chunks);
+    chunk_kernel<0, NS><<<grid, SSM_CUDA_THREADS, smem, st>>>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, H, W,
+                                                             E, N, col_major, reverse, carry, chunks);
+    CUDA_LAUNCHED();
     const size_t walks = (size_t)B * N * E;
-    carry_kernel<<<(unsigned)((walks + 255) / 256), 256, 0, st>>>(carry, p->A_log, B, E, N, chunks);
-    chunk_kernel<1, NS><<<grid, SSM_CUDA_THREADS, smem, st>>>(y, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D,
-                                                             H, W, E, N, col_major, reverse, carry, chunks);
+    carry_kernel<<<(unsigned)((walks + 255) / 256), 256, 0, st>>>(carry, A_log, B, E, N, chunks);
+    CUDA_LAUNCHED();
+    chunk_kernel<1, NS><<<grid, SSM_CUDA_THREADS, smem, st>>>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, H, W,
+                                                             E, N, col_major, reverse, carry, chunks);
+    CUDA_LAUNCHED();
 }
 
 extern "C" void ssm_scan_core_cuda(float *y, int accumulate, const float *u, const float *delta, const float *xdbl,
-                                   size_t ldx, int R, const ssm_params *p, int B, int H, int W, int E, int N,
-                                   ssm_order order, int reverse, float *carry)
+                                   size_t ldx, int R, const float *A_log, const float *D, int B, int H, int W, int E,
+                                   int N, ssm_order order, int reverse, float *carry)
 {
     if ((size_t)B * H * W * E == 0)
         return;
     const int cm = order == SSM_COL_MAJOR;
     switch (N) {
     case 1:
-        launch_scan<1>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<1>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
         break;
     case 4:
-        launch_scan<4>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<4>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
         break;
     case 8:
-        launch_scan<8>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<8>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
         break;
     case 16:
-        launch_scan<16>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<16>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
         break;
     default:
-        launch_scan<0>(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<0>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
     }
-}
-
-extern "C" void ssm_direction_forward_cuda(float *y, int accumulate, const float *u, const ssm_params *p, int B, int H,
-                                           int W, int E, int N, int R, ssm_order order, int reverse, float *ws)
-{
-    const size_t L = (size_t)H * W, rows = (size_t)B * L, ldx = (size_t)R + 2 * (size_t)N;
-    float *xdbl = ws, *delta = xdbl + rows * ldx, *carry = delta + rows * E;
-    cudaStream_t st = (cudaStream_t)cuda_stream();
-    linear_forward_cuda(xdbl, ldx, u, (size_t)E, p->x_proj, NULL, rows, E, (int)ldx, 0);
-    linear_forward_cuda(delta, (size_t)E, xdbl, ldx, p->dt_proj, p->dt_bias, rows, R, E, 0);
-    const size_t n = rows * E;
-    if (n)
-        softplus_kernel<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(delta, n);
-    ssm_scan_core_cuda(y, accumulate, u, delta, xdbl, ldx, R, p, B, H, W, E, N, order, reverse, carry);
-}
-
-__global__ static void scale_kernel(float *x, size_t n, float s)
-{
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n)
-        x[i] *= s;
-}
-
-extern "C" void ssm_scale_cuda(float *x, size_t n, float s)
-{
-    if (n)
-        scale_kernel<<<(unsigned)((n + 255) / 256), 256, 0, (cudaStream_t)cuda_stream()>>>(x, n, s);
 }

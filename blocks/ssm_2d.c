@@ -1,7 +1,5 @@
 #include "blocks/ssm_2d.h"
 
-#include "blocks/act.h"
-#include "blocks/dwconv.h"
 #include "blocks/layernorm.h"
 #include "blocks/ssm.h"
 
@@ -38,10 +36,10 @@ static uint64_t ss2d_macs(const mixer_config *c, int B, int H, int W, const macs
     return (uint64_t)B * m;
 }
 
-static size_t ss2d_workspace_floats(const mixer_config *c, int B, int H, int W)
+static size_t ss2d_workspace_floats(const backend *be, const mixer_config *c, int B, int H, int W)
 {
-    size_t conv = dwconv_workspace_floats(B, H, W, c->channels, 3);
-    size_t scan = ssm_direction_workspace(B, (size_t)H * W, c->channels, c->d_state, mixer_dt_rank(c));
+    size_t conv = be->dwconv_ws(B, H, W, c->channels, 3);
+    size_t scan = ssm_direction_workspace(be, B, (size_t)H * W, c->channels, c->d_state, mixer_dt_rank(c));
     return (size_t)B * H * W * c->channels + (conv > scan ? conv : scan);
 }
 
@@ -58,21 +56,21 @@ static void ss2d_init(const mixer_config *c, float *const *p, rng_state *rng)
         p[P_NORM_W][e] = 1.0f, p[P_NORM_B][e] = 0.0f;
 }
 
-static void ss2d_forward(const mixer_config *c, const float *const *p, float *out, const float *in,
-                         size_t ld_in, float *ws, int B, int H, int W)
+static void ss2d_forward(const backend *be, const mixer_config *c, const float *const *p, float *out,
+                         const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
     const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
     const size_t rows = (size_t)B * H * W;
     float *u = ws, *dws = ws + rows * E;
-    dwconv_forward(u, in, ld_in, p[P_CONV_W], p[P_CONV_B], B, H, W, E, 3, dws);
-    act_forward(u, u, rows * E, ACT_SILU);
+    be->dwconv(u, in, ld_in, p[P_CONV_W], p[P_CONV_B], B, H, W, E, 3, dws);
+    be->act(u, u, rows * E, ACT_SILU);
     for (int k = 0; k < 4; k++) {
         ssm_params sp = {p[P_XPROJ] + (size_t)k * (R + 2 * N) * E, p[P_DTW] + (size_t)k * E * R,
                          p[P_DTB] + (size_t)k * E, p[P_ALOG] + (size_t)k * E * N, p[P_DS] + (size_t)k * E};
-        ssm_direction_forward(out, k > 0, u, &sp, B, H, W, E, N, R, (k & 1) ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
+        ssm_direction_forward(be, out, k > 0, u, &sp, B, H, W, E, N, R, (k & 1) ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
                               k >= 2, dws);
     }
-    layernorm_forward(out, (size_t)E, out, (size_t)E, p[P_NORM_W], p[P_NORM_B], rows, E, SSM_2D_NORM_EPS);
+    be->layernorm(out, (size_t)E, out, (size_t)E, p[P_NORM_W], p[P_NORM_B], rows, E, SSM_2D_NORM_EPS);
 }
 
 static ml_status ss2d_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
@@ -87,36 +85,12 @@ static ml_status ss2d_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
     return ML_OK;
 }
 
-#ifdef MIXERLAB_HAVE_CUDA
-static void ss2d_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in, size_t ld_in,
-                              float *ws, int B, int H, int W)
-{
-    const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
-    const size_t rows = (size_t)B * H * W;
-    float *u = ws, *dws = ws + rows * E;
-    dwconv_forward_cuda(u, in, ld_in, p[P_CONV_W], p[P_CONV_B], B, H, W, E, 3);
-    act_forward_cuda(u, u, rows * E, ACT_SILU);
-    for (int k = 0; k < 4; k++) {
-        ssm_params sp = {p[P_XPROJ] + (size_t)k * (R + 2 * N) * E, p[P_DTW] + (size_t)k * E * R,
-                         p[P_DTB] + (size_t)k * E, p[P_ALOG] + (size_t)k * E * N, p[P_DS] + (size_t)k * E};
-        ssm_direction_forward_cuda(out, k > 0, u, &sp, B, H, W, E, N, R, (k & 1) ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
-                                   k >= 2, dws);
-    }
-    layernorm_forward_cuda(out, (size_t)E, out, (size_t)E, p[P_NORM_W], p[P_NORM_B], rows, E, SSM_2D_NORM_EPS);
-}
-#define SS2D_CUDA ss2d_forward_cuda
-#define SS2D_CUDA_CHECK ssm_cuda_check
-#else
-#define SS2D_CUDA NULL
-#define SS2D_CUDA_CHECK NULL
-#endif
-
 const mixer_ops mixer_ssm_2d = {
     .name = "ssm_2d",
     .summary = "2-D cross-scan, VMamba SS2D (four directions summed, then LayerNorm)",
     .block_prefix = "mixer.",
     .causal = 0,
-    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
+    .uses = MIXER_USES_D_STATE,
     .validate = ssm_validate,
     .param_specs = ss2d_param_specs,
     .macs = ss2d_macs,
@@ -124,7 +98,7 @@ const mixer_ops mixer_ssm_2d = {
     .workspace_floats = ss2d_workspace_floats,
     .init = ss2d_init,
     .infer = ss2d_infer,
-    .forward_cpu = ss2d_forward,
-    .forward_cuda = SS2D_CUDA,
-    .cuda_check = SS2D_CUDA_CHECK,
+    .supports = ssm_supports,
+    .describe = ssm_describe,
+    .forward = ss2d_forward,
 };

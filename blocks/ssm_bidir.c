@@ -2,28 +2,29 @@
 
 #include "blocks/ssm.h"
 
+/* Direction d's parameters start at d · SSM_DIRECTION_PARAMS (the ssm set, then the _b set). */
 static int bidir_param_specs(const mixer_config *c, param_spec *out)
 {
     if (out) {
         int64_t E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
-        const char *names[2][7] = {
+        const char *names[2][SSM_DIRECTION_PARAMS] = {
             {"conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight", "dt_proj.bias", "A_log", "D"},
             {"conv1d_b.weight", "conv1d_b.bias", "x_proj_b.weight", "dt_proj_b.weight", "dt_proj_b.bias",
              "A_b_log", "D_b"}};
         for (int d = 0; d < 2; d++) {
-            param_spec *o = out + 7 * d;
-            o[0] = (param_spec){"", 3, {E, 1, SSM_CONV_K, 0}, PARAM_INIT_CUSTOM};
-            o[1] = (param_spec){"", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
-            o[2] = (param_spec){"", 2, {R + 2 * N, E, 0, 0}, PARAM_INIT_CUSTOM};
-            o[3] = (param_spec){"", 2, {E, R, 0, 0}, PARAM_INIT_CUSTOM};
-            o[4] = (param_spec){"", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
-            o[5] = (param_spec){"", 2, {E, N, 0, 0}, PARAM_INIT_CUSTOM};
-            o[6] = (param_spec){"", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
-            for (int i = 0; i < 7; i++)
+            param_spec *o = out + SSM_DIRECTION_PARAMS * d;
+            o[SSM_CONV_W] = (param_spec){"", 3, {E, 1, SSM_CONV_K, 0}, PARAM_INIT_CUSTOM};
+            o[SSM_CONV_B] = (param_spec){"", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
+            o[SSM_X_PROJ] = (param_spec){"", 2, {R + 2 * N, E, 0, 0}, PARAM_INIT_CUSTOM};
+            o[SSM_DT_W] = (param_spec){"", 2, {E, R, 0, 0}, PARAM_INIT_CUSTOM};
+            o[SSM_DT_B] = (param_spec){"", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
+            o[SSM_A_LOG] = (param_spec){"", 2, {E, N, 0, 0}, PARAM_INIT_CUSTOM};
+            o[SSM_D] = (param_spec){"", 1, {E, 0, 0, 0}, PARAM_INIT_CUSTOM};
+            for (int i = 0; i < SSM_DIRECTION_PARAMS; i++)
                 snprintf(o[i].name, sizeof o[i].name, "%s", names[d][i]);
         }
     }
-    return 14;
+    return 2 * SSM_DIRECTION_PARAMS;
 }
 
 static uint64_t bidir_macs(const mixer_config *c, int B, int H, int W, const macs_opts *o)
@@ -38,35 +39,36 @@ static uint64_t bidir_macs(const mixer_config *c, int B, int H, int W, const mac
     return (uint64_t)B * m;
 }
 
-static size_t bidir_workspace_floats(const mixer_config *c, int B, int H, int W)
+static size_t bidir_workspace_floats(const backend *be, const mixer_config *c, int B, int H, int W)
 {
     return (size_t)B * H * W * c->channels +
-           ssm_direction_workspace(B, (size_t)H * W, c->channels, c->d_state, mixer_dt_rank(c));
+           ssm_direction_workspace(be, B, (size_t)H * W, c->channels, c->d_state, mixer_dt_rank(c));
 }
 
 static void bidir_init(const mixer_config *c, float *const *p, rng_state *rng)
 {
     for (int d = 0; d < 2; d++) {
-        float *const *q = p + 7 * d;
-        ssm_init_direction(q[0], q[1], SSM_CONV_K, q[2], q[3], q[4], q[5], q[6], c->channels, c->d_state,
-                           mixer_dt_rank(c), rng);
+        float *const *q = p + SSM_DIRECTION_PARAMS * d;
+        ssm_init_direction(q[SSM_CONV_W], q[SSM_CONV_B], SSM_CONV_K, q[SSM_X_PROJ], q[SSM_DT_W], q[SSM_DT_B],
+                           q[SSM_A_LOG], q[SSM_D], c->channels, c->d_state, mixer_dt_rank(c), rng);
     }
 }
 
-static void bidir_forward(const mixer_config *c, const float *const *p, float *out, const float *in,
-                          size_t ld_in, float *ws, int B, int H, int W)
+/* y = (y_fwd + flip(y_bwd)) / 2: the backward branch runs on the flipped
+ * sequence and adds its output in raster order. */
+static void bidir_forward(const backend *be, const mixer_config *c, const float *const *p, float *out,
+                          const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
     const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
     const size_t L = (size_t)H * W, n = (size_t)B * L * E;
     float *u = ws, *dws = ws + n;
     for (int d = 0; d < 2; d++) {
-        const float *const *q = p + 7 * d;
-        ssm_conv1d_silu(u, in, ld_in, q[0], q[1], B, L, E, SSM_CONV_K, d);
-        ssm_params sp = {q[2], q[3], q[4], q[5], q[6]};
-        ssm_direction_forward(out, d, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, d, dws);
+        const float *const *q = p + SSM_DIRECTION_PARAMS * d;
+        be->conv1d_silu(u, in, ld_in, q[SSM_CONV_W], q[SSM_CONV_B], B, L, E, SSM_CONV_K, d);
+        ssm_params sp = {q[SSM_X_PROJ], q[SSM_DT_W], q[SSM_DT_B], q[SSM_A_LOG], q[SSM_D]};
+        ssm_direction_forward(be, out, d, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, d, dws);
     }
-    for (size_t i = 0; i < n; i++)
-        out[i] *= 0.5f;
+    be->scale(out, n, 0.5f);
 }
 
 static ml_status bidir_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)
@@ -74,34 +76,12 @@ static ml_status bidir_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx
     return ssm_infer_named(c, shape_of, ctx, "conv1d.weight", "A_log", "dt_proj.weight");
 }
 
-#ifdef MIXERLAB_HAVE_CUDA
-static void bidir_forward_cuda(const mixer_config *c, const float *const *p, float *out, const float *in,
-                               size_t ld_in, float *ws, int B, int H, int W)
-{
-    const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
-    const size_t L = (size_t)H * W, n = (size_t)B * L * E;
-    float *u = ws, *dws = ws + n;
-    for (int d = 0; d < 2; d++) {
-        const float *const *q = p + 7 * d;
-        ssm_conv1d_silu_cuda(u, in, ld_in, q[0], q[1], B, L, E, SSM_CONV_K, d);
-        ssm_params sp = {q[2], q[3], q[4], q[5], q[6]};
-        ssm_direction_forward_cuda(out, d, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, d, dws);
-    }
-    ssm_scale_cuda(out, n, 0.5f);
-}
-#define BIDIR_CUDA bidir_forward_cuda
-#define BIDIR_CUDA_CHECK ssm_cuda_check
-#else
-#define BIDIR_CUDA NULL
-#define BIDIR_CUDA_CHECK NULL
-#endif
-
 const mixer_ops mixer_ssm_bidir = {
     .name = "ssm_bidir",
     .summary = "bidirectional selective scan, Vim v2 (forward + flipped backward, averaged)",
     .block_prefix = "mixer.",
     .causal = 0,
-    .backends = BACKEND_CPU | MIXER_CUDA_BACKEND,
+    .uses = MIXER_USES_D_STATE,
     .validate = ssm_validate,
     .param_specs = bidir_param_specs,
     .macs = bidir_macs,
@@ -109,7 +89,7 @@ const mixer_ops mixer_ssm_bidir = {
     .workspace_floats = bidir_workspace_floats,
     .init = bidir_init,
     .infer = bidir_infer,
-    .forward_cpu = bidir_forward,
-    .forward_cuda = BIDIR_CUDA,
-    .cuda_check = BIDIR_CUDA_CHECK,
+    .supports = ssm_supports,
+    .describe = ssm_describe,
+    .forward = bidir_forward,
 };

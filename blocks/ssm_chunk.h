@@ -19,7 +19,7 @@
 #ifndef MIXERLAB_SSM_CHUNK_H
 #define MIXERLAB_SSM_CHUNK_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 #include <math.h>
 #include <stddef.h>

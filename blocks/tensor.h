@@ -1,7 +1,10 @@
 /* Shared vocabulary of blocks/: parameter descriptions, MAC conventions,
- * backends. Activations are float32, channels-last (B,H,W,C). */
+ * backends, and the small enums the ops take. Activations are float32,
+ * channels-last (B,H,W,C). */
 #ifndef MIXERLAB_TENSOR_H
 #define MIXERLAB_TENSOR_H
+
+#include "base/common.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -39,7 +42,7 @@ static inline size_t param_spec_numel(const param_spec *p)
  * reports: no norms, no scan recurrence). */
 typedef enum { MACS_FVCORE = 0, MACS_GEMM = 1 } macs_convention;
 
-/* How the selective scan is counted, per direction (DESIGN §5):
+/* How the selective scan is counted, per direction (README, "MAC conventions"):
  * gu:         9·L·E·N + L·E, plus conv1d / x_proj / dt_proj of every direction;
  * localmamba: 5·L·E·N + 2·L·E, conv1d / x_proj / dt_proj counted once per layer;
  * vim:        4·L·E·N (Vim's Eq. 8), plus the projections of every direction. */
@@ -61,5 +64,13 @@ static inline const char *scan_convention_name(scan_convention s)
 }
 
 typedef enum { BACKEND_CPU = 1u << 0, BACKEND_CUDA = 1u << 1 } backend_flags;
+
+/* The norms the skeletons use. */
+typedef enum { NORM_LAYER = 0, NORM_RMS = 1 } norm_kind;
+
+static inline const char *norm_kind_name(norm_kind k) { return k == NORM_RMS ? "rmsnorm" : "layernorm"; }
+
+/* Order a scan direction walks the (H, W) grid in; its output lands in raster order. */
+typedef enum { SSM_ROW_MAJOR = 0, SSM_COL_MAJOR = 1 } ssm_order;
 
 #endif

@@ -3,7 +3,7 @@
 #ifndef MIXERLAB_ARGS_H
 #define MIXERLAB_ARGS_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 ml_status args_parse_long(const char *flag, const char *text, long lo, long hi, long *out);
 ml_status args_parse_u64(const char *flag, const char *text, uint64_t *out);

@@ -3,7 +3,7 @@
 #ifndef MIXERLAB_CLI_H
 #define MIXERLAB_CLI_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

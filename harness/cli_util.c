@@ -1,6 +1,6 @@
 /* Small helpers shared by the commands (threads, devices, formatting). */
 #include "harness/cli.h"
-#include "harness/cuda_util.h"
+#include "harness/cuda_measure.h"
 
 #include <cJSON.h>
 #include <cblas.h>

@@ -5,10 +5,10 @@
 #include "harness/cli.h"
 
 #include <build_info.h>
-#include "harness/rng.h"
+#include "base/rng.h"
 #include "harness/store.h"
 #include "harness/timer.h"
-#include "models/model.h"
+#include "harness/target.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -47,10 +47,6 @@ static void run_gemm(void *p)
                 g->n, 0.0f, g->c, g->n);
 }
 
-typedef struct {
-    model *m;
-    const float *x;
-} bench_fwd;
 
 typedef struct {
     void *dst;
@@ -64,19 +60,13 @@ static void run_copy(void *p)
     memcpy(c->dst, c->src, c->bytes);
 }
 
-static void run_fwd(void *p)
-{
-    bench_fwd *f = p;
-    model_forward(f->m, f->x, NULL, NULL);
-}
 
 /* One measured configuration: the SGEMM (m == NULL) or a model at one batch. */
 typedef struct {
     char label[96];
     long batch;
     double flop; /* per call */
-    model m;
-    float *x;
+    target t;
     int ready;
     double *samples; /* all rounds */
     int nsamples;
@@ -184,22 +174,15 @@ int cmd_bench_cpu(int argc, char **argv)
             c->batch = batches[j];
             s = model_config_from_name(names[i], &mc);
             if (s == ML_OK)
-                s = model_plan(&c->m, &mc, (int)batches[j], (int)res, (int)res);
-            if (s == ML_OK)
-                s = model_alloc(&c->m);
-            if (s != ML_OK)
-                break;
+                s = target_plan_model(&c->t, &mc, (int)batches[j], (int)res, (int)res, &backend_cpu);
             c->ready = 1;
-            model_init_random(&c->m, 0);
-            size_t n = (size_t)batches[j] * 3 * res * res;
-            c->x = ml_malloc(n * sizeof *c->x, "input");
-            if (!c->x) {
-                s = ML_ERR_NOMEM;
-                break;
-            }
-            rng_fill_normal(&r, c->x, n, 1.0);
-            macs_opts o = {MACS_FVCORE, SCAN_GU};
-            c->flop = 2.0 * (double)model_macs(&c->m, &o, NULL);
+            if (s == ML_OK)
+                s = target_alloc(&c->t);
+            if (s == ML_OK)
+                s = target_init_random(&c->t, 0);
+            if (s == ML_OK)
+                s = target_random_input(&c->t, 1 + (uint64_t)(i * nb + j));
+            c->flop = 2.0 * (double)c->t.macs;
         }
     }
 
@@ -232,8 +215,7 @@ int cmd_bench_cpu(int argc, char **argv)
             if (k == 0) {
                 s = timer_measure(&pol, run_gemm, &g, &st);
             } else {
-                bench_fwd f = {&c->m, c->x};
-                s = timer_measure(&pol, run_fwd, &f, &st);
+                s = timer_measure(&pol, target_run, &c->t, &st);
             }
             if (s != ML_OK)
                 break;
@@ -278,7 +260,7 @@ int cmd_bench_cpu(int argc, char **argv)
         timer_stats_summarise(&gst);
         double gemm_rate = cfgs[0].flop / (gst.median_ms * 1e6);
         for (int k = 1; k < ncfg; k++) {
-            double wmb = (double)model_weight_bytes(&cfgs[k].m) / 1e6;
+            double wmb = (double)cfgs[k].t.weight_bytes / 1e6;
             printf("  %s batch %ld: arithmetic %.2f ms, weights %.1f MB -> %.2f ms\n", cfgs[k].label,
                    cfgs[k].batch, cfgs[k].flop / (gemm_rate * 1e6), wmb, wmb / copy_gbs);
         }
@@ -286,9 +268,8 @@ int cmd_bench_cpu(int argc, char **argv)
     free(g.a), free(g.b), free(g.c);
     for (int k = 0; k < ncfg; k++) {
         free(cfgs[k].samples);
-        free(cfgs[k].x);
         if (cfgs[k].ready)
-            model_free(&cfgs[k].m);
+            target_free(&cfgs[k].t);
     }
     free(cfgs);
     return s;
@@ -296,7 +277,6 @@ int cmd_bench_cpu(int argc, char **argv)
 
 /* ---- bench-mixers: every token mixer alone at one width over a range of L ---- */
 
-#include "models/mixer_io.h"
 
 static const char bench_mixers_usage[] =
     "usage: mixerlab bench-mixers [--width E] [--tokens 196,784,...] [--mixers a,b]\n"
@@ -311,19 +291,6 @@ static const char bench_mixers_usage[] =
     "  --width E     mixer width (default 384)\n"
     "  --tokens L,.. token counts (default 196,784,3136,4096,8100,16384)\n"
     "  --mixers a,b  (default: every registered mixer)\n";
-
-typedef struct {
-    const mixer_instance *mi;
-    float *out, *ws;
-    const float *in;
-    int H, W;
-} bm_ctx;
-
-static void run_bm(void *p)
-{
-    bm_ctx *c = p;
-    mixer_instance_run(c->mi, c->out, c->in, 1, c->H, c->W, c->ws);
-}
 
 int cmd_bench_mixers(int argc, char **argv)
 {
@@ -417,35 +384,28 @@ int cmd_bench_mixers(int argc, char **argv)
             cli_token_grid(L, &H, &W);
             mixer_config cfg = mixer_config_default(E, E);
             mixer_instance mi;
+            target tg;
+            memset(&tg, 0, sizeof tg);
             s = mixer_instance_random(&mi, list[i]->name, &cfg, 1);
-            size_t n = (size_t)L * E;
-            float *x = NULL, *y = NULL, *ws = NULL;
+            if (s == ML_OK)
+                s = target_plan_mixer(&tg, &mi, 1, H, W, &backend_cpu);
+            if (s == ML_OK)
+                s = target_alloc(&tg);
+            if (s == ML_OK)
+                s = target_random_input(&tg, 3 + (uint64_t)i * 64 + (uint64_t)t);
+            if (s == ML_OK)
+                s = timer_measure(&pol, target_run, &tg, &st);
             if (s == ML_OK) {
-                x = ml_malloc(n * sizeof *x, "input");
-                y = ml_malloc(n * sizeof *y, "output");
-                ws = ml_malloc(mixer_instance_workspace(&mi, 1, H, W) * sizeof *ws + 64, "workspace");
-                if (!x || !y || !ws)
-                    s = ML_ERR_NOMEM;
-            }
-            if (s == ML_OK) {
-                rng_fill_normal(&r, x, n, 1.0);
-                bm_ctx c = {&mi, y, ws, x, H, W};
-                s = timer_measure(&pol, run_bm, &c, &st);
-                if (s == ML_OK) {
-                    macs_opts o = {MACS_FVCORE, SCAN_GU};
-                    double flop = 2.0 * (double)list[i]->macs(&mi.cfg, 1, H, W, &o);
-                    double bytes = 2.0 * (double)n * 4;
-                    for (int k = 0; k < mi.nparams; k++)
-                        bytes += 4.0 * (double)param_spec_numel(&mi.specs[k]);
-                    double gf = flop / (st.median_ms * 1e6), gbs = bytes / (st.median_ms * 1e6);
-                    printf("| %s | %ld | %dx%d | %.3f | %.1f | %.0f%% | %.2f | %.1f | %.0f%% |\n", list[i]->name, L, H,
-                           W, st.median_ms, gf, 100 * gf / gemm_gf, bytes / 1e6, gbs, 100 * gbs / copy_gbs);
-                    fflush(stdout);
-                }
+                const double flop = 2.0 * (double)tg.macs;
+                const double bytes = 2.0 * (double)tg.n_in * 4 + 4.0 * (double)tg.params;
+                const double gf = flop / (st.median_ms * 1e6), gbs = bytes / (st.median_ms * 1e6);
+                printf("| %s | %ld | %dx%d | %.3f | %.1f | %.0f%% | %.2f | %.1f | %.0f%% |\n", list[i]->name, L, H, W,
+                       st.median_ms, gf, 100 * gf / gemm_gf, bytes / 1e6, gbs, 100 * gbs / copy_gbs);
+                fflush(stdout);
                 timer_stats_free(&st);
             }
-            free(x), free(y), free(ws);
             mixer_instance_free(&mi);
+            target_free(&tg);
         }
     }
     return s;

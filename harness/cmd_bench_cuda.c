@@ -4,7 +4,7 @@
  * token mixers' cores over a range of token counts. */
 #include "harness/args.h"
 #include "harness/cli.h"
-#include "harness/cuda_util.h"
+#include "harness/cuda_measure.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,17 +33,9 @@ static const char bench_cuda_usage[] =
     "  --cold         flush the L2 cache before every timed run\n";
 
 #ifdef MIXERLAB_HAVE_CUDA
-#include "blocks/act.h"
-#include "blocks/attn.h"
-#include "blocks/conv2d.h"
-#include "blocks/dwconv.h"
-#include "blocks/gated_block.h"
-#include "blocks/layernorm.h"
-#include "blocks/linear.h"
-#include "blocks/pool.h"
-#include "blocks/ssm.h"
+#include "base/rng.h"
+#include "blocks/backend.h"
 #include "blocks/ssm_chunk.h"
-#include "harness/rng.h"
 
 typedef struct {
     int which;
@@ -51,48 +43,50 @@ typedef struct {
     size_t n, rows, ws_floats;
     int B, H, W, C, Hd, E, N, R, HS, causal;
     conv2d_shape conv;
-    ssm_params sp;
+    const float *alog, *D;
 } kctx;
 
 enum { K_COPY, K_GEMM, K_LN, K_GELU, K_GATE, K_FC1, K_STEM, K_POOL, K_DW, K_SCAN, K_ATTN };
 
+/* Each kernel through the CUDA backend's table: what the skeleton runs. */
 static void run_kernel(void *p)
 {
     kctx *k = p;
+    const backend *be = backend_cuda();
     switch (k->which) {
     case K_COPY:
-        cuda_copy_rows(k->b, 1 << 16, k->a, 1 << 16, 1 << 16, k->n >> 16);
+        be->copy_rows(k->b, 1 << 16, k->a, 1 << 16, 1 << 16, k->n >> 16);
         break;
     case K_GEMM: /* c (n x n) = a (n x n) · bᵀ */
-        linear_forward_cuda(k->c, k->n, k->a, k->n, k->b, NULL, k->n, (int)k->n, (int)k->n, 0);
+        be->linear(k->c, k->n, k->a, k->n, k->b, NULL, k->n, (int)k->n, (int)k->n, 0);
         break;
     case K_LN:
-        layernorm_forward_cuda(k->b, (size_t)k->C, k->a, (size_t)k->C, k->c, k->d, k->rows, k->C, 1e-6f);
+        be->layernorm(k->b, (size_t)k->C, k->a, (size_t)k->C, k->c, k->d, k->rows, k->C, 1e-6f);
         break;
     case K_GELU:
-        act_forward_cuda(k->b, k->a, k->n, ACT_GELU);
+        be->act(k->b, k->a, k->n, ACT_GELU);
         break;
     case K_GATE:
-        gate_forward_cuda(k->a, k->b, k->rows, k->Hd, k->E, ACT_GELU);
+        be->gate(k->a, 2 * (size_t)k->Hd, k->a, k->b, k->rows, k->Hd, k->E, ACT_GELU);
         break;
     case K_FC1:
-        linear_forward_cuda(k->b, 2 * (size_t)k->Hd, k->a, (size_t)k->C, k->c, k->d, k->rows, k->C, 2 * k->Hd, 0);
+        be->linear(k->b, 2 * (size_t)k->Hd, k->a, (size_t)k->C, k->c, k->d, k->rows, k->C, 2 * k->Hd, 0);
         break;
     case K_STEM:
-        conv2d_forward_cuda(k->b, k->a, k->c, k->d, &k->conv, k->B, k->H, k->W, k->ws, k->ws_floats);
+        be->conv2d(k->b, k->a, k->c, k->d, &k->conv, k->B, k->H, k->W, k->ws, k->ws_floats, 1);
         break;
     case K_POOL:
-        meanpool_forward_cuda(k->b, k->a, k->B, (size_t)k->H * k->W, k->C);
+        be->meanpool(k->b, k->a, k->B, (size_t)k->H * k->W, k->C);
         break;
     case K_DW:
-        dwconv_forward_cuda(k->b, k->a, (size_t)k->C, k->c, k->d, k->B, k->H, k->W, k->C, 7);
+        be->dwconv(k->b, k->a, (size_t)k->C, k->c, k->d, k->B, k->H, k->W, k->C, 7, NULL);
         break;
     case K_SCAN:
-        ssm_scan_core_cuda(k->b, 0, k->a, k->c, k->d, (size_t)k->R + 2 * k->N, k->R, &k->sp, k->B, k->H, k->W, k->E,
-                           k->N, SSM_ROW_MAJOR, 0, k->ws);
+        be->scan(k->b, 0, k->a, k->c, k->d, (size_t)k->R + 2 * k->N, k->R, k->alog, k->D, k->B, k->H, k->W, k->E, k->N,
+                 SSM_ROW_MAJOR, 0, k->ws);
         break;
     case K_ATTN:
-        attn_core_cuda(k->b, k->a, k->B, (size_t)k->H * k->W, k->E, k->HS, k->causal);
+        be->attn(k->b, k->a, k->B, (size_t)k->H * k->W, k->E, k->HS, k->causal, NULL, 1);
         break;
     }
 }
@@ -157,14 +151,14 @@ static ml_status limits(int iters, int cold, double *copy_gbs, double *gemm_tf, 
         s = cuda_malloc((void **)&k.c, k.n * k.n * 4, "gemm c");
     const double flop = 2.0 * k.n * k.n * k.n;
     for (int tf32 = 0; tf32 < 2 && s == ML_OK; tf32++) {
-        cuda_set_tf32(tf32);
+        cuda_set_math(tf32 ? CUDA_MATH_TF32 : CUDA_MATH_FP32);
         s = time_it(&k, iters < 10 ? iters : 10, cold, &ms);
         double tf = flop / (ms * 1e9);
         *(tf32 ? tf32_tf : gemm_tf) = tf;
         printf("| cuBLAS SGEMM%s | 8192^3 | %.3f | %.1f TFLOP/s | %s |\n", tf32 ? " (TF32 allowed)" : " float32", ms,
                tf, tf32 ? "for reference" : "the SGEMM limit");
     }
-    cuda_set_tf32(0);
+    cuda_set_math(CUDA_MATH_FP32);
     free_all(&k);
     return s;
 }
@@ -318,7 +312,7 @@ static ml_status mixers_table(const long *tokens, int nt, int E, int iters, int 
             s = dev_rand(&alog, (size_t)E * N, 0, 2.8, 26, "scan A_log");
         if (s == ML_OK)
             s = dev_rand(&D, E, 0.5, 1.5, 27, "scan D");
-        k.sp = (ssm_params){NULL, NULL, NULL, alog, D};
+        k.alog = alog, k.D = D;
         if (s == ML_OK)
             s = time_it(&k, iters, cold, &sc);
         cuda_free(alog), cuda_free(D);

@@ -1,13 +1,8 @@
 /* mixerlab forward: one model, one batch, logits out, top-5 and time printed. */
 #include "harness/args.h"
 #include "harness/cli.h"
-#include "harness/rng.h"
-#include "harness/timer.h"
-#include "harness/cuda_util.h"
-#include "models/model.h"
-#ifdef MIXERLAB_HAVE_CUDA
-#include "models/model_cuda.h"
-#endif
+#include "harness/cuda_measure.h"
+#include "harness/target.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -149,26 +144,15 @@ static ml_status load_input(const char *path, float **out, int *B, int *H, int *
     return s;
 }
 
-typedef struct {
-    model *m;
-    const float *x;
-} fwd_ctx;
-
-static void run_forward(void *p)
+static void print_top5(const float *logits, int B, int classes)
 {
-    fwd_ctx *c = p;
-    model_forward(c->m, c->x, NULL, NULL);
-}
-
-static void print_top5(const model *m)
-{
-    const int K = m->cfg.num_classes < 5 ? m->cfg.num_classes : 5;
-    for (int b = 0; b < m->B; b++) {
-        const float *z = m->logits + (size_t)b * m->cfg.num_classes;
+    const int K = classes < 5 ? classes : 5;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * classes;
         int top[5];
         for (int k = 0; k < K; k++) {
             int best = -1;
-            for (int c = 0; c < m->cfg.num_classes; c++) {
+            for (int c = 0; c < classes; c++) {
                 int used = 0;
                 for (int q = 0; q < k; q++)
                     used |= top[q] == c;
@@ -184,55 +168,90 @@ static void print_top5(const model *m)
     }
 }
 
-#ifdef MIXERLAB_HAVE_CUDA
-static void run_cuda(void *p) { model_cuda_forward(p); }
 static void run_graph(void *p) { cuda_graph_run(p); }
 
-/* The forward on the GPU: weights and input uploaded once, then timed with
- * CUDA events, as launched or as replays of one captured graph. */
-static ml_status forward_on_cuda(model *m, const float *input, int repeat, int graph, int cold, int tf32)
+/* The forward on the GPU, timed with CUDA events: as launched, or as replays
+ * of one captured graph. */
+static ml_status time_on_cuda(target *t, const fwd_args *a, float *logits)
 {
-    model_cuda g;
-    ML_TRY(model_cuda_init(&g, m));
-    cuda_set_tf32(tf32);
-    ml_status s = cuda_to_device(g.input, input, (size_t)m->B * 3 * m->H * m->W * sizeof(float));
+    const int repeat = a->repeat > 0 ? (int)a->repeat : 1;
     double med = 0, mn = 0;
     void *exec = NULL;
-    if (s == ML_OK && graph) {
-        run_cuda(&g); /* one plain run first: lazy initialisation stays out of the graph */
-        s = cuda_sync("forward");
+    ml_status s = ML_OK;
+    if (a->graph) {
+        target_run(t); /* one plain run first: lazy initialisation stays out of the graph */
+        s = t->be->sync("forward");
         if (s == ML_OK)
-            s = cuda_graph_capture(run_cuda, &g, &exec);
+            s = cuda_graph_capture(target_run, t, &exec);
     }
     if (s == ML_OK)
-        s = exec ? cuda_time(run_graph, exec, 3, repeat > 0 ? repeat : 1, cold, &med, &mn)
-                 : cuda_time(run_cuda, &g, 3, repeat > 0 ? repeat : 1, cold, &med, &mn);
+        s = exec ? cuda_time(run_graph, exec, 3, repeat, a->cold, &med, &mn)
+                 : cuda_time(target_run, t, 3, repeat, a->cold, &med, &mn);
     cuda_graph_free(exec);
     if (s == ML_OK)
-        s = cuda_to_host(m->logits, g.logits, (size_t)m->B * m->cfg.num_classes * sizeof(float));
-    if (s == ML_OK) {
-        char dev[256];
-        cuda_device_check(dev, sizeof dev);
-        print_top5(m);
-        macs_opts o = {MACS_FVCORE, SCAN_GU};
-        double macs = (double)model_macs(m, &o, NULL);
-        printf("model %s, batch %d, %dx%d on %s\n", m->cfg.name, m->B, m->H, m->W, dev);
-        printf("forward time (CUDA events, %s%s%s): median %.3f ms, min %.3f ms over %d runs after 3 warm-up "
-               "(%.1f GFLOP/s at the median); device memory: weights %.1f MiB, activations %.1f MiB\n",
-               tf32 ? "TF32 products" : "float32", graph ? ", CUDA graph" : "", cold ? ", cold L2" : "", med, mn, repeat > 0 ? repeat : 1,
-               2.0 * macs / (med * 1e6), g.weight_bytes / 1048576.0,
-               g.activation_bytes / 1048576.0);
-    }
-    model_cuda_free(&g);
-    return s;
+        s = target_output(t, logits);
+    if (s != ML_OK)
+        return s;
+    print_top5(logits, t->B, t->m.cfg.num_classes);
+    char dev[256];
+    cuda_device_check(dev, sizeof dev);
+    printf("model %s, batch %d, %dx%d on %s\n", t->m.cfg.name, t->B, t->H, t->W, dev);
+    printf("forward time (CUDA events, %s%s%s): median %.3f ms, min %.3f ms over %d runs after 3 warm-up "
+           "(%.1f GFLOP/s at the median); device memory: weights %.1f MiB, activations %.1f MiB\n",
+           a->tf32 ? "TF32 products" : "float32", a->graph ? ", CUDA graph" : "", a->cold ? ", cold L2" : "", med, mn,
+           repeat, 2.0 * (double)t->macs / (med * 1e6), t->weight_bytes / 1048576.0, t->activation_bytes / 1048576.0);
+    return ML_OK;
 }
-#else
-static ml_status forward_on_cuda(model *m, const float *input, int repeat, int graph, int cold, int tf32)
+
+/* The forward on the CPU: one run (timed alone when --repeat 0), then the timed runs. */
+static ml_status time_on_cpu(target *t, const fwd_args *a, double first_ms)
 {
-    (void)m, (void)input, (void)repeat, (void)graph, (void)cold, (void)tf32; /* cli_check_device refuses cuda in this build */
-    return ml_fail(ML_ERR_USAGE, "this build has no CUDA backend");
+    char b1[32];
+    printf("model %s, batch %d, %dx%d, %s params, %.3f GMACs (fvcore), %d threads\n", t->m.cfg.name, t->B, t->H, t->W,
+           cli_commas(t->params, b1, sizeof b1), t->macs / 1e9, (int)(a->threads > 0 ? a->threads : cli_default_threads()));
+    if (a->repeat <= 0) {
+        printf("forward time: %.3f ms (single cold run)\n", first_ms);
+        return ML_OK;
+    }
+    timer_policy p = {.warmup_s = 0, .warmup_min = 0, .min_samples = (int)a->repeat,
+                      .min_time_s = 0, .max_time_s = 1e9, .settle_rel = 1e9};
+    timer_stats st;
+    ML_TRY(timer_measure(&p, target_run, t, &st));
+    printf("forward time: median %.3f ms, min %.3f ms over %d runs after 1 warm-up (%.1f GFLOP/s at the median)\n",
+           st.median_ms, st.min_ms, st.samples, 2.0 * (double)t->macs / (st.median_ms * 1e6));
+    timer_stats_free(&st);
+    return ML_OK;
 }
-#endif
+
+/* Weights from the checkpoint or the seed, onto the target's backend. */
+static ml_status set_weights(target *t, const fwd_args *a)
+{
+    if (!a->weights)
+        return target_init_random(t, a->seed);
+    st_file f;
+    ML_TRY(st_open(&f, a->weights));
+    ml_status s = model_load(&t->m, &f, a->ignore_unexpected);
+    st_close(&f);
+    return s == ML_OK ? target_sync_weights(t) : s;
+}
+
+/* Runs and times the planned target; the logits land in host memory (B x classes). */
+static ml_status run_forward(target *t, const fwd_args *a, const float *input, float *logits)
+{
+    ML_TRY(set_weights(t, a));
+    ML_TRY(target_set_input(t, input));
+    const int classes = t->m.cfg.num_classes;
+    if (t->be->host_memory) {
+        double t0 = timer_now_s();
+        target_run(t);
+        const double first_ms = (timer_now_s() - t0) * 1e3;
+        ML_TRY(target_output(t, logits));
+        print_top5(logits, t->B, classes);
+        return time_on_cpu(t, a, first_ms);
+    }
+    cuda_set_math(a->tf32 ? CUDA_MATH_TF32 : CUDA_MATH_FP32);
+    return time_on_cuda(t, a, logits);
+}
 
 int cmd_forward(int argc, char **argv)
 {
@@ -247,34 +266,21 @@ int cmd_forward(int argc, char **argv)
     model_config cfg;
     ML_TRY(model_config_from_name(a.model, &cfg));
 
-    float *input = NULL;
+    float *input = NULL, *logits = NULL;
     int B = (int)a.batch, H = (int)a.res, W = (int)a.res;
     if (a.input)
         ML_TRY(load_input(a.input, &input, &B, &H, &W));
-
-    model m;
-    ml_status s = model_plan(&m, &cfg, B, H, W);
+    target t;
+    const backend *be;
+    ml_status s = backend_by_name(a.cuda ? "cuda" : "cpu", &be);
+    memset(&t, 0, sizeof t);
     if (s == ML_OK)
-        s = model_alloc(&m);
-    if (s != ML_OK) {
-        free(input);
-        model_free(&m);
-        return s;
-    }
-    if (a.weights) {
-        st_file f;
-        s = st_open(&f, a.weights);
-        if (s == ML_OK) {
-            s = model_load(&m, &f, a.ignore_unexpected);
-            st_close(&f);
-        }
-    } else {
-        model_init_random(&m, a.seed);
-    }
+        s = target_plan_model(&t, &cfg, B, H, W, be);
+    if (s == ML_OK)
+        s = target_alloc(&t);
     if (s == ML_OK && !input) {
         size_t n = (size_t)B * 3 * H * W;
-        input = ml_malloc(n * sizeof(float), "input batch");
-        if (!input)
+        if (!(input = ml_malloc(n * sizeof(float), "input batch")))
             s = ML_ERR_NOMEM;
         else {
             rng_state r;
@@ -282,42 +288,18 @@ int cmd_forward(int argc, char **argv)
             rng_fill_normal(&r, input, n, 1.0);
         }
     }
-    if (s == ML_OK && a.cuda)
-        s = forward_on_cuda(&m, input, (int)a.repeat, a.graph, a.cold, a.tf32);
-    else if (s == ML_OK) {
-        fwd_ctx ctx = {&m, input};
-        double t0 = timer_now_s();
-        run_forward(&ctx);
-        double first_ms = (timer_now_s() - t0) * 1e3;
-        print_top5(&m);
-        char b1[32];
-        macs_opts o = {MACS_FVCORE, SCAN_GU};
-        uint64_t macs = model_macs(&m, &o, NULL);
-        printf("model %s, batch %d, %dx%d, %s params, %.3f GMACs (fvcore), %d threads\n", cfg.name, B,
-               H, W, cli_commas(model_param_count(&m), b1, sizeof b1), macs / 1e9,
-               (int)(a.threads > 0 ? a.threads : cli_default_threads()));
-        if (a.repeat > 0) {
-            timer_policy p = {.warmup_s = 0, .warmup_min = 0, .min_samples = (int)a.repeat,
-                              .min_time_s = 0, .max_time_s = 1e9, .settle_rel = 1e9};
-            timer_stats st;
-            s = timer_measure(&p, run_forward, &ctx, &st);
-            if (s == ML_OK)
-                printf("forward time: median %.3f ms, min %.3f ms over %d runs after 1 warm-up "
-                       "(%.1f GFLOP/s at the median)\n",
-                       st.median_ms, st.min_ms, st.samples, 2.0 * macs / (st.median_ms * 1e6));
-            timer_stats_free(&st);
-        } else {
-            printf("forward time: %.3f ms (single cold run)\n", first_ms);
-        }
-    }
+    if (s == ML_OK && !(logits = ml_malloc(t.n_out * sizeof *logits, "logits")))
+        s = ML_ERR_NOMEM;
+    if (s == ML_OK)
+        s = run_forward(&t, &a, input, logits);
     if (s == ML_OK && a.output) {
-        st_entry e = {"logits", 2, {B, cfg.num_classes}, m.logits};
+        st_entry e = {"logits", 2, {B, cfg.num_classes}, logits};
         const char *meta[] = {"model", cfg.name, NULL};
         s = st_write(a.output, &e, 1, meta);
         if (s == ML_OK)
             printf("wrote logits [%d, %d] to %s\n", B, cfg.num_classes, a.output);
     }
-    free(input);
-    model_free(&m);
+    free(input), free(logits);
+    target_free(&t);
     return s;
 }

@@ -1,9 +1,7 @@
 /* mixerlab mixer: one token mixer alone on a (B,H,W,E) tensor. */
 #include "harness/args.h"
 #include "harness/cli.h"
-#include "harness/timer.h"
-#include "models/mixer_io.h"
-#include "models/model.h"
+#include "harness/target.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +9,12 @@
 static const char mixer_usage[] =
     "usage: mixerlab mixer --name NAME --weights W.safetensors --input X.safetensors\n"
     "                      [--output Y.safetensors] [--head-size HS] [--threads N] [--repeat N]\n"
-    "                      [--device cpu]\n"
+    "                      [--device cpu|cuda]\n"
     "       mixerlab mixer --name NAME --random [--seed S] --channels E --res HxW [--batch B]\n"
     "                      [--kernel K] [--d-state N] [--head-size HS] [--output Y.safetensors]\n"
     "\n"
     "Runs one token mixer on tensor 'input' (B,H,W,E), channels-last, and writes tensor\n"
-    "'output' (B,H,W,E). With --weights the parameters carry the bare names of DESIGN §4\n"
+    "'output' (B,H,W,E). With --weights the parameters carry their bare upstream names\n"
     "(e.g. conv.weight for dwconv; conv1d.weight, x_proj.weight, dt_proj.weight,\n"
     "dt_proj.bias, A_log, D for ssm) and their shapes set E, N, R and K; attention uses\n"
     "head size 32 unless --head-size says otherwise. With --random, seeded weights\n"
@@ -24,6 +22,7 @@ static const char mixer_usage[] =
     "\n"
     "  --name NAME    dwconv, ssm, ssm_bidir, ssm_2d, attn, attn_causal, identity\n"
     "  --repeat N     timed runs after one warm-up (default 3)\n"
+    "  --device D     cpu (default) or cuda (CUDA-event timing)\n"
     "  --threads N    CPU threads (default: all cores)\n"
     "\n"
     "example: mixerlab mixer --name ssm --random --channels 384 --res 56x56 --output y.safetensors\n";
@@ -32,7 +31,7 @@ typedef struct {
     const char *name, *weights, *input, *output;
     long channels, batch, kernel, d_state, head_size, threads, repeat, h, w;
     uint64_t seed;
-    int random;
+    int random, cuda;
 } mix_args;
 
 static ml_status parse_res(const char *v, long *h, long *w)
@@ -94,7 +93,10 @@ static ml_status parse_mixer(int argc, char **argv, mix_args *a)
         else if (!strcmp(f, "--threads"))
             ML_TRY(args_parse_long(f, v, 1, 1024, &a->threads));
         else if (!strcmp(f, "--device"))
-            ML_TRY(cli_check_device(v, NULL));
+        {
+            ML_TRY(cli_check_device(v, "mixer"));
+            a->cuda = strcmp(v, "cuda") == 0;
+        }
         else if (!strcmp(f, "--repeat"))
             ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
         else
@@ -113,17 +115,74 @@ static ml_status parse_mixer(int argc, char **argv, mix_args *a)
     return ML_OK;
 }
 
-typedef struct {
-    const mixer_instance *mi;
-    float *out, *ws;
-    const float *in;
-    int B, H, W;
-} run_ctx;
-
-static void run_once(void *p)
+/* Reads tensor 'input' (B,H,W,E) of the file into a new host buffer. */
+static ml_status load_mixer_input(const char *path, float **in, int *B, int *H, int *W, int *E)
 {
-    run_ctx *c = p;
-    mixer_instance_run(c->mi, c->out, c->in, c->B, c->H, c->W, c->ws);
+    st_file fi;
+    ML_TRY(st_open(&fi, path));
+    const st_tensor *t = st_find(&fi, "input");
+    char shape[96] = "";
+    ml_status s = ML_OK;
+    if (t)
+        st_shape_str(shape, sizeof shape, t->ndim, t->shape);
+    if (!t)
+        s = ml_fail(ML_ERR_FORMAT, "'%s': missing tensor 'input'", path);
+    else if (t->ndim != 4 || t->numel == 0)
+        s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' has shape %s, expected [B, H, W, E]", path, shape);
+    else if (t->shape[0] > MODEL_MAX_BATCH || t->shape[1] > 65536 || t->shape[2] > 65536 || t->shape[3] > 65536)
+        s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s is too large", path, shape);
+    if (s == ML_OK) {
+        *B = (int)t->shape[0], *H = (int)t->shape[1], *W = (int)t->shape[2], *E = (int)t->shape[3];
+        *in = ml_malloc(t->numel * sizeof **in, "input");
+        s = *in ? st_read_f32(&fi, t, *in) : ML_ERR_NOMEM;
+    }
+    st_close(&fi);
+    return s;
+}
+
+/* The mixer from --weights (sizes from its shapes) or seeded at random. */
+static ml_status make_mixer(const mix_args *a, int E, mixer_instance *mi)
+{
+    if (a->random) {
+        mixer_config cfg = mixer_config_default(E, E);
+        cfg.kernel = (int)a->kernel, cfg.d_state = (int)a->d_state, cfg.head_size = (int)a->head_size;
+        return mixer_instance_random(mi, a->name, &cfg, a->seed);
+    }
+    st_file fw;
+    memset(mi, 0, sizeof *mi);
+    ML_TRY(st_open(&fw, a->weights));
+    static const char *const allowed[] = {"input", "output", NULL};
+    ml_status s = mixer_instance_load(mi, a->name, &fw, E, (int)a->head_size, allowed);
+    st_close(&fw);
+    return s;
+}
+
+static void print_run(const target *t, const mix_args *a)
+{
+    const mixer_config *c = &t->mi.cfg;
+    char extra[96] = "";
+    if (t->mi.ops->describe)
+        t->mi.ops->describe(c, extra, sizeof extra);
+    printf("mixer %s: B %d, %dx%d (L = %ld), E %d%s; %.4f GMACs (fvcore, gu)\n", a->name, t->B, t->H, t->W,
+           (long)t->H * t->W, c->channels, extra, t->macs / 1e9);
+}
+
+/* Runs the planned mixer once, then the timed runs; the output into host out. */
+static ml_status run_mixer(target *t, const mix_args *a, const float *in, float *out)
+{
+    ML_TRY(target_set_input(t, in));
+    target_run(t);
+    ML_TRY(target_output(t, out));
+    print_run(t, a);
+    if (a->repeat <= 0)
+        return ML_OK;
+    timer_policy p = {.warmup_s = 0, .warmup_min = 0, .min_samples = (int)a->repeat,
+                      .min_time_s = 0, .max_time_s = 1e9, .settle_rel = 1e9};
+    timer_stats st;
+    ML_TRY(timer_measure_by(&p, target_run, t, target_sampler(t), &st));
+    printf("time: median %.3f ms, min %.3f ms over %d runs after 1 warm-up\n", st.median_ms, st.min_ms, st.samples);
+    timer_stats_free(&st);
+    return ML_OK;
 }
 
 int cmd_mixer(int argc, char **argv)
@@ -140,96 +199,40 @@ int cmd_mixer(int argc, char **argv)
     cli_set_threads((int)a.threads);
 
     mixer_instance mi;
+    target t;
     memset(&mi, 0, sizeof mi);
-    float *in = NULL, *out = NULL, *ws = NULL;
+    memset(&t, 0, sizeof t);
+    float *in = NULL, *out = NULL;
     int B = (int)a.batch, H = (int)a.h, W = (int)a.w, E = (int)a.channels;
-    ml_status s = ML_OK;
-    if (a.random) {
-        mixer_config cfg = mixer_config_default(E, E);
-        cfg.kernel = (int)a.kernel, cfg.d_state = (int)a.d_state, cfg.head_size = (int)a.head_size;
-        s = mixer_instance_random(&mi, a.name, &cfg, a.seed);
-        size_t n = (size_t)B * H * W * E;
-        if (s == ML_OK)
-            s = ml_check_fits(4.0 * (2.0 * (double)n + (double)mixer_instance_workspace(&mi, B, H, W)),
-                              "this mixer run (input, output and workspace)");
-        if (s == ML_OK && !(in = ml_malloc(n * sizeof *in, "input")))
+    ml_status s = a.random ? ML_OK : load_mixer_input(a.input, &in, &B, &H, &W, &E);
+    if (s == ML_OK)
+        s = make_mixer(&a, E, &mi);
+    if (s == ML_OK)
+        s = target_plan_mixer(&t, &mi, B, H, W, a.cuda ? backend_cuda() : &backend_cpu);
+    if (s == ML_OK)
+        s = target_alloc(&t); /* checks the sizes before the random input is made */
+    if (s == ML_OK && a.random) {
+        if (!(in = ml_malloc(t.n_in * sizeof *in, "input")))
             s = ML_ERR_NOMEM;
         if (s == ML_OK) {
             rng_state r;
             rng_seed(&r, a.seed ^ 0x696e707574ULL);
-            rng_fill_normal(&r, in, n, 1.0);
-        }
-    } else {
-        st_file fi, fw;
-        s = st_open(&fi, a.input);
-        if (s == ML_OK) {
-            const st_tensor *t = st_find(&fi, "input");
-            char shape[96] = "";
-            if (t)
-                st_shape_str(shape, sizeof shape, t->ndim, t->shape);
-            if (!t)
-                s = ml_fail(ML_ERR_FORMAT, "'%s': missing tensor 'input'", a.input);
-            else if (t->ndim != 4 || t->numel == 0)
-                s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' has shape %s, expected [B, H, W, E]", a.input,
-                            shape);
-            else if (t->shape[0] > MODEL_MAX_BATCH || t->shape[1] > 65536 || t->shape[2] > 65536 ||
-                     t->shape[3] > 65536)
-                s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s is too large", a.input, shape);
-            if (s == ML_OK) {
-                B = (int)t->shape[0], H = (int)t->shape[1], W = (int)t->shape[2], E = (int)t->shape[3];
-                in = ml_malloc(t->numel * sizeof *in, "input");
-                s = in ? st_read_f32(&fi, t, in) : ML_ERR_NOMEM;
-            }
-            st_close(&fi);
-        }
-        if (s == ML_OK && (s = st_open(&fw, a.weights)) == ML_OK) {
-            static const char *const allowed[] = {"input", "output", NULL};
-            s = mixer_instance_load(&mi, a.name, &fw, E, (int)a.head_size, allowed);
-            st_close(&fw);
+            rng_fill_normal(&r, in, t.n_in, 1.0);
         }
     }
-    size_t n = (size_t)B * H * W * E;
-    if (s == ML_OK && !a.random)
-        s = ml_check_fits(4.0 * ((double)n + (double)mixer_instance_workspace(&mi, B, H, W)),
-                          "this mixer run (output and workspace)");
-    if (s == ML_OK) {
-        out = ml_malloc(n * sizeof *out, "output");
-        ws = out ? ml_malloc(mixer_instance_workspace(&mi, B, H, W) * sizeof *ws, "mixer workspace") : NULL;
-        if (!ws)
-            s = ML_ERR_NOMEM;
-    }
-    if (s == ML_OK) {
-        run_ctx c = {&mi, out, ws, in, B, H, W};
-        run_once(&c);
-        macs_opts o = {MACS_FVCORE, SCAN_GU};
-        uint64_t macs = ops->macs(&mi.cfg, B, H, W, &o);
-        printf("mixer %s: B %d, %dx%d (L = %ld), E %d", a.name, B, H, W, (long)H * W, E);
-        if (strncmp(a.name, "ssm", 3) == 0)
-            printf(", N %d, R %d", mi.cfg.d_state, mixer_dt_rank(&mi.cfg));
-        if (strcmp(a.name, "dwconv") == 0)
-            printf(", K %d", mi.cfg.kernel);
-        if (strncmp(a.name, "attn", 4) == 0)
-            printf(", head size %d", mi.cfg.head_size);
-        printf("; %.4f GMACs (fvcore, gu)\n", macs / 1e9);
-        if (a.repeat > 0) {
-            timer_policy p = {.warmup_s = 0, .warmup_min = 0, .min_samples = (int)a.repeat,
-                              .min_time_s = 0, .max_time_s = 1e9, .settle_rel = 1e9};
-            timer_stats st;
-            s = timer_measure(&p, run_once, &c, &st);
-            if (s == ML_OK)
-                printf("time: median %.3f ms, min %.3f ms over %d runs after 1 warm-up\n", st.median_ms,
-                       st.min_ms, st.samples);
-            timer_stats_free(&st);
-        }
-    }
+    if (s == ML_OK && !(out = ml_malloc(t.n_out * sizeof *out, "output")))
+        s = ML_ERR_NOMEM;
+    if (s == ML_OK)
+        s = run_mixer(&t, &a, in, out);
     if (s == ML_OK && a.output) {
-        st_entry e = {"output", 4, {B, H, W, E}, out};
+        st_entry e = {"output", 4, {B, H, W, t.mi.cfg.channels}, out};
         const char *meta[] = {"mixer", a.name, NULL};
         s = st_write(a.output, &e, 1, meta);
         if (s == ML_OK)
-            printf("wrote output [%d, %d, %d, %d] to %s\n", B, H, W, E, a.output);
+            printf("wrote output [%d, %d, %d, %d] to %s\n", B, H, W, t.mi.cfg.channels, a.output);
     }
     mixer_instance_free(&mi);
-    free(in), free(out), free(ws);
+    target_free(&t);
+    free(in), free(out);
     return s;
 }

@@ -1,5 +1,5 @@
 #include "harness/cli.h"
-#include "harness/cuda_util.h"
+#include "harness/cuda_measure.h"
 
 #include <build_info.h>
 

@@ -3,7 +3,7 @@
 #ifndef MIXERLAB_SPEC_H
 #define MIXERLAB_SPEC_H
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "harness/timer.h"
 
 #define SPEC_MAX_LIST 32

@@ -1,7 +1,7 @@
 #include "harness/store.h"
 
 #include "harness/cli.h"
-#include "harness/cuda_util.h"
+#include "harness/cuda_measure.h"
 
 #include <build_info.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
 #ifndef MIXERLAB_STORE_H
 #define MIXERLAB_STORE_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 #include <sqlite3.h>
 

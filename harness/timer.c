@@ -69,7 +69,7 @@ void timer_stats_summarise(timer_stats *s)
     free(v);
 }
 
-static double host_sample_ms(void (*fn)(void *), void *ctx)
+double timer_host_sample_ms(void (*fn)(void *), void *ctx)
 {
     const double a = timer_now_s();
     fn(ctx);
@@ -78,7 +78,7 @@ static double host_sample_ms(void (*fn)(void *), void *ctx)
 
 ml_status timer_measure(const timer_policy *p, void (*fn)(void *), void *ctx, timer_stats *out)
 {
-    return timer_measure_by(p, fn, ctx, host_sample_ms, out);
+    return timer_measure_by(p, fn, ctx, timer_host_sample_ms, out);
 }
 
 ml_status timer_measure_by(const timer_policy *p, void (*fn)(void *), void *ctx, timer_sample_fn sample,

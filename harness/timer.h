@@ -9,7 +9,7 @@
 #ifndef MIXERLAB_TIMER_H
 #define MIXERLAB_TIMER_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 #define TIMER_MAX_SAMPLES 100000
 
@@ -36,6 +36,8 @@ ml_status timer_measure(const timer_policy *p, void (*fn)(void *), void *ctx, ti
  * its time in ms (cuda_sample_ms: CUDA events on the work's stream). The
  * time caps still use the host clock. */
 typedef double (*timer_sample_fn)(void (*fn)(void *), void *ctx);
+/* The host clock's sampler: one call of fn, in ms. */
+double timer_host_sample_ms(void (*fn)(void *), void *ctx);
 ml_status timer_measure_by(const timer_policy *p, void (*fn)(void *), void *ctx, timer_sample_fn sample,
                            timer_stats *out);
 /* Fills the summary fields from raw_ms[0..samples). */

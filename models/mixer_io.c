@@ -24,12 +24,14 @@ static int shape_from_file(void *ctx, const char *name, int64_t *shape)
 
 static ml_status alloc_params(mixer_instance *mi)
 {
+    mi->be = &backend_cpu;
     ML_TRY(mi->ops->validate(&mi->cfg));
     mi->nparams = mi->ops->param_specs(&mi->cfg, mi->specs);
     for (int i = 0; i < mi->nparams; i++) {
         mi->params[i] = ml_calloc(param_spec_numel(&mi->specs[i]), sizeof(float), mi->specs[i].name);
         if (!mi->params[i])
             return ML_ERR_NOMEM;
+        mi->dev[i] = mi->params[i];
     }
     return ML_OK;
 }
@@ -102,19 +104,50 @@ ml_status mixer_instance_random(mixer_instance *mi, const char *name, const mixe
     return ML_OK;
 }
 
+static void release_device(mixer_instance *mi)
+{
+    for (int i = 0; i < mi->nparams; i++) {
+        if (mi->dev[i] && mi->dev[i] != mi->params[i])
+            mi->be->release(mi->dev[i]);
+        mi->dev[i] = mi->params[i];
+    }
+    mi->be = &backend_cpu;
+}
+
+ml_status mixer_instance_to(mixer_instance *mi, const backend *be)
+{
+    ML_TRY(mixer_supports(mi->ops, be, &mi->cfg));
+    release_device(mi);
+    if (be->host_memory) {
+        mi->be = be;
+        return ML_OK;
+    }
+    mi->be = be;
+    for (int i = 0; i < mi->nparams; i++)
+        mi->dev[i] = NULL;
+    for (int i = 0; i < mi->nparams; i++) {
+        const size_t bytes = param_spec_numel(&mi->specs[i]) * sizeof(float);
+        if (!(mi->dev[i] = backend_alloc_floats(be, param_spec_numel(&mi->specs[i]), mi->specs[i].name)))
+            return ML_ERR_NOMEM;
+        ML_TRY(be->upload(mi->dev[i], mi->params[i], bytes));
+    }
+    return ML_OK;
+}
+
 size_t mixer_instance_workspace(const mixer_instance *mi, int B, int H, int W)
 {
-    return mi->ops->workspace_floats(&mi->cfg, B, H, W);
+    return mi->ops->workspace_floats(mi->be, &mi->cfg, B, H, W);
 }
 
 void mixer_instance_run(const mixer_instance *mi, float *out, const float *in, int B, int H, int W, float *ws)
 {
-    mi->ops->forward_cpu(&mi->cfg, (const float *const *)mi->params, out, in, (size_t)mi->cfg.channels, ws, B,
-                         H, W);
+    mi->ops->forward(mi->be, &mi->cfg, (const float *const *)mi->dev, out, in, (size_t)mi->cfg.channels, ws, B, H, W);
 }
 
 void mixer_instance_free(mixer_instance *mi)
 {
+    if (mi->be)
+        release_device(mi);
     for (int i = 0; i < mi->nparams; i++)
         free(mi->params[i]);
     memset(mi, 0, sizeof *mi);

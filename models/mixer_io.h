@@ -1,5 +1,7 @@
-/* One token mixer on its own: parameters under their bare names (DESIGN §4),
- * from a safetensors file (sizes read off the shapes) or seeded at random. */
+/* One token mixer on its own: parameters under their bare names (the
+ * README's mixer table), from a safetensors file (sizes read off the shapes)
+ * or seeded at random; run on the CPU, or on another backend after
+ * mixer_instance_to. */
 #ifndef MIXERLAB_MIXER_IO_H
 #define MIXERLAB_MIXER_IO_H
 
@@ -11,7 +13,9 @@ typedef struct {
     mixer_config cfg;
     param_spec specs[MIXER_MAX_PARAMS];
     int nparams;
-    float *params[MIXER_MAX_PARAMS];
+    float *params[MIXER_MAX_PARAMS]; /* host copies */
+    const backend *be;               /* where it runs (the CPU until mixer_instance_to) */
+    float *dev[MIXER_MAX_PARAMS];    /* the parameters on be (params themselves on the CPU) */
 } mixer_instance;
 
 /* Usage error listing the registered mixers when name is unknown. */
@@ -28,9 +32,12 @@ ml_status mixer_instance_random(mixer_instance *mi, const char *name, const mixe
                                 uint64_t seed);
 /* After a failed load or random init, mixer_instance_free still releases what was allocated. */
 
-/* Floats of workspace a run on (B, H, W) needs. */
+/* Moves the mixer to backend be: a usage error when be's kernels do not
+ * cover its settings, else its parameters uploaded. */
+ml_status mixer_instance_to(mixer_instance *mi, const backend *be);
+/* Floats of workspace a run on (B, H, W) needs on its backend. */
 size_t mixer_instance_workspace(const mixer_instance *mi, int B, int H, int W);
-/* out (B,H,W,E) = mixer(in (B,H,W,E)); ws as sized above. */
+/* out (B,H,W,E) = mixer(in (B,H,W,E)), pointers on its backend; ws as sized above. */
 void mixer_instance_run(const mixer_instance *mi, float *out, const float *in, int B, int H, int W, float *ws);
 void mixer_instance_free(mixer_instance *mi);
 

@@ -1,29 +1,44 @@
 #include "models/model.h"
 
-#include "blocks/act.h"
 #include "blocks/layernorm.h"
 #include "blocks/linear.h"
-#include "blocks/pool.h"
 #include "blocks/rmsnorm.h"
 
 #include <omp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-static ml_status add_param(model *m, int *cap, const char *name, int ndim, const int64_t *shape,
-                           param_init init)
+/* ---- planning: one walk over the architecture records the parameter table
+ * (with each tensor's named slot), the buffer sizes and the accounting ---- */
+
+#define SLOT(field) offsetof(model_params, field)
+#define NO_SLOT ((size_t)-1)
+
+typedef struct {
+    model *m;
+    int cap;
+    int part; /* the part being planned: 0 stem, 1 + s stage s, S + 1 head */
+} planner;
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static ml_status plan_param(planner *pl, const char *name, int ndim, const int64_t *shape, param_init init,
+                            size_t slot)
 {
-    if (m->n_params == *cap) {
-        int ncap = *cap ? 2 * *cap : 64;
+    model *m = pl->m;
+    if (m->n_params == pl->cap) {
+        int ncap = pl->cap ? 2 * pl->cap : 64;
         model_param *p = realloc(m->params, (size_t)ncap * sizeof *p);
         if (!p)
             return ml_fail(ML_ERR_NOMEM, "out of memory building the parameter table");
         m->params = p;
-        *cap = ncap;
+        pl->cap = ncap;
     }
     model_param *p = &m->params[m->n_params++];
     memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s", name);
+    if (snprintf(p->name, sizeof p->name, "%s", name) >= (int)sizeof p->name)
+        return ml_fail(ML_ERR_RUNTIME, "parameter name too long: %s", name);
     p->ndim = ndim;
     p->numel = 1;
     for (int i = 0; i < ndim; i++) {
@@ -31,213 +46,313 @@ static ml_status add_param(model *m, int *cap, const char *name, int ndim, const
         p->numel *= (size_t)shape[i];
     }
     p->init = init;
+    p->part = pl->part;
+    p->slot = slot;
     m->param_floats += p->numel;
     return ML_OK;
 }
 
-static ml_status add_conv(model *m, int *cap, const char *prefix, const conv2d_shape *s)
+static ml_status plan_pair(planner *pl, const char *prefix, int ndim, const int64_t *wshape, int64_t nb,
+                           param_init winit, param_init binit, size_t slot)
 {
     char name[PARAM_NAME_MAX + 32];
-    int64_t w[4] = {s->cout, s->cin, s->k, s->k}, b[1] = {s->cout};
+    int64_t bs[1] = {nb};
     snprintf(name, sizeof name, "%s.weight", prefix);
-    ML_TRY(add_param(m, cap, name, 4, w, PARAM_INIT_TRUNC_NORMAL));
+    ML_TRY(plan_param(pl, name, ndim, wshape, winit, slot == NO_SLOT ? NO_SLOT : slot + offsetof(tensor_pair, w)));
+    if (nb <= 0)
+        return ML_OK;
     snprintf(name, sizeof name, "%s.bias", prefix);
-    return add_param(m, cap, name, 1, b, PARAM_INIT_ZEROS);
+    return plan_param(pl, name, 1, bs, binit, slot == NO_SLOT ? NO_SLOT : slot + offsetof(tensor_pair, b));
 }
 
-static ml_status add_norm(model *m, int *cap, const char *prefix, int C)
+/* A dense conv producing out_rows pixels: weight and bias, its MACs. */
+static ml_status plan_conv(planner *pl, const char *prefix, const conv2d_shape *s, int B, int Ho, int Wo,
+                           size_t slot)
 {
-    char name[PARAM_NAME_MAX + 32];
-    int64_t s[1] = {C};
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    ML_TRY(add_param(m, cap, name, 1, s, PARAM_INIT_ONES));
-    snprintf(name, sizeof name, "%s.bias", prefix);
-    return add_param(m, cap, name, 1, s, PARAM_INIT_ZEROS);
+    int64_t w[4] = {s->cout, s->cin, s->k, s->k};
+    pl->m->part[pl->part].product_macs += conv2d_macs(s, B, Ho, Wo);
+    return plan_pair(pl, prefix, 4, w, s->cout, PARAM_INIT_TRUNC_NORMAL, PARAM_INIT_ZEROS, slot);
 }
 
-static ml_status add_linear(model *m, int *cap, const char *prefix, int in_f, int out_f)
+/* A norm of a given kind over rows x C: weight, and bias for LayerNorm. */
+static ml_status plan_norm(planner *pl, const char *prefix, int C, norm_kind k, size_t rows, size_t slot)
 {
-    char name[PARAM_NAME_MAX + 32];
-    int64_t w[2] = {out_f, in_f}, b[1] = {out_f};
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    ML_TRY(add_param(m, cap, name, 2, w, PARAM_INIT_TRUNC_NORMAL));
-    snprintf(name, sizeof name, "%s.bias", prefix);
-    return add_param(m, cap, name, 1, b, PARAM_INIT_ZEROS);
+    model_part_plan *pp = &pl->m->part[pl->part];
+    int64_t w[1] = {C};
+    if (k == NORM_RMS)
+        pp->rmsnorm_elems += (uint64_t)rows * C;
+    else
+        pp->layernorm_elems += (uint64_t)rows * C;
+    return plan_pair(pl, prefix, 1, w, k == NORM_LAYER ? C : 0, PARAM_INIT_ONES, PARAM_INIT_ZEROS, slot);
 }
 
-static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
-
-static ml_status add_named(model *m, int *cap, const char *name, int ndim, int64_t d0, int64_t d1,
-                           int64_t d2, param_init init)
+static ml_status plan_linear(planner *pl, const char *prefix, int in_f, int out_f, int bias, size_t rows, size_t slot)
 {
-    int64_t s[3] = {d0, d1, d2};
-    return add_param(m, cap, name, ndim, s, init);
+    int64_t w[2] = {out_f, in_f};
+    pl->m->part[pl->part].product_macs += linear_macs(rows, in_f, out_f);
+    return plan_pair(pl, prefix, 2, w, bias ? out_f : 0, PARAM_INIT_TRUNC_NORMAL, PARAM_INIT_ZEROS, slot);
 }
 
-/* The norm of a given kind under prefix: weight, and bias for LayerNorm. */
-static ml_status add_norm_kind(model *m, int *cap, const char *prefix, int C, norm_kind k)
+/* The stem (MAMBAOUT: conv3x3 s2 -> LN -> GELU -> conv3x3 s2 -> LN; PATCH:
+ * conv PxP stride P [-> LN]); *h, *w get the grid after it. */
+static ml_status plan_stem(planner *pl, int *h, int *w)
 {
-    if (k == NORM_LAYER)
-        return add_norm(m, cap, prefix, C);
-    char name[PARAM_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    return add_named(m, cap, name, 1, C, 0, 0, PARAM_INIT_ONES);
+    model *m = pl->m;
+    const model_config *cfg = &m->cfg;
+    const int B = m->B, C0 = cfg->dims[0], T = m->threads;
+    pl->part = 0;
+    if (cfg->stem == STEM_MAMBAOUT) {
+        if (C0 < 2)
+            return ml_fail(ML_ERR_USAGE, "%s: stem width %d must be >= 2", cfg->name, C0);
+        m->stem1 = (conv2d_shape){3, C0 / 2, 3, 2, 1};
+        m->stem2 = (conv2d_shape){C0 / 2, C0, 3, 2, 1};
+        m->stem_h = conv2d_out_size(&m->stem1, m->H), m->stem_w = conv2d_out_size(&m->stem1, m->W);
+        *h = conv2d_out_size(&m->stem2, m->stem_h), *w = conv2d_out_size(&m->stem2, m->stem_w);
+        const size_t r1 = (size_t)B * m->stem_h * m->stem_w, r2 = (size_t)B * *h * *w;
+        ML_TRY(plan_conv(pl, "stem.conv1", &m->stem1, B, m->stem_h, m->stem_w, SLOT(stem_conv1)));
+        ML_TRY(plan_norm(pl, "stem.norm1", C0 / 2, NORM_LAYER, r1, SLOT(stem_norm1)));
+        ML_TRY(plan_conv(pl, "stem.conv2", &m->stem2, B, *h, *w, SLOT(stem_conv2)));
+        ML_TRY(plan_norm(pl, "stem.norm2", C0, NORM_LAYER, r2, SLOT(stem_norm2)));
+        m->n_m = r1 * (C0 / 2);
+        m->n_ws = max_sz(m->be->conv2d_ws(&m->stem1, r1, T), m->be->conv2d_ws(&m->stem2, r2, T));
+        return ML_OK;
+    }
+    if (cfg->patch < 1 || m->H < cfg->patch || m->W < cfg->patch)
+        return ml_fail(ML_ERR_USAGE, "%s: patch size %d does not fit %dx%d", cfg->name, cfg->patch, m->H, m->W);
+    m->stem1 = (conv2d_shape){3, C0, cfg->patch, cfg->patch, 0};
+    *h = conv2d_out_size(&m->stem1, m->H), *w = conv2d_out_size(&m->stem1, m->W);
+    const size_t rows = (size_t)B * *h * *w;
+    ML_TRY(plan_conv(pl, "patch_embed.proj", &m->stem1, B, *h, *w, SLOT(stem_conv1)));
+    if (cfg->stem_norm)
+        ML_TRY(plan_norm(pl, "patch_embed.norm", C0, NORM_LAYER, rows, SLOT(stem_norm1)));
+    m->n_u = max_sz(m->n_u, rows * C0);
+    m->n_ws = m->be->conv2d_ws(&m->stem1, rows, T);
+    return ML_OK;
 }
 
-ml_status model_plan(model *m, const model_config *cfg, int B, int H, int W)
+/* The downsampling layer opening stage s > 0 (CONV: conv3x3 s2 -> LN; MERGE:
+ * 2x2 concat -> LN -> linear without bias); updates the grid. */
+static ml_status plan_down(planner *pl, int s, int *h, int *w)
 {
-    memset(m, 0, sizeof *m);
-    m->cfg = *cfg;
+    model *m = pl->m;
+    const model_config *cfg = &m->cfg;
+    const int B = m->B, C = cfg->dims[s], Cp = cfg->dims[s - 1];
+    char prefix[PARAM_NAME_MAX];
+    if (cfg->down == DOWN_CONV) {
+        m->down[s] = (conv2d_shape){Cp, C, 3, 2, 1};
+        *h = conv2d_out_size(&m->down[s], *h), *w = conv2d_out_size(&m->down[s], *w);
+        const size_t rows = (size_t)B * *h * *w;
+        snprintf(prefix, sizeof prefix, "stages.%d.downsample.conv", s);
+        ML_TRY(plan_conv(pl, prefix, &m->down[s], B, *h, *w, SLOT(down[s].conv)));
+        snprintf(prefix, sizeof prefix, "stages.%d.downsample.norm", s);
+        ML_TRY(plan_norm(pl, prefix, C, NORM_LAYER, rows, SLOT(down[s].norm)));
+        m->n_u = max_sz(m->n_u, rows * C);
+        m->n_ws = max_sz(m->n_ws, m->be->conv2d_ws(&m->down[s], rows, m->threads));
+        return ML_OK;
+    }
+    if (*h < 2 || *w < 2)
+        return ml_fail(ML_ERR_USAGE, "%s: stage %d grid %dx%d is too small to merge", cfg->name, s, *h, *w);
+    *h /= 2, *w /= 2;
+    const size_t rows = (size_t)B * *h * *w;
+    snprintf(prefix, sizeof prefix, "stages.%d.downsample.norm", s);
+    ML_TRY(plan_norm(pl, prefix, 4 * Cp, NORM_LAYER, rows, SLOT(down[s].norm)));
+    snprintf(prefix, sizeof prefix, "stages.%d.downsample.reduction", s);
+    ML_TRY(plan_linear(pl, prefix, 4 * Cp, C, 0, rows, SLOT(down[s].reduction)));
+    m->n_u = max_sz(m->n_u, rows * 4 * Cp);
+    return ML_OK;
+}
+
+/* Stage s's blocks: one block config, depth copies of its parameters, the buffers. */
+static ml_status plan_blocks(planner *pl, int s, int *next_block)
+{
+    model *m = pl->m;
+    const model_config *cfg = &m->cfg;
+    const int C = cfg->dims[s], depth = cfg->depths[s];
+    /* the blocks see a grid, or the isotropic sequence as a 1 x L line */
+    const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : m->sh[s];
+    const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : m->sw[s];
+    m->n_x = max_sz(m->n_x, (size_t)m->B * bh * bw * C);
+    mixer_config mc = cfg->mixer_cfg;
+    mc.threads = m->threads;
+    m->blocks[s] = block_config_make(C, cfg->expansion, cfg->conv_ratio, cfg->act, cfg->norm, cfg->eps, cfg->fc_bias,
+                                     cfg->mixer, &mc);
+    ml_status st = block_config_validate(&m->blocks[s]);
+    if (st == ML_OK)
+        st = mixer_supports(cfg->mixer, m->be, &m->blocks[s].mcfg);
+    if (st != ML_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ml_last_error());
+        return ml_fail(ML_ERR_USAGE, "%s, stage %d (width %d): %s", cfg->name, s, C, why);
+    }
+    if (*next_block + depth > MODEL_MAX_BLOCKS)
+        return ml_fail(ML_ERR_USAGE, "%s: more than %d blocks", cfg->name, MODEL_MAX_BLOCKS);
+    m->block_base[s] = *next_block;
+    param_spec specs[BLOCK_MAX_PARAMS];
+    size_t slots[BLOCK_MAX_PARAMS];
+    const int ns = block_param_specs(&m->blocks[s], specs, slots);
+    for (int j = 0; j < depth; j++, (*next_block)++) {
+        const size_t base = SLOT(blocks) + (size_t)*next_block * sizeof(block_params);
+        for (int k = 0; k < ns; k++) {
+            char name[PARAM_NAME_MAX + 32];
+            int len = cfg->skeleton == SKEL_ISOTROPIC
+                          ? snprintf(name, sizeof name, "blocks.%d.%s", j, specs[k].name)
+                          : snprintf(name, sizeof name, "stages.%d.blocks.%d.%s", s, j, specs[k].name);
+            if (len >= (int)sizeof name)
+                return ml_fail(ML_ERR_RUNTIME, "parameter name too long: %s", specs[k].name);
+            ML_TRY(plan_param(pl, name, specs[k].ndim, specs[k].shape, specs[k].init, base + slots[k]));
+        }
+    }
+    if (depth > 0) {
+        block_sizes bs = block_buffer_floats(m->be, &m->blocks[s], m->B, bh, bw, m->threads);
+        m->n_t = max_sz(m->n_t, bs.t);
+        m->n_u = max_sz(m->n_u, bs.u);
+        m->n_m = max_sz(m->n_m, bs.m);
+        m->n_ws = max_sz(m->n_ws, bs.ws);
+    }
+    return ML_OK;
+}
+
+/* The head (MLP: mean -> LN -> fc -> GELU -> LN -> fc; NORM_LINEAR: LN per
+ * token -> mean -> fc; TOKEN: final norm on the class token -> fc). */
+static ml_status plan_head(planner *pl)
+{
+    model *m = pl->m;
+    const model_config *cfg = &m->cfg;
+    const int S = cfg->num_stages, CL = cfg->dims[S - 1], NC = cfg->num_classes, B = m->B;
+    pl->part = S + 1;
+    switch (cfg->head) {
+    case HEAD_MLP: {
+        const int HH = cfg->head_mlp_ratio * CL;
+        ML_TRY(plan_norm(pl, "head.norm", CL, NORM_LAYER, (size_t)B, SLOT(head_norm)));
+        ML_TRY(plan_linear(pl, "head.pre_logits.fc", CL, HH, 1, (size_t)B, SLOT(head_fc1)));
+        ML_TRY(plan_norm(pl, "head.pre_logits.norm", HH, NORM_LAYER, (size_t)B, SLOT(head_norm2)));
+        ML_TRY(plan_linear(pl, "head.fc", HH, NC, 1, (size_t)B, SLOT(head_fc)));
+        m->n_u = max_sz(m->n_u, (size_t)B * HH);
+        break;
+    }
+    case HEAD_NORM_LINEAR: {
+        const size_t rows = (size_t)B * m->sh[S - 1] * m->sw[S - 1];
+        ML_TRY(plan_norm(pl, "head.norm", CL, NORM_LAYER, rows, SLOT(head_norm)));
+        ML_TRY(plan_linear(pl, "head.fc", CL, NC, 1, (size_t)B, SLOT(head_fc)));
+        m->n_u = max_sz(m->n_u, rows * CL);
+        break;
+    }
+    case HEAD_TOKEN:
+        ML_TRY(plan_norm(pl, "norm", CL, cfg->norm, (size_t)B, SLOT(head_norm)));
+        ML_TRY(plan_linear(pl, "head.fc", CL, NC, 1, (size_t)B, SLOT(head_fc)));
+        break;
+    }
+    m->n_t = max_sz(m->n_t, (size_t)B * CL);
+    m->n_logits = (size_t)B * NC;
+    return ML_OK;
+}
+
+static ml_status plan_check(const model_config *cfg, int B, int H, int W)
+{
     if (B < 1 || B > MODEL_MAX_BATCH)
         return ml_fail(ML_ERR_USAGE, "batch %d is out of range (1..%d)", B, MODEL_MAX_BATCH);
     if (H < MODEL_MIN_RES || H > MODEL_MAX_RES || W < MODEL_MIN_RES || W > MODEL_MAX_RES)
         return ml_fail(ML_ERR_USAGE, "resolution %dx%d is out of range (%d..%d)", H, W, MODEL_MIN_RES,
                        MODEL_MAX_RES);
     if (cfg->num_stages < 1 || cfg->num_stages > MODEL_MAX_STAGES)
-        return ml_fail(ML_ERR_USAGE, "%s: %d stages (1..%d)", cfg->name, cfg->num_stages,
-                       MODEL_MAX_STAGES);
+        return ml_fail(ML_ERR_USAGE, "%s: %d stages (1..%d)", cfg->name, cfg->num_stages, MODEL_MAX_STAGES);
     if (cfg->num_classes < 1)
         return ml_fail(ML_ERR_USAGE, "%s: %d classes", cfg->name, cfg->num_classes);
+    if (cfg->skeleton == SKEL_ISOTROPIC && cfg->num_stages != 1)
+        return ml_fail(ML_ERR_USAGE, "%s: the isotropic skeleton has one stage", cfg->name);
+    for (int s = 0; s < cfg->num_stages; s++)
+        if (cfg->depths[s] < 0 || cfg->dims[s] < 1)
+            return ml_fail(ML_ERR_USAGE, "%s: stage %d has depth %d, width %d", cfg->name, s, cfg->depths[s],
+                           cfg->dims[s]);
+    return ML_OK;
+}
+
+ml_status model_plan_on(model *m, const model_config *cfg, int B, int H, int W, const backend *be)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->be = be;
+    ML_TRY(plan_check(cfg, B, H, W));
     m->B = B, m->H = H, m->W = W;
-    m->threads = omp_get_max_threads();
-    const int S = cfg->num_stages, C0 = cfg->dims[0];
-    const int T = m->threads;
-    int cap = 0, h, w;
-
-    size_t n_x = 0, n_t = 0, n_u = (size_t)B * H * W * 3, n_m = 0, n_ws = 0;
-    if (cfg->stem == STEM_MAMBAOUT) {
-        /* conv3x3 s2 (3 -> C0/2), LN, GELU, conv3x3 s2 (-> C0), LN */
-        if (C0 < 2)
-            return ml_fail(ML_ERR_USAGE, "%s: stem width %d must be >= 2", cfg->name, C0);
-        m->stem1 = (conv2d_shape){3, C0 / 2, 3, 2, 1};
-        m->stem2 = (conv2d_shape){C0 / 2, C0, 3, 2, 1};
-        m->stem_h = conv2d_out_size(&m->stem1, H), m->stem_w = conv2d_out_size(&m->stem1, W);
-        h = conv2d_out_size(&m->stem2, m->stem_h), w = conv2d_out_size(&m->stem2, m->stem_w);
-        ML_TRY(add_conv(m, &cap, "stem.conv1", &m->stem1));
-        ML_TRY(add_norm(m, &cap, "stem.norm1", C0 / 2));
-        ML_TRY(add_conv(m, &cap, "stem.conv2", &m->stem2));
-        ML_TRY(add_norm(m, &cap, "stem.norm2", C0));
-        n_m = (size_t)B * m->stem_h * m->stem_w * (C0 / 2);
-        n_ws = max_sz(conv2d_workspace_floats(&m->stem1, (size_t)B * m->stem_h * m->stem_w, T),
-                      conv2d_workspace_floats(&m->stem2, (size_t)B * h * w, T));
-    } else {
-        /* conv PxP stride P (3 -> C0) [+ LN] */
-        if (cfg->patch < 1 || H < cfg->patch || W < cfg->patch)
-            return ml_fail(ML_ERR_USAGE, "%s: patch size %d does not fit %dx%d", cfg->name, cfg->patch, H, W);
-        m->stem1 = (conv2d_shape){3, C0, cfg->patch, cfg->patch, 0};
-        h = conv2d_out_size(&m->stem1, H), w = conv2d_out_size(&m->stem1, W);
-        ML_TRY(add_conv(m, &cap, "patch_embed.proj", &m->stem1));
-        if (cfg->stem_norm)
-            ML_TRY(add_norm(m, &cap, "patch_embed.norm", C0));
-        n_u = max_sz(n_u, (size_t)B * h * w * C0);
-        n_ws = conv2d_workspace_floats(&m->stem1, (size_t)B * h * w, T);
-    }
-
+    m->threads = be->kind == BACKEND_CPU ? omp_get_max_threads() : 1;
+    m->n_u = (size_t)B * H * W * 3; /* the input, channels-last */
+    if (!be->host_memory)
+        m->n_in = (size_t)B * 3 * H * W;
+    planner pl = {m, 0, 0};
+    int h = 0, w = 0, next_block = 0;
+    ML_TRY(plan_stem(&pl, &h, &w));
     if (cfg->skeleton == SKEL_ISOTROPIC) {
         /* one sequence of h·w patches plus a class token in the middle */
-        if (S != 1)
-            return ml_fail(ML_ERR_USAGE, "%s: the isotropic skeleton has one stage", cfg->name);
+        const int C0 = cfg->dims[0];
         m->seq = (size_t)h * w + 1;
-        n_m = max_sz(n_m, (size_t)B * h * w * C0); /* the patches before the class token goes in */
-        ML_TRY(add_named(m, &cap, "cls_token", 3, 1, 1, C0, PARAM_INIT_TRUNC_NORMAL));
-        ML_TRY(add_named(m, &cap, "pos_embed", 3, 1, (int64_t)m->seq, C0, PARAM_INIT_TRUNC_NORMAL));
-        m->sh[0] = h, m->sw[0] = w;
+        m->n_m = max_sz(m->n_m, (size_t)B * h * w * C0); /* the patches before the class token goes in */
+        pl.part = 1;
+        int64_t cls[3] = {1, 1, C0}, pos[3] = {1, (int64_t)m->seq, C0};
+        ML_TRY(plan_param(&pl, "cls_token", 3, cls, PARAM_INIT_TRUNC_NORMAL, SLOT(cls_token)));
+        ML_TRY(plan_param(&pl, "pos_embed", 3, pos, PARAM_INIT_TRUNC_NORMAL, SLOT(pos_embed)));
     }
-
-    for (int s = 0; s < S; s++) {
-        const int C = cfg->dims[s];
-        if (cfg->depths[s] < 0 || C < 1)
-            return ml_fail(ML_ERR_USAGE, "%s: stage %d has depth %d, width %d", cfg->name, s,
-                           cfg->depths[s], C);
-        char prefix[PARAM_NAME_MAX];
-        if (s > 0 && cfg->down == DOWN_CONV) {
-            m->down[s] = (conv2d_shape){cfg->dims[s - 1], C, 3, 2, 1};
-            h = conv2d_out_size(&m->down[s], h), w = conv2d_out_size(&m->down[s], w);
-            snprintf(prefix, sizeof prefix, "stages.%d.downsample.conv", s);
-            ML_TRY(add_conv(m, &cap, prefix, &m->down[s]));
-            snprintf(prefix, sizeof prefix, "stages.%d.downsample.norm", s);
-            ML_TRY(add_norm(m, &cap, prefix, C));
-            n_u = max_sz(n_u, (size_t)B * h * w * C);
-            n_ws = max_sz(n_ws, conv2d_workspace_floats(&m->down[s], (size_t)B * h * w, T));
-        } else if (s > 0) {
-            /* patch merging: 2x2 neighbours concatenated (4·C_prev) -> LN -> linear, no bias */
-            const int Cp = cfg->dims[s - 1];
-            if (h < 2 || w < 2)
-                return ml_fail(ML_ERR_USAGE, "%s: stage %d grid %dx%d is too small to merge", cfg->name, s, h, w);
-            h /= 2, w /= 2;
-            snprintf(prefix, sizeof prefix, "stages.%d.downsample.norm", s);
-            ML_TRY(add_norm(m, &cap, prefix, 4 * Cp));
-            snprintf(prefix, sizeof prefix, "stages.%d.downsample.reduction.weight", s);
-            ML_TRY(add_named(m, &cap, prefix, 2, C, 4 * Cp, 0, PARAM_INIT_TRUNC_NORMAL));
-            n_u = max_sz(n_u, (size_t)B * h * w * 4 * Cp);
-        }
+    for (int s = 0; s < cfg->num_stages; s++) {
+        pl.part = 1 + s;
+        if (s > 0)
+            ML_TRY(plan_down(&pl, s, &h, &w));
         m->sh[s] = h, m->sw[s] = w;
-        /* the blocks see a grid, or the isotropic sequence as a 1 x L line */
-        const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : h;
-        const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : w;
-        n_x = max_sz(n_x, (size_t)B * bh * bw * C);
-
-        mixer_config mc = cfg->mixer_cfg;
-        mc.threads = T;
-        m->blocks[s] = block_config_make(C, cfg->expansion, cfg->conv_ratio, cfg->act, cfg->norm, cfg->eps,
-                                         cfg->fc_bias, cfg->mixer, &mc);
-        if (block_config_validate(&m->blocks[s]) != ML_OK) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", ml_last_error());
-            return ml_fail(ML_ERR_USAGE, "%s, stage %d (width %d): %s", cfg->name, s, C, why);
-        }
-        param_spec specs[BLOCK_MAX_PARAMS];
-        int ns = block_param_specs(&m->blocks[s], specs);
-        m->block_nparams[s] = ns;
-        m->block_first[s] = m->n_params;
-        for (int j = 0; j < cfg->depths[s]; j++) {
-            for (int k = 0; k < ns; k++) {
-                char name[PARAM_NAME_MAX + 32];
-                int len = cfg->skeleton == SKEL_ISOTROPIC
-                              ? snprintf(name, sizeof name, "blocks.%d.%s", j, specs[k].name)
-                              : snprintf(name, sizeof name, "stages.%d.blocks.%d.%s", s, j, specs[k].name);
-                if (len >= (int)sizeof name)
-                    return ml_fail(ML_ERR_RUNTIME, "parameter name too long: %s", specs[k].name);
-                ML_TRY(add_param(m, &cap, name, specs[k].ndim, specs[k].shape, specs[k].init));
-            }
-        }
-        if (cfg->depths[s] > 0) {
-            block_sizes bs = block_buffer_floats(&m->blocks[s], B, bh, bw, T);
-            n_t = max_sz(n_t, bs.t);
-            n_u = max_sz(n_u, bs.u);
-            n_m = max_sz(n_m, bs.m);
-            n_ws = max_sz(n_ws, bs.ws);
-        }
+        ML_TRY(plan_blocks(&pl, s, &next_block));
     }
+    return plan_head(&pl);
+}
 
-    const int CL = cfg->dims[S - 1], NC = cfg->num_classes;
-    switch (cfg->head) {
-    case HEAD_MLP: { /* mean over H,W -> LN -> fc (C -> r·C) -> GELU -> LN -> fc */
-        const int HH = cfg->head_mlp_ratio * CL;
-        ML_TRY(add_norm(m, &cap, "head.norm", CL));
-        ML_TRY(add_linear(m, &cap, "head.pre_logits.fc", CL, HH));
-        ML_TRY(add_norm(m, &cap, "head.pre_logits.norm", HH));
-        ML_TRY(add_linear(m, &cap, "head.fc", HH, NC));
-        n_t = max_sz(n_t, (size_t)B * CL);
-        n_u = max_sz(n_u, (size_t)B * HH);
-        break;
-    }
-    case HEAD_NORM_LINEAR: /* LN on every token -> mean -> fc */
-        ML_TRY(add_norm(m, &cap, "head.norm", CL));
-        ML_TRY(add_linear(m, &cap, "head.fc", CL, NC));
-        n_u = max_sz(n_u, (size_t)B * m->sh[S - 1] * m->sw[S - 1] * CL);
-        n_t = max_sz(n_t, (size_t)B * CL);
-        break;
-    case HEAD_TOKEN: /* final norm on the class token -> fc */
-        ML_TRY(add_norm_kind(m, &cap, "norm", CL, cfg->norm));
-        ML_TRY(add_linear(m, &cap, "head.fc", CL, NC));
-        n_t = max_sz(n_t, (size_t)B * CL);
-        break;
-    }
+ml_status model_plan(model *m, const model_config *cfg, int B, int H, int W)
+{
+    return model_plan_on(m, cfg, B, H, W, &backend_cpu);
+}
 
-    m->n_x = n_x, m->n_t = n_t, m->n_u = n_u, m->n_m = n_m, m->n_ws = n_ws;
-    m->n_logits = (size_t)B * NC;
-    return ML_OK;
+/* ---- what the plan says ---- */
+
+uint64_t model_param_count(const model *m)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        n += m->params[i].numel;
+    return n;
+}
+
+/* A part's products and norms under a convention: LayerNorm 5 per element and
+ * RMSNorm 4 under fvcore, except that the localmamba convention counts no
+ * RMSNorm (norm_kind_macs); nothing under gemm. */
+static uint64_t part_macs(const model_part_plan *pp, const macs_opts *o)
+{
+    return pp->product_macs + norm_kind_macs(NORM_LAYER, pp->layernorm_elems, 1, o) +
+           norm_kind_macs(NORM_RMS, pp->rmsnorm_elems, 1, o);
+}
+
+uint64_t model_macs(const model *m, const macs_opts *o, model_stage_info *parts)
+{
+    const model_config *cfg = &m->cfg;
+    const int S = cfg->num_stages;
+    model_stage_info local[MODEL_MAX_STAGES + 2];
+    model_stage_info *p = parts ? parts : local;
+    memset(p, 0, (size_t)(S + 2) * sizeof *p);
+    for (int i = 0; i < S + 2; i++)
+        p[i].macs = part_macs(&m->part[i], o);
+    p[0].h = cfg->stem == STEM_MAMBAOUT ? conv2d_out_size(&m->stem2, m->stem_h) : conv2d_out_size(&m->stem1, m->H);
+    p[0].w = cfg->stem == STEM_MAMBAOUT ? conv2d_out_size(&m->stem2, m->stem_w) : conv2d_out_size(&m->stem1, m->W);
+    p[0].width = cfg->dims[0];
+    for (int s = 0; s < S; s++) {
+        model_stage_info *q = &p[1 + s];
+        const block_config *bc = &m->blocks[s];
+        const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : m->sh[s];
+        const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : m->sw[s];
+        q->h = m->sh[s], q->w = m->sw[s], q->width = cfg->dims[s];
+        q->macs += (uint64_t)cfg->depths[s] * block_macs(bc, m->B, bh, bw, o);
+        q->mixer_macs = (uint64_t)cfg->depths[s] * bc->mixer->macs(&bc->mcfg, m->B, bh, bw, o);
+    }
+    p[S + 1].width = cfg->dims[S - 1];
+    for (int i = 0; i < m->n_params; i++)
+        p[m->params[i].part].params += m->params[i].numel;
+    uint64_t total = 0;
+    for (int i = 0; i < S + 2; i++)
+        total += p[i].macs;
+    return total;
 }
 
 size_t model_weight_bytes(const model *m)
@@ -248,50 +363,94 @@ size_t model_weight_bytes(const model *m)
     return b;
 }
 
-size_t model_activation_bytes(const model *m)
+/* The activation buffers in allocation order. */
+static size_t act_bytes(const model *m)
 {
-    return arena_floats_bytes(m->n_x) + arena_floats_bytes(m->n_t) + arena_floats_bytes(m->n_u) +
-           arena_floats_bytes(m->n_m) + arena_floats_bytes(m->n_logits) + arena_floats_bytes(m->n_ws);
+    return arena_floats_bytes(m->n_in) + arena_floats_bytes(m->n_x) + arena_floats_bytes(m->n_t) +
+           arena_floats_bytes(m->n_u) + arena_floats_bytes(m->n_m) + arena_floats_bytes(m->n_logits);
+}
+
+size_t model_activation_bytes(const model *m) { return act_bytes(m) + arena_floats_bytes(m->n_ws); }
+
+void model_bind(const model *m, float *const *tensors, model_params *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < m->n_params; i++)
+        *(float **)((char *)out + m->params[i].slot) = tensors[i];
+}
+
+/* ---- memory ---- */
+
+/* Points the activation buffers into one backend block of act_bytes + workspace. */
+static void carve_acts(model *m)
+{
+    arena a = {.name = "activations", .base = m->dev_acts, .size = model_activation_bytes(m)};
+    m->input = m->n_in ? arena_alloc_floats(&a, m->n_in) : NULL;
+    m->x = arena_alloc_floats(&a, m->n_x);
+    m->t = arena_alloc_floats(&a, m->n_t);
+    m->u = arena_alloc_floats(&a, m->n_u);
+    m->m = arena_alloc_floats(&a, m->n_m);
+    m->logits = arena_alloc_floats(&a, m->n_logits);
+    m->ws = arena_alloc_floats(&a, m->n_ws);
+}
+
+/* Device views: the backend copy has the host arena's layout. */
+static ml_status bind_backend_copy(model *m)
+{
+    float **dp = ml_calloc((size_t)m->n_params, sizeof *dp, "device parameter table");
+    if (!dp)
+        return ML_ERR_NOMEM;
+    for (int i = 0; i < m->n_params; i++)
+        dp[i] = (float *)((unsigned char *)m->dev_weights + ((unsigned char *)m->pdata[i] - m->weights.base));
+    model_bind(m, dp, &m->P);
+    free(dp);
+    return ML_OK;
 }
 
 ml_status model_alloc(model *m)
 {
-    size_t wb = model_weight_bytes(m);
-    size_t ab = model_activation_bytes(m) - arena_floats_bytes(m->n_ws);
-    size_t sb = arena_floats_bytes(m->n_ws);
+    const backend *be = m->be;
+    const size_t wb = model_weight_bytes(m), ab = act_bytes(m), sb = arena_floats_bytes(m->n_ws);
     char what[256];
     snprintf(what, sizeof what, "%s at batch %d, %dx%d (weights %.2f, activations %.2f, workspace %.2f GiB)",
              m->cfg.name, m->B, m->H, m->W, wb / 1073741824.0, ab / 1073741824.0, sb / 1073741824.0);
-    ML_TRY(ml_check_fits((double)wb + (double)ab + (double)sb, what));
-    ML_TRY(arena_init(&m->weights, "weights", wb));
-    ml_status s = arena_init(&m->acts, "activations", ab);
+    /* host memory: the weights, plus everything else when the backend is the host */
+    ML_TRY(ml_check_fits((double)wb + (be->host_memory ? (double)ab + (double)sb : 0.0), what));
+    ml_status s = arena_init(&m->weights, "weights", wb);
+    if (s == ML_OK && !(m->pdata = ml_calloc((size_t)m->n_params, sizeof *m->pdata, "parameter table")))
+        s = ML_ERR_NOMEM;
     if (s == ML_OK)
-        s = arena_init(&m->work, "workspace", sb);
-    if (s == ML_OK) {
-        m->pdata = ml_calloc((size_t)m->n_params, sizeof *m->pdata, "parameter table");
-        if (!m->pdata)
-            s = ML_ERR_NOMEM;
-    }
+        s = be->alloc(&m->dev_acts, ab + sb, what);
+    if (s == ML_OK && !be->host_memory)
+        s = be->alloc(&m->dev_weights, wb, "weights");
     if (s != ML_OK) {
         model_free(m);
         return s;
     }
     for (int i = 0; i < m->n_params; i++)
         m->pdata[i] = arena_alloc_floats(&m->weights, m->params[i].numel);
-    m->x = arena_alloc_floats(&m->acts, m->n_x);
-    m->t = arena_alloc_floats(&m->acts, m->n_t);
-    m->u = arena_alloc_floats(&m->acts, m->n_u);
-    m->m = arena_alloc_floats(&m->acts, m->n_m);
-    m->logits = arena_alloc_floats(&m->acts, m->n_logits);
-    m->ws = arena_alloc_floats(&m->work, m->n_ws);
+    model_bind(m, m->pdata, &m->host);
+    if (be->host_memory)
+        m->P = m->host;
+    else if ((s = bind_backend_copy(m)) != ML_OK) {
+        model_free(m);
+        return s;
+    }
+    carve_acts(m);
+    m->weights_stale = !be->host_memory;
     return ML_OK;
 }
 
 void model_free(model *m)
 {
+    if (m->be) {
+        if (m->dev_acts)
+            m->be->release(m->dev_acts);
+        if (m->dev_weights)
+            m->be->release(m->dev_weights);
+    }
+    m->dev_acts = m->dev_weights = NULL;
     arena_free(&m->weights);
-    arena_free(&m->acts);
-    arena_free(&m->work);
     free(m->pdata);
     free(m->params);
     m->pdata = NULL;
@@ -299,91 +458,32 @@ void model_free(model *m)
     m->n_params = 0;
 }
 
-uint64_t model_param_count(const model *m)
+ml_status model_sync_weights(model *m)
 {
-    uint64_t n = 0;
-    for (int i = 0; i < m->n_params; i++)
-        n += m->params[i].numel;
-    return n;
+    if (!m->be->host_memory)
+        ML_TRY(m->be->upload(m->dev_weights, m->weights.base, m->weights.used));
+    m->weights_stale = 0;
+    return ML_OK;
 }
 
-uint64_t model_macs(const model *m, const macs_opts *o, model_stage_info *parts)
+ml_status model_stage_input(model *m, const float *host, const float **input)
 {
-    const model_config *cfg = &m->cfg;
-    const int B = m->B, S = cfg->num_stages;
-    const int fv = o->convention == MACS_FVCORE;
-    model_stage_info local[MODEL_MAX_STAGES + 2];
-    model_stage_info *p = parts ? parts : local;
-    memset(p, 0, (size_t)(S + 2) * sizeof *p);
-
-    /* stem */
-    if (cfg->stem == STEM_MAMBAOUT) {
-        int h2 = conv2d_out_size(&m->stem2, m->stem_h), w2 = conv2d_out_size(&m->stem2, m->stem_w);
-        size_t r1 = (size_t)B * m->stem_h * m->stem_w, r2 = (size_t)B * h2 * w2;
-        p[0].h = h2, p[0].w = w2;
-        p[0].macs = conv2d_macs(&m->stem1, B, m->stem_h, m->stem_w) + conv2d_macs(&m->stem2, B, h2, w2) +
-                    (fv ? layernorm_macs(r1, m->stem1.cout) + layernorm_macs(r2, m->stem2.cout) : 0);
-    } else {
-        int h = conv2d_out_size(&m->stem1, m->H), w = conv2d_out_size(&m->stem1, m->W);
-        p[0].h = h, p[0].w = w;
-        p[0].macs = conv2d_macs(&m->stem1, B, h, w) +
-                    (fv && cfg->stem_norm ? layernorm_macs((size_t)B * h * w, m->stem1.cout) : 0);
+    if (m->be->host_memory) {
+        *input = host;
+        return ML_OK;
     }
-    p[0].width = cfg->dims[0];
-
-    for (int s = 0; s < S; s++) {
-        model_stage_info *q = &p[1 + s];
-        const int h = m->sh[s], w = m->sw[s], C = cfg->dims[s];
-        q->h = h, q->w = w, q->width = C;
-        const size_t rows = (size_t)B * h * w;
-        if (s > 0 && cfg->down == DOWN_CONV)
-            q->macs += conv2d_macs(&m->down[s], B, h, w) + (fv ? layernorm_macs(rows, C) : 0);
-        else if (s > 0)
-            q->macs += linear_macs(rows, 4 * cfg->dims[s - 1], C) +
-                       (fv ? layernorm_macs(rows, 4 * cfg->dims[s - 1]) : 0);
-        const block_config *bc = &m->blocks[s];
-        const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : h;
-        const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : w;
-        q->macs += (uint64_t)cfg->depths[s] * block_macs(bc, B, bh, bw, o);
-        q->mixer_macs = (uint64_t)cfg->depths[s] * bc->mixer->macs(&bc->mcfg, B, bh, bw, o);
-    }
-
-    const int CL = cfg->dims[S - 1], NC = cfg->num_classes;
-    model_stage_info *hd = &p[S + 1];
-    hd->width = CL;
-    switch (cfg->head) {
-    case HEAD_MLP: {
-        const int HH = cfg->head_mlp_ratio * CL;
-        hd->macs = linear_macs((size_t)B, CL, HH) + linear_macs((size_t)B, HH, NC) +
-                   (fv ? layernorm_macs((size_t)B, CL) + layernorm_macs((size_t)B, HH) : 0);
-        break;
-    }
-    case HEAD_NORM_LINEAR:
-        hd->macs = linear_macs((size_t)B, CL, NC) +
-                   (fv ? layernorm_macs((size_t)B * m->sh[S - 1] * m->sw[S - 1], CL) : 0);
-        break;
-    case HEAD_TOKEN:
-        hd->macs = linear_macs((size_t)B, CL, NC) + norm_kind_macs(cfg->norm, (size_t)B, CL, o);
-        break;
-    }
-
-    /* parameters per part, from the table's name prefixes */
-    for (int i = 0; i < m->n_params; i++) {
-        const char *n = m->params[i].name;
-        int part = 0;
-        if (strncmp(n, "stages.", 7) == 0)
-            part = 1 + atoi(n + 7);
-        else if (strncmp(n, "blocks.", 7) == 0 || strcmp(n, "cls_token") == 0 || strcmp(n, "pos_embed") == 0)
-            part = 1;
-        else if (strncmp(n, "head.", 5) == 0 || (cfg->head == HEAD_TOKEN && strncmp(n, "norm.", 5) == 0))
-            part = S + 1;
-        p[part].params += m->params[i].numel;
-    }
-    uint64_t total = 0;
-    for (int i = 0; i < S + 2; i++)
-        total += p[i].macs;
-    return total;
+    ML_TRY(m->be->upload(m->input, host, m->n_in * sizeof(float)));
+    *input = m->input;
+    return ML_OK;
 }
+
+ml_status model_read_logits(const model *m, float *host)
+{
+    ML_TRY(m->be->sync("forward"));
+    return m->be->download(host, m->logits, m->n_logits * sizeof(float));
+}
+
+/* ---- parameters: names, init, checkpoints ---- */
 
 const model_param *model_find_param(const model *m, const char *name)
 {
@@ -427,11 +527,9 @@ void model_init_random(model *m, uint64_t seed)
         if (!bc->mixer->init)
             continue;
         for (int j = 0; j < m->cfg.depths[s]; j++)
-            bc->mixer->init(&bc->mcfg,
-                            m->pdata + m->block_first[s] + j * m->block_nparams[s] +
-                                block_mixer_param_offset(bc),
-                            &rng);
+            bc->mixer->init(&bc->mcfg, m->host.blocks[m->block_base[s] + j].mixer, &rng);
     }
+    m->weights_stale = !m->be->host_memory;
 }
 
 ml_status model_load(model *m, const st_file *f, int ignore_unexpected)
@@ -440,6 +538,7 @@ ml_status model_load(model *m, const st_file *f, int ignore_unexpected)
         const model_param *p = &m->params[i];
         ML_TRY(st_load(f, p->name, p->ndim, p->shape, m->pdata[i]));
     }
+    m->weights_stale = !m->be->host_memory;
     if (!ignore_unexpected) {
         for (int i = 0; i < f->count; i++)
             if (!model_find_param(m, f->tensors[i].name))
@@ -466,160 +565,171 @@ ml_status model_save(const model *m, const char *path)
     return s;
 }
 
-static void tap_nhwc(model_tap_fn tap, void *ctx, const char *name, const float *x, int B, int h,
-                     int w, int C)
+/* ---- the forward, once, on any backend ---- */
+
+typedef struct {
+    model *m;
+    model_tap_fn fn;
+    void *ctx;
+} tapper;
+
+/* Shows x (B,h,w,C) to the tap, from host memory (a copy off a device). */
+static void tap_nhwc(const tapper *tp, const char *name, const float *x, int h, int w, int C)
 {
-    if (!tap)
+    if (!tp->fn)
         return;
-    int64_t shape[4] = {B, h, w, C};
-    tap(ctx, name, x, 4, shape);
+    const backend *be = tp->m->be;
+    int64_t shape[4] = {tp->m->B, h, w, C};
+    const size_t n = (size_t)tp->m->B * h * w * C;
+    if (be->host_memory) {
+        tp->fn(tp->ctx, name, x, 4, shape);
+        return;
+    }
+    float *host = malloc(n * sizeof *host);
+    if (host && be->sync("forward") == ML_OK && be->download(host, x, n * sizeof *host) == ML_OK)
+        tp->fn(tp->ctx, name, host, 4, shape);
+    free(host);
 }
 
-/* out (B, h/2, w/2, 4C) = [x(2i,2j) | x(2i+1,2j) | x(2i,2j+1) | x(2i+1,2j+1)] (VMamba's order; an odd
- * last row or column is dropped). */
-static void merge_2x2(float *out, const float *x, int B, int h, int w, int C)
+static void norm_rows(const backend *be, norm_kind k, float *out, size_t ld_out, const float *in, size_t ld_in,
+                      const tensor_pair *p, size_t rows, int C, float eps)
 {
-    const int ho = h / 2, wo = w / 2;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * ho * wo * C > 65536)
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < ho; i++)
-            for (int j = 0; j < wo; j++) {
-                float *o = out + (((size_t)b * ho + i) * wo + j) * 4 * C;
-                const int di[4] = {0, 1, 0, 1}, dj[4] = {0, 0, 1, 1};
-                for (int q = 0; q < 4; q++)
-                    memcpy(o + (size_t)q * C, x + (((size_t)b * h + 2 * i + di[q]) * w + 2 * j + dj[q]) * C,
-                           (size_t)C * sizeof *o);
-            }
+    if (k == NORM_RMS)
+        be->rmsnorm(out, ld_out, in, ld_in, p->w, rows, C, eps);
+    else
+        be->layernorm(out, ld_out, in, ld_in, p->w, p->b, rows, C, eps);
+}
+
+/* input (B,3,H,W) -> x (B,h,w,C0), or the patches in m->m for the isotropic skeleton. */
+static void forward_stem(model *m, const float *input, int *h, int *w)
+{
+    const backend *be = m->be;
+    const model_config *cfg = &m->cfg;
+    const model_params *P = &m->P;
+    const int B = m->B, C = cfg->dims[0], T = m->threads;
+    be->nchw_to_nhwc(m->u, input, B, 3, m->H, m->W);
+    if (cfg->stem == STEM_MAMBAOUT) {
+        const size_t r1 = (size_t)B * m->stem_h * m->stem_w, c1 = (size_t)m->stem1.cout;
+        be->conv2d(m->m, m->u, P->stem_conv1.w, P->stem_conv1.b, &m->stem1, B, m->H, m->W, m->ws, m->n_ws, T);
+        be->layernorm(m->m, c1, m->m, c1, P->stem_norm1.w, P->stem_norm1.b, r1, m->stem1.cout, cfg->eps);
+        be->act(m->m, m->m, r1 * c1, ACT_GELU);
+        be->conv2d(m->x, m->m, P->stem_conv2.w, P->stem_conv2.b, &m->stem2, B, m->stem_h, m->stem_w, m->ws, m->n_ws,
+                   T);
+        *h = conv2d_out_size(&m->stem2, m->stem_h), *w = conv2d_out_size(&m->stem2, m->stem_w);
+        be->layernorm(m->x, (size_t)C, m->x, (size_t)C, P->stem_norm2.w, P->stem_norm2.b, (size_t)B * *h * *w, C,
+                      cfg->eps);
+        return;
+    }
+    *h = conv2d_out_size(&m->stem1, m->H), *w = conv2d_out_size(&m->stem1, m->W);
+    /* patches land in x directly, or in m first when the class token has to be inserted */
+    float *dst = cfg->skeleton == SKEL_ISOTROPIC ? m->m : m->x;
+    be->conv2d(dst, m->u, P->stem_conv1.w, P->stem_conv1.b, &m->stem1, B, m->H, m->W, m->ws, m->n_ws, T);
+    if (cfg->stem_norm)
+        be->layernorm(dst, (size_t)C, dst, (size_t)C, P->stem_norm1.w, P->stem_norm1.b, (size_t)B * *h * *w, C,
+                      cfg->eps);
+}
+
+/* x (B,h,w,C_{s-1}) -> x (B,h',w',C_s) through stage s's downsampling layer. */
+static void forward_down(model *m, int s, int h, int w)
+{
+    const backend *be = m->be;
+    const model_config *cfg = &m->cfg;
+    const int B = m->B, Cp = cfg->dims[s - 1], C = cfg->dims[s];
+    const size_t rows = (size_t)B * m->sh[s] * m->sw[s];
+    if (cfg->down == DOWN_CONV) {
+        be->conv2d(m->u, m->x, m->P.down[s].conv.w, m->P.down[s].conv.b, &m->down[s], B, h, w, m->ws, m->n_ws,
+                   m->threads);
+        be->layernorm(m->x, (size_t)C, m->u, (size_t)C, m->P.down[s].norm.w, m->P.down[s].norm.b, rows, C, cfg->eps);
+        return;
+    }
+    const size_t c4 = 4 * (size_t)Cp;
+    be->merge_2x2(m->u, m->x, B, h, w, Cp);
+    be->layernorm(m->u, c4, m->u, c4, m->P.down[s].norm.w, m->P.down[s].norm.b, rows, 4 * Cp, cfg->eps);
+    be->linear(m->x, (size_t)C, m->u, c4, m->P.down[s].reduction, NULL, rows, 4 * Cp, C, 0);
+}
+
+/* Stage s's blocks on x, in place. */
+static void forward_blocks(model *m, int s, const tapper *tp)
+{
+    const model_config *cfg = &m->cfg;
+    const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : m->sh[s];
+    const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : m->sw[s];
+    const block_config *bc = &m->blocks[s];
+    block_buffers buf = {m->t, m->u, m->m, m->u, 2 * (size_t)bc->hidden, m->ws, m->threads};
+    for (int j = 0; j < cfg->depths[s]; j++) {
+        block_forward(m->be, bc, &m->P.blocks[m->block_base[s] + j], m->x, m->B, bh, bw, &buf);
+        if (tp->fn) {
+            char name[64];
+            snprintf(name, sizeof name, "stages.%d.blocks.%d", s, j);
+            tap_nhwc(tp, name, m->x, bh, bw, cfg->dims[s]);
+        }
+    }
+    if (tp->fn) {
+        char name[32];
+        snprintf(name, sizeof name, "stage%d", s);
+        tap_nhwc(tp, name, m->x, bh, bw, cfg->dims[s]);
+    }
+}
+
+/* x (last stage) -> logits (B, classes). */
+static void forward_head(model *m, size_t mid)
+{
+    const backend *be = m->be;
+    const model_config *cfg = &m->cfg;
+    const model_params *P = &m->P;
+    const int B = m->B, S = cfg->num_stages, C = cfg->dims[S - 1], NC = cfg->num_classes;
+    const size_t L = (size_t)m->sh[S - 1] * m->sw[S - 1];
+    switch (cfg->head) {
+    case HEAD_MLP: {
+        const int HH = cfg->head_mlp_ratio * C;
+        be->meanpool(m->t, m->x, B, L, C);
+        be->layernorm(m->t, (size_t)C, m->t, (size_t)C, P->head_norm.w, P->head_norm.b, (size_t)B, C, cfg->eps);
+        be->linear(m->u, (size_t)HH, m->t, (size_t)C, P->head_fc1.w, P->head_fc1.b, (size_t)B, C, HH, 0);
+        be->act(m->u, m->u, (size_t)B * HH, ACT_GELU);
+        be->layernorm(m->u, (size_t)HH, m->u, (size_t)HH, P->head_norm2.w, P->head_norm2.b, (size_t)B, HH, cfg->eps);
+        be->linear(m->logits, (size_t)NC, m->u, (size_t)HH, P->head_fc.w, P->head_fc.b, (size_t)B, HH, NC, 0);
+        break;
+    }
+    case HEAD_NORM_LINEAR:
+        be->layernorm(m->u, (size_t)C, m->x, (size_t)C, P->head_norm.w, P->head_norm.b, (size_t)B * L, C, cfg->eps);
+        be->meanpool(m->t, m->u, B, L, C);
+        be->linear(m->logits, (size_t)NC, m->t, (size_t)C, P->head_fc.w, P->head_fc.b, (size_t)B, C, NC, 0);
+        break;
+    case HEAD_TOKEN: /* the class token of each sequence, seq·C floats apart */
+        norm_rows(be, cfg->norm, m->t, (size_t)C, m->x + mid * C, m->seq * C, &P->head_norm, (size_t)B, C, cfg->eps);
+        be->linear(m->logits, (size_t)NC, m->t, (size_t)C, P->head_fc.w, P->head_fc.b, (size_t)B, C, NC, 0);
+        break;
+    }
 }
 
 void model_forward(model *m, const float *input, model_tap_fn tap, void *ctx)
 {
+    ML_ASSERT(!m->weights_stale); /* model_sync_weights after init or load */
     const model_config *cfg = &m->cfg;
-    const int B = m->B, S = cfg->num_stages, T = m->threads;
-    float *const *P = m->pdata;
-    int k = 0; /* walks the parameter table in the order model_plan built it */
-    int h, w, C = cfg->dims[0];
-
-    nchw_to_nhwc(m->u, input, B, 3, m->H, m->W);
-    if (cfg->stem == STEM_MAMBAOUT) {
-        conv2d_forward(m->m, m->u, P[k], P[k + 1], &m->stem1, B, m->H, m->W, m->ws, T);
-        k += 2;
-        size_t r1 = (size_t)B * m->stem_h * m->stem_w;
-        const size_t c1 = (size_t)m->stem1.cout;
-        layernorm_forward(m->m, c1, m->m, c1, P[k], P[k + 1], r1, m->stem1.cout, cfg->eps);
-        k += 2;
-        act_forward(m->m, m->m, r1 * c1, ACT_GELU);
-        conv2d_forward(m->x, m->m, P[k], P[k + 1], &m->stem2, B, m->stem_h, m->stem_w, m->ws, T);
-        k += 2;
-        h = conv2d_out_size(&m->stem2, m->stem_h), w = conv2d_out_size(&m->stem2, m->stem_w);
-        layernorm_forward(m->x, (size_t)C, m->x, (size_t)C, P[k], P[k + 1], (size_t)B * h * w, C, cfg->eps);
-        k += 2;
-    } else {
-        h = conv2d_out_size(&m->stem1, m->H), w = conv2d_out_size(&m->stem1, m->W);
-        /* patches land in x directly, or in t first when the class token has to be inserted */
-        float *dst = cfg->skeleton == SKEL_ISOTROPIC ? m->m : m->x;
-        /* the input, NHWC in u, is read while the conv writes elsewhere */
-        conv2d_forward(dst, m->u, P[k], P[k + 1], &m->stem1, B, m->H, m->W, m->ws, T);
-        k += 2;
-        if (cfg->stem_norm) {
-            layernorm_forward(dst, (size_t)C, dst, (size_t)C, P[k], P[k + 1], (size_t)B * h * w, C, cfg->eps);
-            k += 2;
-        }
-    }
-    tap_nhwc(tap, ctx, "stem", cfg->skeleton == SKEL_ISOTROPIC ? m->m : m->x, B, h, w, C);
-
+    const tapper tp = {m, tap, ctx};
+    int h, w;
+    forward_stem(m, input, &h, &w);
+    tap_nhwc(&tp, "stem", cfg->skeleton == SKEL_ISOTROPIC ? m->m : m->x, h, w, cfg->dims[0]);
     size_t mid = 0;
     if (cfg->skeleton == SKEL_ISOTROPIC) {
         /* sequence = patches [0, mid) | class token | patches [mid, L); plus the position embedding */
-        const size_t L = (size_t)h * w, seq = m->seq;
-        mid = L / 2;
-        const float *cls = P[k], *pos = P[k + 1];
-        k += 2;
-        for (int b = 0; b < B; b++)
-            for (size_t t = 0; t < seq; t++) {
-                const float *src = t == mid ? cls : m->m + ((size_t)b * L + (t < mid ? t : t - 1)) * C;
-                float *o = m->x + ((size_t)b * seq + t) * C;
-                for (int c = 0; c < C; c++)
-                    o[c] = src[c] + pos[t * C + c];
-            }
+        mid = (size_t)h * w / 2;
+        m->be->insert_token(m->x, m->m, m->P.cls_token, m->P.pos_embed, m->B, (size_t)h * w, mid, cfg->dims[0]);
     }
-
-    for (int s = 0; s < S; s++) {
-        if (s > 0 && cfg->down == DOWN_CONV) {
-            conv2d_forward(m->u, m->x, P[k], P[k + 1], &m->down[s], B, h, w, m->ws, T);
-            k += 2;
-            h = m->sh[s], w = m->sw[s], C = cfg->dims[s];
-            layernorm_forward(m->x, (size_t)C, m->u, (size_t)C, P[k], P[k + 1], (size_t)B * h * w, C,
-                              cfg->eps);
-            k += 2;
-        } else if (s > 0) {
-            const int Cp = C;
-            merge_2x2(m->u, m->x, B, h, w, Cp);
-            h = m->sh[s], w = m->sw[s], C = cfg->dims[s];
-            const size_t rows = (size_t)B * h * w, c4 = 4 * (size_t)Cp;
-            layernorm_forward(m->u, c4, m->u, c4, P[k], P[k + 1], rows, 4 * Cp, cfg->eps);
-            linear_forward(m->x, (size_t)C, m->u, c4, P[k + 2], NULL, rows, 4 * Cp, C, 0);
-            k += 3;
-        }
-        const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : h;
-        const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : w;
-        block_buffers buf = {m->t, m->u, m->m, m->ws, m->threads};
-        for (int j = 0; j < cfg->depths[s]; j++) {
-            block_forward(&m->blocks[s], (const float *const *)(P + k), m->x, B, bh, bw, &buf);
-            k += m->block_nparams[s];
-            if (tap) {
-                char name[64];
-                snprintf(name, sizeof name, "stages.%d.blocks.%d", s, j);
-                tap_nhwc(tap, ctx, name, m->x, B, bh, bw, C);
-            }
-        }
-        if (tap) {
-            char name[32];
-            snprintf(name, sizeof name, "stage%d", s);
-            tap_nhwc(tap, ctx, name, m->x, B, bh, bw, C);
-        }
+    for (int s = 0; s < cfg->num_stages; s++) {
+        if (s > 0)
+            forward_down(m, s, h, w);
+        h = m->sh[s], w = m->sw[s];
+        forward_blocks(m, s, &tp);
     }
-
-    const int NC = cfg->num_classes;
-    switch (cfg->head) {
-    case HEAD_MLP: {
-        const int HH = cfg->head_mlp_ratio * C;
-        meanpool_forward(m->t, m->x, B, (size_t)h * w, C);
-        layernorm_forward(m->t, (size_t)C, m->t, (size_t)C, P[k], P[k + 1], (size_t)B, C, cfg->eps);
-        linear_forward(m->u, (size_t)HH, m->t, (size_t)C, P[k + 2], P[k + 3], (size_t)B, C, HH, 0);
-        act_forward(m->u, m->u, (size_t)B * HH, ACT_GELU);
-        layernorm_forward(m->u, (size_t)HH, m->u, (size_t)HH, P[k + 4], P[k + 5], (size_t)B, HH, cfg->eps);
-        linear_forward(m->logits, (size_t)NC, m->u, (size_t)HH, P[k + 6], P[k + 7], (size_t)B, HH, NC, 0);
-        k += 8;
-        break;
-    }
-    case HEAD_NORM_LINEAR: {
-        const size_t L = (size_t)h * w;
-        layernorm_forward(m->u, (size_t)C, m->x, (size_t)C, P[k], P[k + 1], (size_t)B * L, C, cfg->eps);
-        meanpool_forward(m->t, m->u, B, L, C);
-        linear_forward(m->logits, (size_t)NC, m->t, (size_t)C, P[k + 2], P[k + 3], (size_t)B, C, NC, 0);
-        k += 4;
-        break;
-    }
-    case HEAD_TOKEN: {
-        const size_t seq = m->seq;
-        for (int b = 0; b < B; b++) {
-            const float *cls = m->x + ((size_t)b * seq + mid) * C;
-            if (cfg->norm == NORM_RMS)
-                rmsnorm_forward(m->t + (size_t)b * C, (size_t)C, cls, (size_t)C, P[k], 1, C, cfg->eps);
-            else
-                layernorm_forward(m->t + (size_t)b * C, (size_t)C, cls, (size_t)C, P[k], P[k + 1], 1, C,
-                                  cfg->eps);
-        }
-        k += cfg->norm == NORM_RMS ? 1 : 2;
-        linear_forward(m->logits, (size_t)NC, m->t, (size_t)C, P[k], P[k + 1], (size_t)B, C, NC, 0);
-        k += 2;
-        break;
-    }
-    }
-    ML_ASSERT(k == m->n_params);
+    forward_head(m, mid);
     if (tap) {
-        int64_t shape[2] = {B, NC};
-        tap(ctx, "logits", m->logits, 2, shape);
+        const int64_t shape[2] = {m->B, cfg->num_classes};
+        const size_t n = m->n_logits;
+        float *host = m->be->host_memory ? m->logits : malloc(n * sizeof *host);
+        if (host && (m->be->host_memory || model_read_logits(m, host) == ML_OK))
+            tap(ctx, "logits", host, 2, shape);
+        if (!m->be->host_memory)
+            free(host);
     }
 }

@@ -1,15 +1,20 @@
-/* The hierarchical MambaOut skeleton (timm's MambaOut) with a pluggable
- * token mixer: plan (shapes, parameter table, MACs, memory) without touching
- * memory, then allocate one arena per tensor group and run the forward. */
+/* The skeletons with a pluggable token mixer: MambaOut's hierarchical one
+ * (timm's MambaOut), VMamba's, and Vim's isotropic one, all from the same
+ * Gated CNN block. model_plan walks the architecture once and records
+ * everything shape-derived (the parameter table with each tensor's named
+ * slot, buffer sizes, per-part accounting) without touching memory;
+ * model_alloc makes one arena per tensor group on the chosen backend;
+ * model_forward is the one forward, written against the backend table. */
 #ifndef MIXERLAB_MODEL_H
 #define MIXERLAB_MODEL_H
 
+#include "base/arena.h"
 #include "blocks/conv2d.h"
 #include "blocks/gated_block.h"
-#include "harness/arena.h"
 #include "models/safetensors.h"
 
 #define MODEL_MAX_STAGES 4
+#define MODEL_MAX_BLOCKS 128
 #define MODEL_MIN_RES 32
 #define MODEL_MAX_RES 4096
 #define MODEL_MAX_BATCH 65536
@@ -47,12 +52,37 @@ typedef struct {
     mixer_config mixer_cfg; /* kernel, d_state, head_size; widths are set per stage */
 } model_config;
 
+/* A weight and its bias (NULL where the layer has none). */
+typedef struct {
+    float *w, *b;
+} tensor_pair;
+
+/* Every parameter of a model by name: views into one parameter set (the
+ * weights on the host or on the backend; later a gradient set laid out like
+ * them). Built once from the parameter table (model_bind); the forward reads
+ * nothing by position. Unused fields stay NULL. */
+typedef struct {
+    /* MAMBAOUT: conv1 -> norm1 -> GELU -> conv2 -> norm2; PATCH: conv1 (the
+     * patch embedding) [-> norm1] */
+    tensor_pair stem_conv1, stem_norm1, stem_conv2, stem_norm2;
+    float *cls_token, *pos_embed; /* isotropic */
+    struct {
+        tensor_pair conv, norm; /* CONV: conv -> norm; MERGE: norm -> reduction */
+        float *reduction;
+    } down[MODEL_MAX_STAGES];
+    block_params blocks[MODEL_MAX_BLOCKS]; /* stage by stage */
+    /* MLP: norm -> fc1 -> GELU -> norm2 -> fc; NORM_LINEAR and TOKEN: norm -> fc */
+    tensor_pair head_norm, head_fc1, head_norm2, head_fc;
+} model_params;
+
 typedef struct {
     char name[PARAM_NAME_MAX + 32];
     int ndim;
     int64_t shape[TENSOR_MAX_DIMS];
     param_init init;
     size_t numel;
+    int part;    /* 0 stem, 1 + s stage s, num_stages + 1 head */
+    size_t slot; /* byte offset of its pointer in model_params */
 } model_param;
 
 /* What one stage (or the stem / head) contributes. */
@@ -64,29 +94,43 @@ typedef struct {
     uint64_t mixer_macs;
 } model_stage_info;
 
+/* The accounting plan of one part, besides its blocks: products, and the
+ * elements each kind of norm sees (their MACs depend on the convention). */
+typedef struct {
+    uint64_t product_macs;
+    uint64_t layernorm_elems, rmsnorm_elems;
+} model_part_plan;
+
 typedef struct {
     model_config cfg;
+    const backend *be;
     int B, H, W;
-    int threads; /* OpenMP threads the buffers were sized for (omp_get_max_threads at plan) */
+    int threads; /* CPU threads the buffers were sized for (omp_get_max_threads at plan; 1 elsewhere) */
     int stem_h, stem_w; /* after stem conv1 (MAMBAOUT stem) */
     size_t seq;         /* isotropic: tokens per image, class token included */
     int sh[MODEL_MAX_STAGES], sw[MODEL_MAX_STAGES];
     conv2d_shape stem1, stem2, down[MODEL_MAX_STAGES];
     block_config blocks[MODEL_MAX_STAGES];
-    int block_first[MODEL_MAX_STAGES]; /* index of stage s, block 0's first parameter */
-    int block_nparams[MODEL_MAX_STAGES];
+    int block_base[MODEL_MAX_STAGES]; /* stage s's first block in model_params.blocks */
+    model_part_plan part[MODEL_MAX_STAGES + 2];
 
     model_param *params;
     int n_params;
     size_t param_floats;
 
-    /* activation plan, floats per buffer */
-    size_t n_x, n_t, n_u, n_m, n_logits, n_ws;
+    /* activation plan, floats per buffer (in: the input batch, on backends
+     * whose memory is not the caller's) */
+    size_t n_in, n_x, n_t, n_u, n_m, n_logits, n_ws;
 
     /* filled by model_alloc */
-    arena weights, acts, work;
-    float **pdata;
-    float *x, *t, *u, *m, *logits, *ws;
+    arena weights;       /* host copy of every parameter: init, load, save */
+    float **pdata;       /* host tensors in table order */
+    model_params host;   /* views of the host copy */
+    model_params P;      /* views of the copy the forward reads (the host one on the CPU) */
+    void *dev_weights;   /* the backend's copy, laid out as the host arena (NULL on the CPU) */
+    void *dev_acts;      /* the backend's activation + workspace block */
+    int weights_stale;   /* host weights changed since model_sync_weights */
+    float *input, *x, *t, *u, *m, *logits, *ws;
 } model;
 
 /* A named model from the zoo ("mambaout_femto", ...); usage error listing the names otherwise. */
@@ -96,10 +140,13 @@ int model_zoo_count(void);
 const char *model_zoo_name(int i);
 const char *model_zoo_names(void);
 
-/* Checks sizes and settings and computes everything shape-derived; allocates
- * only the parameter table. */
+/* Checks sizes and settings and computes everything shape-derived for the
+ * CPU (model_plan) or a given backend, refusing what its kernels do not
+ * cover; allocates only the parameter table. */
 ml_status model_plan(model *m, const model_config *cfg, int B, int H, int W);
-/* Allocates the three arenas; refuses sizes larger than the machine's memory. */
+ml_status model_plan_on(model *m, const model_config *cfg, int B, int H, int W, const backend *be);
+/* Allocates the arenas (host weights; weights, activations and workspace on
+ * the backend); refuses sizes larger than the machine's memory. */
 ml_status model_alloc(model *m);
 void model_free(model *m);
 
@@ -110,6 +157,8 @@ uint64_t model_macs(const model *m, const macs_opts *o, model_stage_info *parts)
 size_t model_weight_bytes(const model *m);
 size_t model_activation_bytes(const model *m); /* activations + workspace arenas */
 
+/* Points out's fields at tensors[i] for every parameter i of the table. */
+void model_bind(const model *m, float *const *tensors, model_params *out);
 const model_param *model_find_param(const model *m, const char *name);
 float *model_param_data(const model *m, const char *name);
 
@@ -118,10 +167,20 @@ void model_init_random(model *m, uint64_t seed);
  * error unless ignore_unexpected. */
 ml_status model_load(model *m, const st_file *f, int ignore_unexpected);
 ml_status model_save(const model *m, const char *path);
+/* Copies the host weights to the backend (nothing to do on the CPU); needed
+ * after init or load before a forward on another backend. */
+ml_status model_sync_weights(model *m);
+/* The forward's input for a host batch (B,3,H,W): the host pointer itself on
+ * the CPU, else an upload into m->input. */
+ml_status model_stage_input(model *m, const float *host, const float **input);
+/* Reads the logits (B, classes) back into host memory. */
+ml_status model_read_logits(const model *m, float *host);
 
 typedef void (*model_tap_fn)(void *ctx, const char *name, const float *data, int ndim,
                              const int64_t *shape);
-/* input (B,3,H,W) NCHW; logits land in m->logits (B, classes). tap may be NULL. */
+/* input (B,3,H,W) NCHW in backend memory (model_stage_input); logits land in
+ * m->logits (B, classes). tap (host data; may be NULL) sees the stem, every
+ * block, every stage and the logits. Asynchronous on a device backend. */
 void model_forward(model *m, const float *input, model_tap_fn tap, void *ctx);
 
 #endif

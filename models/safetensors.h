@@ -8,7 +8,7 @@
 #ifndef MIXERLAB_SAFETENSORS_H
 #define MIXERLAB_SAFETENSORS_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 #define ST_MAX_DIMS 8
 #define ST_MAX_HEADER ((size_t)100 << 20)

@@ -83,10 +83,9 @@ static void run_resolution(const char *dir, int res)
         st_read_f32(&rf, bi, bx);
         CHECK(st_load(&rf, "block_out", bi->ndim, bi->shape, by) == ML_OK, "block_out");
         const int s = 2, j = 1;
-        const float *const *bp =
-            (const float *const *)(m.pdata + m.block_first[s] + j * m.block_nparams[s]);
-        block_buffers buf = {m.t, m.u, m.m, m.ws, m.threads};
-        block_forward(&m.blocks[s], bp, bx, (int)bi->shape[0], (int)bi->shape[1], (int)bi->shape[2], &buf);
+        block_buffers buf = {m.t, m.u, m.m, m.u, 2 * (size_t)m.blocks[s].hidden, m.ws, m.threads};
+        block_forward(m.be, &m.blocks[s], &m.P.blocks[m.block_base[s] + j], bx, (int)bi->shape[0], (int)bi->shape[1],
+                      (int)bi->shape[2], &buf);
         double e = rel_err_f(bx, by, bi->numel);
         printf("  %-18s rel err %.3g\n", "block alone", e);
         CHECK(e <= TOL, "block alone rel err %.3g", e);

@@ -63,7 +63,7 @@ static void test_golden(const char *dir)
     }
 }
 
-/* Mamba's reference recurrence in double, straight from DESIGN §4. */
+/* Mamba's reference recurrence in double, straight from the published math (Mamba, Algorithm 2). */
 static void naive_ssm(double *y, const float *x, const float *const *p, int L, int E, int N, int R)
 {
     const float *cw = p[0], *cb = p[1], *xp = p[2], *dw = p[3], *db = p[4], *al = p[5], *D = p[6];
@@ -137,7 +137,7 @@ static void test_ssm_chunked(void)
         float *dtb = rand_floats(&r, E, -4, -1), *alog = rand_floats(&r, (size_t)E * N, -1, 1.5);
         float *D = rand_floats(&r, E, -1, 1), *u = rand_floats(&r, n, -2, 2), *y0 = rand_floats(&r, n, -1, 1);
         ssm_params p = {xp, dtp, dtb, alog, D};
-        float *ws = malloc(ssm_direction_workspace(B, L, E, N, R) * sizeof *ws);
+        float *ws = malloc(ssm_direction_workspace(&backend_cpu, B, L, E, N, R) * sizeof *ws);
         float *carry = malloc(ssm_carry_floats(B, L, E, N) * sizeof *carry);
         float *bc = malloc((size_t)SSM_CHUNK * 2 * N * sizeof *bc);
         float *ref = alloc_guarded(n), *y = alloc_guarded(n);
@@ -145,7 +145,7 @@ static void test_ssm_chunked(void)
             const int col_major = v & 1, reverse = v >> 1 & 1, acc = v >> 2 & 1;
             memcpy(ref, y0, n * sizeof *ref);
             memcpy(y, y0, n * sizeof *y);
-            ssm_direction_forward(ref, acc, u, &p, B, H, W, E, N, R, col_major ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
+            ssm_direction_forward(&backend_cpu, ref, acc, u, &p, B, H, W, E, N, R, col_major ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
                                   reverse, ws);
             const float *xdbl = ws, *delta = ws + (size_t)B * L * ldx; /* as the CPU scan left them */
             for (int pass = 0; pass < 2; pass++) {
@@ -321,15 +321,19 @@ static void test_bad_config(void)
               strstr(ml_last_error(), "head_size 5 does not divide"),
           "head size: %s", ml_last_error());
     mixer_instance_free(&mi);
-    /* every mixer runs on the CPU; it claims CUDA exactly when it has a CUDA forward */
+    /* every mixer runs on the CPU; on CUDA the scan keeps at most SSM_CUDA_MAX_STATE states and says so */
     for (int i = 0; i < mixer_count(); i++) {
         const mixer_ops *o = mixer_at(i);
-        CHECK(mixer_require_backend(o, BACKEND_CPU) == ML_OK, "%s on cpu", o->name);
-        CHECK(!!(o->backends & BACKEND_CUDA) == (o->forward_cuda != NULL), "%s: cuda flag and kernel disagree", o->name);
-        if (!o->forward_cuda)
-            CHECK(mixer_require_backend(o, BACKEND_CUDA) == ML_ERR_USAGE &&
-                      strstr(ml_last_error(), "has no cuda kernel (it runs on: cpu)"),
-                  "%s on cuda: %s", o->name, ml_last_error());
+        mixer_config d = mixer_config_default(12, 12);
+        CHECK(mixer_supports(o, &backend_cpu, &d) == ML_OK, "%s on cpu: %s", o->name, ml_last_error());
+        const backend *cu = backend_cuda();
+        d.d_state = SSM_CUDA_MAX_STATE + 1;
+        if (cu && (o->uses & MIXER_USES_D_STATE))
+            CHECK(mixer_supports(o, cu, &d) == ML_ERR_USAGE && strstr(ml_last_error(), "on cuda") &&
+                      strstr(ml_last_error(), "at most 64 states"),
+                  "%s, d_state %d on cuda: %s", o->name, d.d_state, ml_last_error());
+        else if (cu)
+            CHECK(mixer_supports(o, cu, &d) == ML_OK, "%s on cuda: %s", o->name, ml_last_error());
     }
 }
 

@@ -6,6 +6,7 @@
 #include "blocks/gated_block.h"
 #include "blocks/identity.h"
 #include "blocks/layernorm.h"
+#include "blocks/layout.h"
 #include "blocks/linear.h"
 #include "blocks/pool.h"
 #include "test_util.h"
@@ -290,12 +291,55 @@ static void test_pool(rng_state *r)
     free(x), free(y);
 }
 
+/* Row copies, scaling, VMamba's 2x2 merge and Vim's token insertion against direct index arithmetic. */
+static void test_layout(rng_state *r)
+{
+    const int B = 2, h = 5, w = 7, C = 3; /* odd grid: the last row and column are dropped by the merge */
+    const size_t n = (size_t)B * h * w * C;
+    float *x = rand_floats(r, n, -1, 1), *y = alloc_guarded(n);
+    const int ho = h / 2, wo = w / 2;
+    merge_2x2(y, x, B, h, w, C);
+    int ok = 1;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < ho; i++)
+            for (int j = 0; j < wo; j++)
+                for (int q = 0; q < 4; q++)
+                    for (int c = 0; c < C; c++) /* q = 0..3: (0,0), (1,0), (0,1), (1,1) */
+                        ok &= y[((((size_t)b * ho + i) * wo + j) * 4 + q) * C + c] ==
+                              x[(((size_t)b * h + 2 * i + (q & 1)) * w + 2 * j + (q >> 1)) * C + c];
+    CHECK(ok && guard_intact(y, (size_t)B * ho * wo * 4 * C), "merge_2x2");
+    /* a token at position 3 of sequences of 6, plus the position embedding */
+    const size_t L = 6, at = 3;
+    float *tok = rand_floats(r, C, -1, 1), *pos = rand_floats(r, (L + 1) * C, -1, 1);
+    float *seq = alloc_guarded((size_t)B * (L + 1) * C);
+    insert_token(seq, x, tok, pos, B, L, at, C);
+    ok = 1;
+    for (int b = 0; b < B; b++)
+        for (size_t t = 0; t <= L; t++)
+            for (int c = 0; c < C; c++) {
+                const float src = t == at ? tok[c] : x[((size_t)b * L + (t < at ? t : t - 1)) * C + c];
+                ok &= seq[((size_t)b * (L + 1) + t) * C + c] == src + pos[t * C + c];
+            }
+    CHECK(ok && guard_intact(seq, (size_t)B * (L + 1) * C), "insert_token");
+    /* rows of 2 floats, 5 apart, into rows 3 apart; then halved */
+    float *dst = alloc_guarded(3 * 4);
+    memset(dst, 0, 12 * sizeof *dst);
+    copy_rows(dst, 3, x, 5, 2, 4);
+    scale_forward(dst, 12, 0.5f);
+    ok = 1;
+    for (int rr = 0; rr < 4; rr++)
+        for (int k = 0; k < 2; k++)
+            ok &= dst[rr * 3 + k] == 0.5f * x[rr * 5 + k];
+    CHECK(ok && guard_intact(dst, 12), "copy_rows / scale");
+    free(x), free(y), free(tok), free(pos), free(seq), free(dst);
+}
+
 static double act_d(act_kind k, double x)
 {
     return k == ACT_SILU ? x / (1.0 + exp(-x)) : 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
 }
 
-/* The block restated from DESIGN §3 with naive double loops. */
+/* The block restated from the README's block math with naive double loops. */
 static void test_block_case(rng_state *r, int B, int H, int W, int C, double conv_ratio, act_kind act,
                             int fc_bias, const mixer_ops *mixer, norm_kind nk)
 {
@@ -304,31 +348,32 @@ static void test_block_case(rng_state *r, int B, int H, int W, int C, double con
     CHECK(block_config_validate(&bc) == ML_OK, "block config C%d", C);
     const int Hd = bc.hidden, E = bc.conv_ch;
     param_spec specs[BLOCK_MAX_PARAMS];
-    int np = block_param_specs(&bc, specs);
+    int np = block_param_specs(&bc, specs, NULL);
     float *p[BLOCK_MAX_PARAMS];
     for (int i = 0; i < np; i++)
         p[i] = rand_floats(r, param_spec_numel(&specs[i]), i < 2 ? 0.2 : -0.5, i < 2 ? 1.5 : 0.5);
+    block_params bp;
+    block_bind(&bc, p, &bp);
+    CHECK(bp.norm_w == p[0] && (nk == NORM_RMS) == (bp.norm_b == NULL) && (fc_bias == 0) == (bp.fc1_b == NULL) &&
+              bp.fc2_w == p[np - 1 - (fc_bias ? 1 : 0)],
+          "block_bind: the named views point at the tensors in block_param_specs order");
     const size_t rows = (size_t)B * H * W;
     float *x = rand_floats(r, rows * C, -2, 2);
     double *ref = malloc(rows * C * sizeof *ref), *t = malloc(rows * C * sizeof *t);
     double *u = malloc(rows * 2 * Hd * sizeof *u), *cm = malloc(rows * E * sizeof *cm);
 
-    const int nn = nk == NORM_LAYER ? 2 : 1;
     if (nk == NORM_LAYER) {
-        naive_layernorm(t, x, p[0], p[1], rows, C, 1e-6);
+        naive_layernorm(t, x, bp.norm_w, bp.norm_b, rows, C, 1e-6);
     } else {
         for (size_t i = 0; i < rows; i++) {
             double ss = 0;
             for (int c = 0; c < C; c++)
                 ss += (double)x[i * C + c] * x[i * C + c];
             for (int c = 0; c < C; c++)
-                t[i * C + c] = x[i * C + c] / sqrt(ss / C + 1e-6) * p[0][c];
+                t[i * C + c] = x[i * C + c] / sqrt(ss / C + 1e-6) * bp.norm_w[c];
         }
     }
-    const float *fc1w = p[nn], *fc1b = fc_bias ? p[nn + 1] : NULL;
-    int mi = nn + 1 + (fc_bias ? 1 : 0);
-    int nmix = mixer->param_specs(&bc.mcfg, NULL);
-    const float *fc2w = p[mi + nmix], *fc2b = fc_bias ? p[mi + nmix + 1] : NULL;
+    const float *fc1w = bp.fc1_w, *fc1b = bp.fc1_b, *fc2w = bp.fc2_w, *fc2b = bp.fc2_b;
     for (size_t i = 0; i < rows; i++)
         for (int o = 0; o < 2 * Hd; o++) {
             double s = fc1b ? fc1b[o] : 0;
@@ -342,7 +387,7 @@ static void test_block_case(rng_state *r, int B, int H, int W, int C, double con
         for (int k = 0; k < E; k++)
             cf[i * E + k] = (float)u[i * 2 * Hd + 2 * Hd - E + k];
     if (mixer == &mixer_dwconv)
-        naive_dwconv(cm, cf, (size_t)E, p[mi], p[mi + 1], B, H, W, E, bc.mcfg.kernel);
+        naive_dwconv(cm, cf, (size_t)E, bp.mixer[0], bp.mixer[1], B, H, W, E, bc.mcfg.kernel);
     else
         for (size_t i = 0; i < rows * E; i++)
             cm[i] = cf[i];
@@ -358,10 +403,12 @@ static void test_block_case(rng_state *r, int B, int H, int W, int C, double con
         }
 
     const int threads = omp_get_max_threads();
-    block_sizes bs = block_buffer_floats(&bc, B, H, W, threads);
-    block_buffers buf = {alloc_guarded(bs.t), alloc_guarded(bs.u), alloc_guarded(bs.m),
-                         alloc_guarded(bs.ws), threads};
-    block_forward(&bc, (const float *const *)p, x, B, H, W, &buf);
+    bc.mcfg.threads = threads;
+    block_sizes bs = block_buffer_floats(&backend_cpu, &bc, B, H, W, threads);
+    block_buffers buf = {alloc_guarded(bs.t), alloc_guarded(bs.u), alloc_guarded(bs.m), NULL,
+                         2 * (size_t)Hd, alloc_guarded(bs.ws), threads};
+    buf.v = buf.u;
+    block_forward(&backend_cpu, &bc, &bp, x, B, H, W, &buf);
     double e = rel_err(x, ref, rows * C);
     CHECK(e <= 1e-5, "block C%d ratio %.2f %s %s bias %d %s: rel err %.3g", C, conv_ratio, act_name(act),
           norm_kind_name(nk), fc_bias, mixer->name, e);
@@ -397,7 +444,7 @@ static void test_identity(rng_state *r)
     size_t ld = 10, n = (size_t)B * H * W * E;
     float *x = rand_floats(r, (size_t)B * H * W * ld, -1, 1), *y = alloc_guarded(n);
     mixer_config mc = mixer_config_default(E, E);
-    mixer_identity.forward_cpu(&mc, NULL, y, x, ld, NULL, B, H, W);
+    mixer_identity.forward(&backend_cpu, &mc, NULL, y, x, ld, NULL, B, H, W);
     int exact = 1;
     for (size_t t = 0; t < (size_t)B * H * W; t++)
         exact &= memcmp(y + t * E, x + t * ld, (size_t)E * sizeof(float)) == 0;
@@ -416,6 +463,7 @@ int main(void)
     test_dwconv(&r);
     test_conv2d(&r);
     test_pool(&r);
+    test_layout(&r);
     test_block(&r);
     test_identity(&r);
     return test_summary("test_ops");

@@ -2,7 +2,7 @@
 #ifndef MIXERLAB_TEST_UTIL_H
 #define MIXERLAB_TEST_UTIL_H
 
-#include "harness/rng.h"
+#include "base/rng.h"
 
 #include <math.h>
 #include <stdio.h>

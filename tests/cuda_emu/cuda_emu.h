@@ -52,8 +52,20 @@ struct alignas(8) float2 {
 static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
 
 typedef void *cudaStream_t;
+typedef int cudaError_t;
+enum { cudaSuccess = 0 };
+enum cudaMemcpyKind { cudaMemcpyDeviceToDevice = 3 };
+static inline const char *cudaGetErrorString(cudaError_t) { return "(emulated)"; }
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-template <class F> static inline int cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return 0; }
+template <class F> static inline cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return cudaSuccess; }
+/* device memory is host memory here: a 2-D copy is a row-by-row memmove */
+static inline cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                                            size_t height, cudaMemcpyKind, cudaStream_t)
+{
+    for (size_t r = 0; r < height; r++)
+        std::memmove(static_cast<char *>(dst) + r * dpitch, static_cast<const char *>(src) + r * spitch, width);
+    return cudaSuccess;
+}
 
 extern uint3 threadIdx, blockIdx; /* all emulated threads share the calling thread */
 extern dim3 blockDim, gridDim;

@@ -1,16 +1,19 @@
-/* The host side of the CUDA emulator (cuda_emu.h): harness/cuda_util.h's
- * functions on host memory, and Linear through the CPU's OpenBLAS path in
- * place of cuBLAS. Linked instead of harness/cuda_util.cu and blocks/linear.cu
+/* The host side of the CUDA emulator (cuda_emu.h): base/cuda_rt.h's and
+ * harness/cuda_measure.h's functions on host memory, and Linear through the
+ * CPU's OpenBLAS path in place of cuBLAS. Linked instead of base/cuda_rt.cu,
+ * harness/cuda_measure.cu and blocks/linear.cu
  * into the emulated tests only. Fibers: one ucontext per thread of the running
  * block, switched at barriers. */
 #include "tests/cuda_emu/cuda_emu.h"
 
 #include <algorithm>
+#include <cstdarg>
 #include <ucontext.h>
 
 extern "C" {
 #include "blocks/linear.h"
-#include "harness/cuda_util.h"
+#include "base/cuda_rt.h"
+#include "harness/cuda_measure.h"
 #include "harness/timer.h"
 }
 
@@ -20,7 +23,7 @@ float emu_shfl_slots[1024];
 unsigned char *emu_dynamic_shared;
 bool emu_sequential;
 
-static int tf32_on;
+static cuda_math math_mode;
 
 /* ---- fibers: one ucontext per emulated thread of the running block ---- */
 static const size_t fiber_stack = 256 * 1024;
@@ -67,14 +70,19 @@ void emu_run_fibers(unsigned nt, dim3 block, const std::function<void()> &body)
 extern "C" {
 int cuda_compiled(void) { return 1; }
 const char *cuda_build_info(void) { return "the CUDA emulator of tests/cuda_emu (kernels on the CPU)"; }
+ml_status cuda_device_present(void) { return ML_OK; }
 ml_status cuda_device_check(char *desc, size_t n)
 {
     snprintf(desc, n, "CUDA emulator: one block at a time, its threads in turn or as fibers, on the CPU");
     return ML_OK;
 }
 const char *cuda_driver_version(void) { return ""; }
-void cuda_set_tf32(int on) { tf32_on = on; }
-int cuda_tf32(void) { return tf32_on; }
+void cuda_set_math(cuda_math m) { math_mode = m; }
+cuda_math cuda_get_math(void) { return math_mode; }
+const char *cuda_math_name(cuda_math m)
+{
+    return m == CUDA_MATH_TF32 ? "tf32" : m == CUDA_MATH_PEDANTIC ? "pedantic" : "fp32";
+}
 ml_status cuda_malloc(void **p, size_t bytes, const char *what)
 {
     *p = aligned_alloc(256, (bytes / 256 + 1) * 256); /* a multiple of the alignment, never 0 */
@@ -96,18 +104,35 @@ ml_status cuda_to_host(void *dst, const void *src, size_t bytes)
     memcpy(dst, src, bytes);
     return ML_OK;
 }
+/* kernels run to completion at launch: a failure recorded by a kernel
+ * wrapper (cuda_note_failure) is all there is to report */
+static char pending[512];
+void cuda_note_failure(const char *fmt, ...)
+{
+    if (pending[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pending, sizeof pending, fmt, ap);
+    va_end(ap);
+}
+void cuda_after_launch(const char *file, int line) { (void)file, (void)line; }
+void cuda_blas_status(int status, const char *call, const char *file, int line)
+{
+    if (status != 0)
+        cuda_note_failure("cuBLAS: %.120s failed at %s:%d: status %d", call, file, line, status);
+}
 ml_status cuda_sync(const char *what)
 {
-    (void)what;
+    if (pending[0]) {
+        ml_status s = ml_fail(ML_ERR_RUNTIME, "%s: %s", what, pending);
+        pending[0] = '\0';
+        return s;
+    }
     return ML_OK;
 }
 void *cuda_stream(void) { return NULL; }
 void *cuda_blas(void) { return NULL; }
-void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows)
-{
-    for (size_t r = 0; r < rows; r++)
-        memmove(dst + r * ld_dst, src + r * ld_src, n * sizeof(float));
-}
 double cuda_sample_ms(void (*fn)(void *), void *ctx)
 {
     const double a = timer_now_s();

@@ -1,4 +1,4 @@
-#include "harness/rng.h"
+#include "base/rng.h"
 
 #include <math.h>
 

@@ -4,7 +4,7 @@
 #ifndef MIXERLAB_ARENA_H
 #define MIXERLAB_ARENA_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 #define ARENA_ALIGN 64
 

@@ -1,6 +1,5 @@
-#include "harness/cuda_util.h"
+#include "harness/cuda_measure.h"
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -16,15 +15,6 @@
             return ml_fail(ML_ERR_RUNTIME, "CUDA: %s failed at %s:%d: %s", #stmt, __FILE__, __LINE__,     \
                            cudaGetErrorString(e_));                                                       \
     } while (0)
-
-extern "C" int cuda_compiled(void) { return 1; }
-
-extern "C" const char *cuda_build_info(void)
-{
-    static char buf[64];
-    snprintf(buf, sizeof buf, "compiled in (CUDA toolkit %d.%d)", CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
-    return buf;
-}
 
 /* The SM clock now and the driver's version, from NVML when the driver
  * provides it. NVML is opened at run time (libnvidia-ml comes with the
@@ -66,10 +56,8 @@ extern "C" ml_status cuda_device_check(char *desc, size_t n)
 {
     if (n)
         desc[0] = '\0';
-    int count = 0, driver = 0, clock_khz = 0, mem_khz = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess || count == 0)
-        return ml_fail(ML_ERR_USAGE, "no CUDA device: %s", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    int driver = 0, clock_khz = 0, mem_khz = 0;
+    ML_TRY(cuda_device_present());
     cudaDeviceProp p;
     CUDA_TRY(cudaGetDeviceProperties(&p, 0));
     cudaDriverGetVersion(&driver);
@@ -92,85 +80,6 @@ extern "C" ml_status cuda_device_check(char *desc, size_t n)
              p.name, p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, p.l2CacheSize >> 20, now,
              clock_khz / 1000, mem_khz / 1000, driver_version);
     return ML_OK;
-}
-
-extern "C" ml_status cuda_malloc(void **p, size_t bytes, const char *what)
-{
-    cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
-    if (e != cudaSuccess)
-        (void)cudaGetLastError(); /* not sticky: clear it, or the next check would report it again */
-    if (e == cudaErrorMemoryAllocation)
-        return ml_fail(ML_ERR_NOMEM, "out of device memory allocating %zu bytes for %s", bytes, what);
-    CUDA_TRY(e);
-    return ML_OK;
-}
-
-extern "C" void cuda_free(void *p) { cudaFree(p); }
-
-extern "C" ml_status cuda_to_device(void *dst, const void *src, size_t bytes)
-{
-    /* on mixerlab's stream, then wait: its kernels never race the copy (a
-     * non-blocking stream does not order itself after the legacy default stream) */
-    cudaStream_t s = (cudaStream_t)cuda_stream();
-    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
-    CUDA_TRY(cudaStreamSynchronize(s));
-    return ML_OK;
-}
-
-extern "C" ml_status cuda_to_host(void *dst, const void *src, size_t bytes)
-{
-    cudaStream_t s = (cudaStream_t)cuda_stream();
-    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s));
-    CUDA_TRY(cudaStreamSynchronize(s));
-    return ML_OK;
-}
-
-extern "C" ml_status cuda_sync(const char *what)
-{
-    cudaError_t e = cudaGetLastError();
-    if (e == cudaSuccess)
-        e = cudaStreamSynchronize((cudaStream_t)cuda_stream());
-    if (e != cudaSuccess)
-        return ml_fail(ML_ERR_RUNTIME, "CUDA: %s failed: %s", what, cudaGetErrorString(e));
-    return ML_OK;
-}
-
-extern "C" void *cuda_stream(void)
-{
-    static cudaStream_t s = NULL;
-    if (!s && cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess)
-        s = NULL;
-    return s;
-}
-
-extern "C" void *cuda_blas(void)
-{
-    static cublasHandle_t h = NULL;
-    if (!h) {
-        if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS)
-            return NULL;
-        cublasSetStream(h, (cudaStream_t)cuda_stream());
-        /* a workspace of our own: cuBLAS may not allocate inside a graph capture */
-        static void *blas_ws = NULL;
-        const size_t blas_ws_bytes = (size_t)32 << 20;
-        if (cudaMalloc(&blas_ws, blas_ws_bytes) == cudaSuccess)
-            cublasSetWorkspace(h, blas_ws, blas_ws_bytes);
-        cuda_set_tf32(cuda_tf32());
-    }
-    return h;
-}
-
-static int tf32_on = 0;
-
-extern "C" int cuda_tf32(void) { return tf32_on; }
-
-extern "C" void cuda_set_tf32(int on)
-{
-    tf32_on = on;
-    /* float32 as asked: TF32 only when a caller turns it on */
-    cublasHandle_t h = (cublasHandle_t)cuda_blas();
-    if (h)
-        cublasSetMathMode(h, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -270,17 +179,3 @@ extern "C" void cuda_graph_free(void *exec)
         cudaGraphExecDestroy((cudaGraphExec_t)exec);
 }
 
-extern "C" ml_status cuda_memset_zero(void *p, size_t bytes)
-{
-    cudaStream_t s = (cudaStream_t)cuda_stream();
-    CUDA_TRY(cudaMemsetAsync(p, 0, bytes, s));
-    CUDA_TRY(cudaStreamSynchronize(s));
-    return ML_OK;
-}
-
-extern "C" void cuda_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows)
-{
-    if (rows)
-        cudaMemcpy2DAsync(dst, ld_dst * sizeof(float), src, ld_src * sizeof(float), n * sizeof(float), rows,
-                          cudaMemcpyDeviceToDevice, (cudaStream_t)cuda_stream());
-}

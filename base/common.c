@@ -1,4 +1,4 @@
-#include "harness/common.h"
+#include "base/common.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -1,0 +1,57 @@
+#include "blocks/layout.h"
+
+#include <string.h>
+
+void copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows)
+{
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
+    for (size_t r = 0; r < rows; r++)
+        memmove(dst + r * ld_dst, src + r * ld_src, n * sizeof *dst);
+}
+
+void scale_forward(float *x, size_t n, float s)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+void nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W)
+{
+    const size_t hw = (size_t)H * W;
+#pragma omp parallel for schedule(static) if ((size_t)B * hw * C > 65536)
+    for (size_t p = 0; p < (size_t)B * hw; p++) {
+        size_t bb = p / hw, q = p % hw;
+        const float *src = in + bb * (size_t)C * hw + q;
+        float *dst = out + p * (size_t)C;
+        for (int c = 0; c < C; c++)
+            dst[c] = src[(size_t)c * hw];
+    }
+}
+
+void merge_2x2(float *out, const float *x, int B, int h, int w, int C)
+{
+    const int ho = h / 2, wo = w / 2;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * ho * wo * C > 65536)
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < ho; i++)
+            for (int j = 0; j < wo; j++) {
+                float *o = out + (((size_t)b * ho + i) * wo + j) * 4 * C;
+                const int di[4] = {0, 1, 0, 1}, dj[4] = {0, 0, 1, 1};
+                for (int q = 0; q < 4; q++)
+                    memcpy(o + (size_t)q * C, x + (((size_t)b * h + 2 * i + di[q]) * w + 2 * j + dj[q]) * C,
+                           (size_t)C * sizeof *o);
+            }
+}
+
+void insert_token(float *out, const float *in, const float *tok, const float *pos, int B, size_t L, size_t at,
+                  int C)
+{
+    const size_t seq = L + 1;
+    for (int b = 0; b < B; b++)
+        for (size_t t = 0; t < seq; t++) {
+            const float *src = t == at ? tok : in + ((size_t)b * L + (t < at ? t : t - 1)) * C;
+            float *o = out + ((size_t)b * seq + t) * C;
+            for (int c = 0; c < C; c++)
+                o[c] = src[c] + pos[t * C + c];
+        }
+}

@@ -1,0 +1,33 @@
+/* Moving rows around: row copies, scaling, and the grid transposes of the
+ * skeletons (NCHW images to channels-last, VMamba's 2x2 patch merging, Vim's
+ * class token insertion with the position embedding). Contracts in
+ * blocks/backend.h; CPU here (layout.c), CUDA in layout.cu. */
+#ifndef MIXERLAB_LAYOUT_H
+#define MIXERLAB_LAYOUT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows);
+void scale_forward(float *x, size_t n, float s);
+void nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W);
+void merge_2x2(float *out, const float *x, int B, int h, int w, int C);
+void insert_token(float *out, const float *in, const float *tok, const float *pos, int B, size_t L, size_t at,
+                  int C);
+
+/* The CUDA kernels (layout.cu), on device pointers. */
+void copy_rows_cuda(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows);
+void scale_cuda(float *x, size_t n, float s);
+void nchw_to_nhwc_cuda(float *out, const float *in, int B, int C, int H, int W);
+void merge_2x2_cuda(float *out, const float *x, int B, int h, int w, int C);
+void insert_token_cuda(float *out, const float *in, const float *tok, const float *pos, int B, size_t L, size_t at,
+                       int C);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
