@@ -8,8 +8,8 @@
 
 enum { ATTN_QKV_W, ATTN_QKV_B, ATTN_PROJ_W, ATTN_PROJ_B, ATTN_PARAMS };
 
-/* p[0..n) = softmax(p[0..n)) in place. */
-ML_CLONES static void softmax_row(float *p, size_t n)
+/* p[0..n) = softmax(p[0..n)) in place; returns log Σ exp(p) of the input. */
+ML_CLONES static float softmax_row(float *p, size_t n)
 {
     float mx = -INFINITY;
     for (size_t j = 0; j < n; j++)
@@ -33,9 +33,10 @@ ML_CLONES static void softmax_row(float *p, size_t n)
     const float inv = (float)(1.0 / sum);
     for (j = 0; j < n; j++)
         p[j] *= inv;
+    return (float)((double)mx + log(sum));
 }
 
-void attn_core(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
+void attn_core(float *o, float *lse, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
                int threads)
 {
     const int NH = E / HS;
@@ -59,7 +60,9 @@ void attn_core(float *o, const float *qkv, int B, size_t L, int E, int HS, int c
         for (size_t i = 0; i < nrow; i++) {
             float *row = S + i * nkey;
             size_t n = causal ? q0 + i + 1 : nkey; /* keys after the query are masked out */
-            softmax_row(row, n);
+            const float l = softmax_row(row, n);
+            if (lse)
+                lse[(b * NH + h) * L + q0 + i] = l;
             for (size_t j = n; j < nkey; j++)
                 row[j] = 0.0f;
         }
@@ -131,7 +134,7 @@ static void attn_run(const backend *be, const mixer_config *c, const float *cons
     const size_t L = (size_t)H * W, rows = (size_t)B * L;
     float *qkv = ws, *o = qkv + rows * 3 * E, *scratch = o + rows * E;
     be->linear(qkv, 3 * (size_t)E, in, ld_in, p[ATTN_QKV_W], p[ATTN_QKV_B], rows, E, 3 * E, 0);
-    be->attn(o, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
+    be->attn(o, NULL, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
     be->linear(out, (size_t)E, o, (size_t)E, p[ATTN_PROJ_W], p[ATTN_PROJ_B], rows, E, E, 0);
 }
 

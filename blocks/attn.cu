@@ -17,7 +17,8 @@
 #include "base/cuda_rt.h"
 
 
-__global__ static void attn_kernel(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float scale)
+__global__ static void attn_kernel(float *o, float *lse, const float *qkv, int B, size_t L, int E, int HS, int causal,
+                                   float scale)
 {
     const size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     const int lane = threadIdx.x % 32, NH = E / HS;
@@ -54,6 +55,8 @@ __global__ static void attn_kernel(float *o, const float *qkv, int B, size_t L, 
         }
         mx = nm;
     }
+    if (lse && lane == 0)
+        lse[(b * NH + h) * L + i] = mx + logf(sum);
     float *out = o + (b * L + i) * E + h * HS;
     for (int r = 0; r < per; r++) {
         const int d = lane + 32 * r;
@@ -67,7 +70,7 @@ __global__ static void attn_kernel(float *o, const float *qkv, int B, size_t L, 
 
 template <int HS>
 __global__ static void __launch_bounds__(AT_THREADS)
-attn_tiled_kernel(float *o, const float *qkv, size_t L, int E, int causal, float qscale)
+attn_tiled_kernel(float *o, float *lse, const float *qkv, size_t L, int E, int causal, float qscale)
 {
     constexpr int LD = HS + 4, LDP = AT_TILE + 4, CPT = HS / 16, V4 = HS / 4;
     extern __shared__ float4 smem4[];
@@ -202,12 +205,15 @@ attn_tiled_kernel(float *o, const float *qkv, size_t L, int E, int causal, float
             #pragma unroll
             for (int c = 0; c < CPT; c++)
                 out[c] = acc[i][c] / sum;
+            /* log Σ exp of the scores in natural units: they were kept in base 2 */
+            if (lse && tx == 0)
+                lse[(seq * gridDim.y + h) * L + q] = (m[i] + log2f(sum)) * 0.6931471805599453f;
         }
     }
 }
 
 template <int HS>
-static void launch_tiled(float *o, const float *qkv, int B, size_t L, int E, int causal)
+static void launch_tiled(float *o, float *lse, const float *qkv, int B, size_t L, int E, int causal)
 {
     constexpr size_t smem = (3 * (size_t)AT_TILE * (HS + 4) + (size_t)AT_TILE * (AT_TILE + 4)) * sizeof(float);
     static int attr_set = 0; /* above 48 KiB a kernel must opt in, once per process */
@@ -223,20 +229,20 @@ static void launch_tiled(float *o, const float *qkv, int B, size_t L, int E, int
     }
     const dim3 grid((unsigned)((L + AT_TILE - 1) / AT_TILE * B), (unsigned)(E / HS)); /* sequences in x: B may pass 65535 */
     attn_tiled_kernel<HS><<<grid, AT_THREADS, smem, (cudaStream_t)cuda_stream()>>>(
-        o, qkv, L, E, causal, 1.4426950408889634f / sqrtf((float)HS));
+        o, lse, qkv, L, E, causal, 1.4426950408889634f / sqrtf((float)HS));
     CUDA_LAUNCHED();
 }
 
-extern "C" void attn_core_cuda(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal)
+extern "C" void attn_core_cuda(float *o, float *lse, const float *qkv, int B, size_t L, int E, int HS, int causal)
 {
     if ((size_t)B * L * E == 0)
         return;
     if (HS == 32)
-        return launch_tiled<32>(o, qkv, B, L, E, causal);
+        return launch_tiled<32>(o, lse, qkv, B, L, E, causal);
     if (HS == 64)
-        return launch_tiled<64>(o, qkv, B, L, E, causal);
+        return launch_tiled<64>(o, lse, qkv, B, L, E, causal);
     const size_t warps = (size_t)B * (E / HS) * L;
     attn_kernel<<<(unsigned)((warps + 7) / 8), 256, 0, (cudaStream_t)cuda_stream()>>>(
-        o, qkv, B, L, E, HS, causal, 1.0f / sqrtf((float)HS));
+        o, lse, qkv, B, L, E, HS, causal, 1.0f / sqrtf((float)HS));
     CUDA_LAUNCHED();
 }

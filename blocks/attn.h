@@ -14,9 +14,10 @@
 #define ATTN_QUERY_BLOCK 64
 
 /* The op (contract in blocks/backend.h: attn): o (B, L, E) = attention of
- * the q, k, v packed in qkv (B, L, 3E); ws holds attn_core_workspace floats,
- * threads · ATTN_QUERY_BLOCK · L. */
-void attn_core(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
+ * the q, k, v packed in qkv (B, L, 3E); lse (B, NH, L), may be NULL, keeps
+ * each query row's log Σ exp(score) for a backward pass; ws holds
+ * attn_core_workspace floats, threads · ATTN_QUERY_BLOCK · L. */
+void attn_core(float *o, float *lse, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
                int threads);
 size_t attn_core_workspace(int B, size_t L, int E, int HS, int threads);
 
@@ -27,7 +28,7 @@ size_t attn_core_workspace(int B, size_t L, int E, int HS, int threads);
 #ifdef __cplusplus
 extern "C" {
 #endif
-void attn_core_cuda(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal);
+void attn_core_cuda(float *o, float *lse, const float *qkv, int B, size_t L, int E, int HS, int causal);
 #ifdef __cplusplus
 }
 #endif

@@ -15,8 +15,10 @@
  * training issue fills them. The backward contract, written down now so the
  * forward keeps what it needs: a backward *accumulates* (+=) into every
  * gradient it is given (d_in, and d_w / d_b laid out as the parameters), and
- * reads the forward's inputs, never its overwritten outputs (the skeleton
- * plans separate buffers where a training forward must keep them). */
+ * reads the forward's inputs and what the forward saved for it (the
+ * NULL-able `saved` outputs below: norm statistics, attention's log-sum-exp,
+ * the scan's chunk states), never an overwritten output (the skeleton plans
+ * separate buffers where a training forward must keep them). */
 #ifndef MIXERLAB_BACKEND_H
 #define MIXERLAB_BACKEND_H
 
@@ -55,16 +57,17 @@ struct backend {
     ml_status (*supports)(backend_op op, const backend_limits *q);
 
     /* ---- normalisation over the last dimension; out may alias in ---- */
-    /* out[r] = (in[r] - mean) / sqrt(var + eps) · w + b, biased variance */
-    void (*layernorm)(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w, const float *b,
-                      size_t rows, int C, float eps);
+    /* out[r] = (in[r] - mean) / sqrt(var + eps) · w + b, biased variance; saved: mean, rstd (rows each) */
+    void (*layernorm)(float *out, size_t ld_out, float *mean, float *rstd, const float *in, size_t ld_in,
+                      const float *w, const float *b, size_t rows, int C, float eps);
     void (*layernorm_bwd)(float *d_in, size_t ld_din, float *d_w, float *d_b, const float *d_out, size_t ld_dout,
-                          const float *in, size_t ld_in, const float *w, size_t rows, int C, float eps);
-    /* out[r] = in[r] / sqrt(mean(in[r]²) + eps) · w */
-    void (*rmsnorm)(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w, size_t rows, int C,
-                    float eps);
+                          const float *in, size_t ld_in, const float *w, const float *mean, const float *rstd,
+                          size_t rows, int C);
+    /* out[r] = in[r] / sqrt(mean(in[r]²) + eps) · w; saved: rstd (rows) */
+    void (*rmsnorm)(float *out, size_t ld_out, float *rstd, const float *in, size_t ld_in, const float *w, size_t rows,
+                    int C, float eps);
     void (*rmsnorm_bwd)(float *d_in, size_t ld_din, float *d_w, const float *d_out, size_t ld_dout, const float *in,
-                        size_t ld_in, const float *w, size_t rows, int C, float eps);
+                        size_t ld_in, const float *w, const float *rstd, size_t rows, int C);
 
     /* ---- products ---- */
     /* out[rows, out_f] (+)= in[rows, in_f] · w[out_f, in_f]ᵀ + b (b may be NULL) */
@@ -117,18 +120,22 @@ struct backend {
                             size_t ld_x, const float *w, const float *b, int B, size_t L, int E, int K, int reverse);
     /* The selective scan of one direction, given u, Δ (B,L,E) and xdbl (B,L,ldx) with B at column R
      * and C at R+N: h_t = exp(Δ_t A) h_{t-1} + Δ_t u_t B_t, y_t = h_t·C_t + D u_t with A = -exp(A_log);
-     * y (B,L,E) written or added to (accumulate) in raster order; ws of scan_ws floats */
-    void (*scan)(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx, int R,
-                 const float *A_log, const float *D, int B, int H, int W, int E, int N, ssm_order order, int reverse,
-                 float *ws);
+     * y (B,L,E) written or added to (accumulate) in raster order; ws of scan_ws floats;
+     * saved: the state entering each SSM_CHUNK-step chunk (ssm_states_floats), never (L, E, N) */
+    void (*scan)(float *y, float *states, int accumulate, const float *u, const float *delta, const float *xdbl,
+                 size_t ldx, int R, const float *A_log, const float *D, int B, int H, int W, int E, int N,
+                 ssm_order order, int reverse, float *ws);
     void (*scan_bwd)(float *d_u, float *d_delta, float *d_xdbl, float *d_A_log, float *d_D, const float *d_y,
                      const float *u, const float *delta, const float *xdbl, size_t ldx, int R, const float *A_log,
-                     const float *D, int B, int H, int W, int E, int N, ssm_order order, int reverse, float *ws);
+                     const float *D, const float *states, int B, int H, int W, int E, int N, ssm_order order,
+                     int reverse, float *ws);
     size_t (*scan_ws)(int B, size_t L, int E, int N);
-    /* o (B,L,E) = softmax(q kᵀ / sqrt(HS)) v per head, q k v packed in qkv (B,L,3E); ws of attn_ws floats */
-    void (*attn)(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws, int threads);
-    void (*attn_bwd)(float *d_qkv, const float *d_o, const float *qkv, const float *o, int B, size_t L, int E,
-                     int HS, int causal, float *ws, int threads);
+    /* o (B,L,E) = softmax(q kᵀ / sqrt(HS)) v per head, q k v packed in qkv (B,L,3E); ws of attn_ws floats;
+     * saved: lse (B, NH, L), each query row's log Σ exp(score), so a backward recomputes P tile by tile */
+    void (*attn)(float *o, float *lse, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
+                 int threads);
+    void (*attn_bwd)(float *d_qkv, const float *d_o, const float *qkv, const float *o, const float *lse, int B,
+                     size_t L, int E, int HS, int causal, float *ws, int threads);
     size_t (*attn_ws)(int B, size_t L, int E, int HS, int threads);
 
     /* ---- pooling, row copies and grid transposes ---- */

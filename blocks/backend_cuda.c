@@ -53,10 +53,11 @@ static size_t no_ws_dwconv(int B, int H, int W, int C, int K)
     return 0;
 }
 
-static void cuda_attn(float *o, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws, int threads)
+static void cuda_attn(float *o, float *lse, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
+                      int threads)
 {
     (void)ws, (void)threads;
-    attn_core_cuda(o, qkv, B, L, E, HS, causal);
+    attn_core_cuda(o, lse, qkv, B, L, E, HS, causal);
 }
 
 static size_t no_ws_attn(int B, size_t L, int E, int HS, int threads)

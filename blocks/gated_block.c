@@ -118,9 +118,9 @@ static void block_norm(const backend *be, const block_config *bc, const block_pa
 {
     const size_t C = (size_t)bc->dim;
     if (bc->norm == NORM_RMS)
-        be->rmsnorm(out, C, x, C, p->norm_w, rows, bc->dim, bc->norm_eps);
+        be->rmsnorm(out, C, NULL, x, C, p->norm_w, rows, bc->dim, bc->norm_eps);
     else
-        be->layernorm(out, C, x, C, p->norm_w, p->norm_b, rows, bc->dim, bc->norm_eps);
+        be->layernorm(out, C, NULL, NULL, x, C, p->norm_w, p->norm_b, rows, bc->dim, bc->norm_eps);
 }
 
 void block_forward(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H, int W,
@@ -212,9 +212,9 @@ static void norm_rows(float *out, const float *x, int C, norm_kind nk, const flo
                       size_t rows)
 {
     if (nk == NORM_RMS)
-        rmsnorm_forward(out, (size_t)C, x, (size_t)C, nw, rows, C, eps);
+        rmsnorm_forward(out, (size_t)C, NULL, x, (size_t)C, nw, rows, C, eps);
     else
-        layernorm_forward(out, (size_t)C, x, (size_t)C, nw, nb, rows, C, eps);
+        layernorm_forward(out, (size_t)C, NULL, NULL, x, (size_t)C, nw, nb, rows, C, eps);
 }
 
 void block_norm_linear_cpu(float *u, size_t ld_u, float *t, const float *x, int C, norm_kind nk, const float *nw,

@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-void rmsnorm_forward(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w /* [C] */,
+/* rstd (rows floats, may be NULL) keeps each row's 1/sqrt(mean(x²) + eps) for a backward pass. */
+void rmsnorm_forward(float *out, size_t ld_out, float *rstd, const float *in, size_t ld_in, const float *w /* [C] */,
                      size_t rows, int C, float eps);
 
 static inline uint64_t rmsnorm_macs(size_t rows, int C) { return 4ull * rows * (uint64_t)C; }
@@ -16,8 +17,8 @@ static inline uint64_t rmsnorm_macs(size_t rows, int C) { return 4ull * rows * (
 #ifdef __cplusplus
 extern "C" {
 #endif
-void rmsnorm_forward_cuda(float *out, size_t ld_out, const float *in, size_t ld_in, const float *w, size_t rows, int C,
-                          float eps);
+void rmsnorm_forward_cuda(float *out, size_t ld_out, float *rstd, const float *in, size_t ld_in, const float *w,
+                          size_t rows, int C, float eps);
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 #include "blocks/ssm.h"
 
 #include "blocks/act.h"
+#include "blocks/ssm_chunk.h"
 #include "blocks/vmath.h"
 
 #include <math.h>
@@ -45,7 +46,7 @@ void ssm_conv1d_silu(float *u, const float *x, size_t ld_x, const float *w, cons
 
 /* Channels e0 .. e0+nc-1 (nc <= 8) of one sequence, state kept in registers /
  * L1: h (N, 8). Padding lanes carry Δ = u = 0 and never reach y. */
-ML_CLONES static void scan_block(float *y, int accumulate, const float *u, const float *delta,
+ML_CLONES static void scan_block(float *y, float *states, int accumulate, const float *u, const float *delta,
                                  const float *xdbl, size_t ldx, int R, const float *A, const float *D,
                                  int H, int W, int E, int N, int e0, int nc, ssm_order order, int reverse)
 {
@@ -62,6 +63,10 @@ ML_CLONES static void scan_block(float *y, int accumulate, const float *u, const
         Dv[j] = D[e0 + j];
     const size_t L = (size_t)H * W;
     for (size_t i = 0; i < L; i++) {
+        if (states && i % SSM_CHUNK == 0) /* the state entering each chunk of steps */
+            for (int n = 0; n < N; n++)
+                for (int j = 0; j < nc; j++)
+                    states[((i / SSM_CHUNK) * (size_t)N + n) * E + e0 + j] = h[n][j];
         size_t ii = reverse ? L - 1 - i : i;
         size_t t = order == SSM_ROW_MAJOR ? ii : (ii % (size_t)H) * W + ii / (size_t)H;
         v8f d, x;
@@ -89,9 +94,9 @@ ML_CLONES static void scan_block(float *y, int accumulate, const float *u, const
     }
 }
 
-void ssm_scan_core(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
-                   int R, const float *A_log, const float *D, int B, int H, int W, int E, int N, ssm_order order,
-                   int reverse, float *ws)
+void ssm_scan_core(float *y, float *states, int accumulate, const float *u, const float *delta, const float *xdbl,
+                   size_t ldx, int R, const float *A_log, const float *D, int B, int H, int W, int E, int N,
+                   ssm_order order, int reverse, float *ws)
 {
     const size_t L = (size_t)H * W, rows = (size_t)B * L;
     float *A = ws;
@@ -102,7 +107,8 @@ void ssm_scan_core(float *y, int accumulate, const float *u, const float *delta,
     for (int bb = 0; bb < B; bb++)
         for (int k = 0; k < nblk; k++) {
             int e0 = 8 * k, nc = E - e0 < 8 ? E - e0 : 8;
-            scan_block(y + (size_t)bb * L * E, accumulate, u + (size_t)bb * L * E, delta + (size_t)bb * L * E,
+            scan_block(y + (size_t)bb * L * E, states ? states + (size_t)bb * ssm_chunk_count(L) * N * E : NULL,
+                       accumulate, u + (size_t)bb * L * E, delta + (size_t)bb * L * E,
                        xdbl + (size_t)bb * L * ldx, ldx, R, A, D, H, W, E, N, e0, nc, order, reverse);
         }
 }
@@ -121,7 +127,7 @@ void ssm_direction_forward(const backend *be, float *y, int accumulate, const fl
     be->linear(xdbl, ldx, u, (size_t)E, p->x_proj, NULL, rows, E, (int)ldx, 0);
     be->linear(delta, (size_t)E, xdbl, ldx, p->dt_proj, p->dt_bias, rows, R, E, 0);
     be->act(delta, delta, rows * E, ACT_SOFTPLUS);
-    be->scan(y, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D, B, H, W, E, N, order, reverse, core_ws);
+    be->scan(y, NULL, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D, B, H, W, E, N, order, reverse, core_ws);
 }
 
 uint64_t ssm_scan_macs(size_t L, int E, int N, scan_convention s)

@@ -80,8 +80,18 @@ __global__ static void carry_kernel(float *carry, const float *A_log, int B, int
     ssm_chunk_carry(n, N, chunks, E, A_log[(size_t)e * N + n], carry + b * chunks * (size_t)(N + 1) * E + e);
 }
 
+/* The carries' incoming states (all rows but ΣΔ) as the states a backward pass reads. */
+__global__ static void states_kernel(float *states, const float *carry, int B, int E, int N, size_t chunks)
+{
+    const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (size_t)B * chunks * N * E)
+        return;
+    const size_t e = k % E, n = k / E % N, bc = k / ((size_t)E * N);
+    states[k] = carry[(bc * (N + 1) + n) * E + e];
+}
+
 template <int NS>
-static void launch_scan(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
+static void launch_scan(float *y, float *states, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
                         int R, const float *A_log, const float *D, int B, int H, int W, int E, int N, int col_major,
                         int reverse, float *carry)
 {
@@ -98,9 +108,14 @@ static void launch_scan(float *y, int accumulate, const float *u, const float *d
     chunk_kernel<1, NS><<<grid, SSM_CUDA_THREADS, smem, st>>>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, H, W,
                                                              E, N, col_major, reverse, carry, chunks);
     CUDA_LAUNCHED();
+    if (states) {
+        const size_t n = (size_t)B * chunks * N * E;
+        states_kernel<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(states, carry, B, E, N, chunks);
+        CUDA_LAUNCHED();
+    }
 }
 
-extern "C" void ssm_scan_core_cuda(float *y, int accumulate, const float *u, const float *delta, const float *xdbl,
+extern "C" void ssm_scan_core_cuda(float *y, float *states, int accumulate, const float *u, const float *delta, const float *xdbl,
                                    size_t ldx, int R, const float *A_log, const float *D, int B, int H, int W, int E,
                                    int N, ssm_order order, int reverse, float *carry)
 {
@@ -109,18 +124,18 @@ extern "C" void ssm_scan_core_cuda(float *y, int accumulate, const float *u, con
     const int cm = order == SSM_COL_MAJOR;
     switch (N) {
     case 1:
-        launch_scan<1>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<1>(y, states, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
         break;
     case 4:
-        launch_scan<4>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<4>(y, states, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
         break;
     case 8:
-        launch_scan<8>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<8>(y, states, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
         break;
     case 16:
-        launch_scan<16>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<16>(y, states, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
         break;
     default:
-        launch_scan<0>(y, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
+        launch_scan<0>(y, states, accumulate, u, delta, xdbl, ldx, R, A_log, D, B, H, W, E, N, cm, reverse, carry);
     }
 }

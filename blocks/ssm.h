@@ -21,10 +21,11 @@ enum { SSM_CONV_W, SSM_CONV_B, SSM_X_PROJ, SSM_DT_W, SSM_DT_B, SSM_A_LOG, SSM_D,
 void ssm_conv1d_silu(float *u, const float *x, size_t ld_x, const float *w /* [E,1,K] */,
                      const float *b /* [E] */, int B, size_t L, int E, int K, int reverse);
 /* The CPU scan: eight channels at a time, the state in registers; ws holds
- * A = -exp(A_log) (E, N). */
-void ssm_scan_core(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
-                   int R, const float *A_log, const float *D, int B, int H, int W, int E, int N, ssm_order order,
-                   int reverse, float *ws);
+ * A = -exp(A_log) (E, N). states (may be NULL) keeps the state entering each
+ * chunk of SSM_CHUNK steps (ssm_states_floats), for a backward pass. */
+void ssm_scan_core(float *y, float *states, int accumulate, const float *u, const float *delta, const float *xdbl,
+                   size_t ldx, int R, const float *A_log, const float *D, int B, int H, int W, int E, int N,
+                   ssm_order order, int reverse, float *ws);
 static inline size_t ssm_scan_core_workspace(int B, size_t L, int E, int N)
 {
     (void)B, (void)L;
@@ -40,9 +41,9 @@ extern "C" {
 #endif
 void ssm_conv1d_silu_cuda(float *u, const float *x, size_t ld_x, const float *w, const float *b, int B, size_t L, int E,
                           int K, int reverse);
-void ssm_scan_core_cuda(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx,
-                        int R, const float *A_log, const float *D, int B, int H, int W, int E, int N, ssm_order order,
-                        int reverse, float *carry);
+void ssm_scan_core_cuda(float *y, float *states, int accumulate, const float *u, const float *delta, const float *xdbl,
+                        size_t ldx, int R, const float *A_log, const float *D, int B, int H, int W, int E, int N,
+                        ssm_order order, int reverse, float *carry);
 #ifdef __cplusplus
 }
 #endif

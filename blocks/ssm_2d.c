@@ -70,7 +70,7 @@ static void ss2d_forward(const backend *be, const mixer_config *c, const float *
         ssm_direction_forward(be, out, k > 0, u, &sp, B, H, W, E, N, R, (k & 1) ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
                               k >= 2, dws);
     }
-    be->layernorm(out, (size_t)E, out, (size_t)E, p[P_NORM_W], p[P_NORM_B], rows, E, SSM_2D_NORM_EPS);
+    be->layernorm(out, (size_t)E, NULL, NULL, out, (size_t)E, p[P_NORM_W], p[P_NORM_B], rows, E, SSM_2D_NORM_EPS);
 }
 
 static ml_status ss2d_infer(mixer_config *c, mixer_shape_fn shape_of, void *ctx)

@@ -41,6 +41,13 @@ static inline size_t ssm_carry_floats(int B, size_t L, int E, int N)
     return (size_t)B * ssm_chunk_count(L) * (size_t)(N + 1) * (size_t)E;
 }
 
+/* Floats of the states a forward keeps for a backward pass: the state
+ * entering each chunk, (B, chunks, N, E). */
+static inline size_t ssm_states_floats(int B, size_t L, int E, int N)
+{
+    return (size_t)B * ssm_chunk_count(L) * (size_t)N * (size_t)E;
+}
+
 /* The raster token visited at step i of a direction (row- or column-major,
  * forwards or backwards) on an H x W grid. */
 ML_HD static inline size_t ssm_step_token(size_t i, size_t L, int H, int W, int col_major, int reverse)

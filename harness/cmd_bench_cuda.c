@@ -61,7 +61,7 @@ static void run_kernel(void *p)
         be->linear(k->c, k->n, k->a, k->n, k->b, NULL, k->n, (int)k->n, (int)k->n, 0);
         break;
     case K_LN:
-        be->layernorm(k->b, (size_t)k->C, k->a, (size_t)k->C, k->c, k->d, k->rows, k->C, 1e-6f);
+        be->layernorm(k->b, (size_t)k->C, NULL, NULL, k->a, (size_t)k->C, k->c, k->d, k->rows, k->C, 1e-6f);
         break;
     case K_GELU:
         be->act(k->b, k->a, k->n, ACT_GELU);
@@ -82,11 +82,11 @@ static void run_kernel(void *p)
         be->dwconv(k->b, k->a, (size_t)k->C, k->c, k->d, k->B, k->H, k->W, k->C, 7, NULL);
         break;
     case K_SCAN:
-        be->scan(k->b, 0, k->a, k->c, k->d, (size_t)k->R + 2 * k->N, k->R, k->alog, k->D, k->B, k->H, k->W, k->E, k->N,
+        be->scan(k->b, NULL, 0, k->a, k->c, k->d, (size_t)k->R + 2 * k->N, k->R, k->alog, k->D, k->B, k->H, k->W, k->E, k->N,
                  SSM_ROW_MAJOR, 0, k->ws);
         break;
     case K_ATTN:
-        be->attn(k->b, k->a, k->B, (size_t)k->H * k->W, k->E, k->HS, k->causal, NULL, 1);
+        be->attn(k->b, NULL, k->a, k->B, (size_t)k->H * k->W, k->E, k->HS, k->causal, NULL, 1);
         break;
     }
 }

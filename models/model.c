@@ -595,9 +595,9 @@ static void norm_rows(const backend *be, norm_kind k, float *out, size_t ld_out,
                       const tensor_pair *p, size_t rows, int C, float eps)
 {
     if (k == NORM_RMS)
-        be->rmsnorm(out, ld_out, in, ld_in, p->w, rows, C, eps);
+        be->rmsnorm(out, ld_out, NULL, in, ld_in, p->w, rows, C, eps);
     else
-        be->layernorm(out, ld_out, in, ld_in, p->w, p->b, rows, C, eps);
+        be->layernorm(out, ld_out, NULL, NULL, in, ld_in, p->w, p->b, rows, C, eps);
 }
 
 /* input (B,3,H,W) -> x (B,h,w,C0), or the patches in m->m for the isotropic skeleton. */
@@ -611,12 +611,12 @@ static void forward_stem(model *m, const float *input, int *h, int *w)
     if (cfg->stem == STEM_MAMBAOUT) {
         const size_t r1 = (size_t)B * m->stem_h * m->stem_w, c1 = (size_t)m->stem1.cout;
         be->conv2d(m->m, m->u, P->stem_conv1.w, P->stem_conv1.b, &m->stem1, B, m->H, m->W, m->ws, m->n_ws, T);
-        be->layernorm(m->m, c1, m->m, c1, P->stem_norm1.w, P->stem_norm1.b, r1, m->stem1.cout, cfg->eps);
+        be->layernorm(m->m, c1, NULL, NULL, m->m, c1, P->stem_norm1.w, P->stem_norm1.b, r1, m->stem1.cout, cfg->eps);
         be->act(m->m, m->m, r1 * c1, ACT_GELU);
         be->conv2d(m->x, m->m, P->stem_conv2.w, P->stem_conv2.b, &m->stem2, B, m->stem_h, m->stem_w, m->ws, m->n_ws,
                    T);
         *h = conv2d_out_size(&m->stem2, m->stem_h), *w = conv2d_out_size(&m->stem2, m->stem_w);
-        be->layernorm(m->x, (size_t)C, m->x, (size_t)C, P->stem_norm2.w, P->stem_norm2.b, (size_t)B * *h * *w, C,
+        be->layernorm(m->x, (size_t)C, NULL, NULL, m->x, (size_t)C, P->stem_norm2.w, P->stem_norm2.b, (size_t)B * *h * *w, C,
                       cfg->eps);
         return;
     }
@@ -625,7 +625,7 @@ static void forward_stem(model *m, const float *input, int *h, int *w)
     float *dst = cfg->skeleton == SKEL_ISOTROPIC ? m->m : m->x;
     be->conv2d(dst, m->u, P->stem_conv1.w, P->stem_conv1.b, &m->stem1, B, m->H, m->W, m->ws, m->n_ws, T);
     if (cfg->stem_norm)
-        be->layernorm(dst, (size_t)C, dst, (size_t)C, P->stem_norm1.w, P->stem_norm1.b, (size_t)B * *h * *w, C,
+        be->layernorm(dst, (size_t)C, NULL, NULL, dst, (size_t)C, P->stem_norm1.w, P->stem_norm1.b, (size_t)B * *h * *w, C,
                       cfg->eps);
 }
 
@@ -639,12 +639,12 @@ static void forward_down(model *m, int s, int h, int w)
     if (cfg->down == DOWN_CONV) {
         be->conv2d(m->u, m->x, m->P.down[s].conv.w, m->P.down[s].conv.b, &m->down[s], B, h, w, m->ws, m->n_ws,
                    m->threads);
-        be->layernorm(m->x, (size_t)C, m->u, (size_t)C, m->P.down[s].norm.w, m->P.down[s].norm.b, rows, C, cfg->eps);
+        be->layernorm(m->x, (size_t)C, NULL, NULL, m->u, (size_t)C, m->P.down[s].norm.w, m->P.down[s].norm.b, rows, C, cfg->eps);
         return;
     }
     const size_t c4 = 4 * (size_t)Cp;
     be->merge_2x2(m->u, m->x, B, h, w, Cp);
-    be->layernorm(m->u, c4, m->u, c4, m->P.down[s].norm.w, m->P.down[s].norm.b, rows, 4 * Cp, cfg->eps);
+    be->layernorm(m->u, c4, NULL, NULL, m->u, c4, m->P.down[s].norm.w, m->P.down[s].norm.b, rows, 4 * Cp, cfg->eps);
     be->linear(m->x, (size_t)C, m->u, c4, m->P.down[s].reduction, NULL, rows, 4 * Cp, C, 0);
 }
 
@@ -683,15 +683,15 @@ static void forward_head(model *m, size_t mid)
     case HEAD_MLP: {
         const int HH = cfg->head_mlp_ratio * C;
         be->meanpool(m->t, m->x, B, L, C);
-        be->layernorm(m->t, (size_t)C, m->t, (size_t)C, P->head_norm.w, P->head_norm.b, (size_t)B, C, cfg->eps);
+        be->layernorm(m->t, (size_t)C, NULL, NULL, m->t, (size_t)C, P->head_norm.w, P->head_norm.b, (size_t)B, C, cfg->eps);
         be->linear(m->u, (size_t)HH, m->t, (size_t)C, P->head_fc1.w, P->head_fc1.b, (size_t)B, C, HH, 0);
         be->act(m->u, m->u, (size_t)B * HH, ACT_GELU);
-        be->layernorm(m->u, (size_t)HH, m->u, (size_t)HH, P->head_norm2.w, P->head_norm2.b, (size_t)B, HH, cfg->eps);
+        be->layernorm(m->u, (size_t)HH, NULL, NULL, m->u, (size_t)HH, P->head_norm2.w, P->head_norm2.b, (size_t)B, HH, cfg->eps);
         be->linear(m->logits, (size_t)NC, m->u, (size_t)HH, P->head_fc.w, P->head_fc.b, (size_t)B, HH, NC, 0);
         break;
     }
     case HEAD_NORM_LINEAR:
-        be->layernorm(m->u, (size_t)C, m->x, (size_t)C, P->head_norm.w, P->head_norm.b, (size_t)B * L, C, cfg->eps);
+        be->layernorm(m->u, (size_t)C, NULL, NULL, m->x, (size_t)C, P->head_norm.w, P->head_norm.b, (size_t)B * L, C, cfg->eps);
         be->meanpool(m->t, m->u, B, L, C);
         be->linear(m->logits, (size_t)NC, m->t, (size_t)C, P->head_fc.w, P->head_fc.b, (size_t)B, C, NC, 0);
         break;

@@ -67,14 +67,25 @@ static void test_norms(rng_state *r)
     float *x = rand_floats(r, rows * ld, -3, 5), *w = rand_floats(r, C, 0.5, 1.5), *b = rand_floats(r, C, -1, 1);
     float *ref = alloc_guarded(rows * C);
     float *dx = to_dev(x, rows * ld), *dw = to_dev(w, C), *db = to_dev(b, C), *dy;
-    cpu->layernorm(ref, C, x, ld, w, b, rows, C, 1e-6f);
-    gpu->layernorm(dy = dev_zeros(rows * C), C, dx, ld, dw, db, rows, C, 1e-6f);
+    cpu->layernorm(ref, C, NULL, NULL, x, ld, w, b, rows, C, 1e-6f);
+    gpu->layernorm(dy = dev_zeros(rows * C), C, NULL, NULL, dx, ld, dw, db, rows, C, 1e-6f);
     compare(dy, ref, rows * C, TOL, "layernorm (strided rows)");
-    cpu->rmsnorm(ref, C, x, ld, w, rows, C, 1e-5f);
-    gpu->rmsnorm(dy = dev_zeros(rows * C), C, dx, ld, dw, rows, C, 1e-5f);
+    cpu->rmsnorm(ref, C, NULL, x, ld, w, rows, C, 1e-5f);
+    gpu->rmsnorm(dy = dev_zeros(rows * C), C, NULL, dx, ld, dw, rows, C, 1e-5f);
     compare(dy, ref, rows * C, TOL, "rmsnorm (strided rows)");
+    /* the statistics they keep for a backward pass */
+    float *mean = alloc_guarded(rows), *rstd = alloc_guarded(rows), *dmean = dev_zeros(rows), *drstd = dev_zeros(rows);
+    cpu->layernorm(ref, C, mean, rstd, x, ld, w, b, rows, C, 1e-6f);
+    gpu->layernorm(dy = dev_zeros(rows * C), C, dmean, drstd, dx, ld, dw, db, rows, C, 1e-6f);
+    gpu->release(dy);
+    compare(dmean, mean, rows, TOL, "layernorm saved mean");
+    compare(drstd, rstd, rows, TOL, "layernorm saved rstd");
+    cpu->rmsnorm(ref, C, rstd, x, ld, w, rows, C, 1e-5f);
+    gpu->rmsnorm(dy = dev_zeros(rows * C), C, drstd = dev_zeros(rows), dx, ld, dw, rows, C, 1e-5f);
+    gpu->release(dy);
+    compare(drstd, rstd, rows, TOL, "rmsnorm saved rstd");
     gpu->release(dx), gpu->release(dw), gpu->release(db);
-    free(x), free(w), free(b), free(ref);
+    free(x), free(w), free(b), free(ref), free(mean), free(rstd);
 }
 
 static void test_gate(rng_state *r)
@@ -276,16 +287,22 @@ static void test_scan_ops(rng_state *r)
     float *du = to_dev(u, n), *dd = to_dev(delta, n), *dxd = to_dev(xdbl, (size_t)B * L * ldx);
     float *dal = to_dev(alog, (size_t)E * N), *dD = to_dev(D, E);
     float *cws = malloc(cpu->scan_ws(B, L, E, N) * sizeof *cws), *gws = dev_zeros(gpu->scan_ws(B, L, E, N));
+    const size_t ns = ssm_states_floats(B, L, E, N);
+    float *st = alloc_guarded(ns);
     for (int v = 0; v < 8; v++) {
         const ssm_order order = v & 1 ? SSM_COL_MAJOR : SSM_ROW_MAJOR;
         const int rev = v >> 1 & 1, acc = v >> 2 & 1;
         memcpy(ref, y0, n * sizeof *ref);
-        cpu->scan(ref, acc, u, delta, xdbl, ldx, R, alog, D, B, H, W, E, N, order, rev, cws);
-        gpu->scan(dy = to_dev(y0, n), acc, du, dd, dxd, ldx, R, dal, dD, B, H, W, E, N, order, rev, gws);
+        cpu->scan(ref, st, acc, u, delta, xdbl, ldx, R, alog, D, B, H, W, E, N, order, rev, cws);
+        float *dst = dev_zeros(ns);
+        gpu->scan(dy = to_dev(y0, n), dst, acc, du, dd, dxd, ldx, R, dal, dD, B, H, W, E, N, order, rev, gws);
         char what[64];
         snprintf(what, sizeof what, "scan core order %d reverse %d acc %d", (int)order, rev, acc);
         compare(dy, ref, n, 1e-5, what);
+        snprintf(what, sizeof what, "scan saved states order %d reverse %d", (int)order, rev);
+        compare(dst, st, ns, 1e-5, what);
     }
+    free(st);
     gpu->release(dx), gpu->release(dw), gpu->release(db), gpu->release(du), gpu->release(dd);
     gpu->release(dxd), gpu->release(dal), gpu->release(dD), gpu->release(gws);
     free(x), free(w), free(b), free(ref), free(u), free(delta), free(xdbl), free(alog), free(D), free(y0), free(cws);
@@ -302,14 +319,19 @@ static void test_attn_ops(rng_state *r)
         float *qkv = rand_floats(r, 3 * n, -1.5, 1.5), *ref = alloc_guarded(n);
         float *ws = malloc(cpu->attn_ws(B, L, E, HS, 1) * sizeof *ws), *dq = to_dev(qkv, 3 * n);
         const size_t gw = gpu->attn_ws(B, L, E, HS, 1);
-        float *gws = gw ? dev_zeros(gw) : NULL, *dy;
+        float *gws = gw ? dev_zeros(gw) : NULL, *dy, *dl;
+        const size_t nl = (size_t)B * (E / HS) * L;
+        float *lse = alloc_guarded(nl);
         for (int causal = 0; causal < 2; causal++) {
-            cpu->attn(ref, qkv, B, L, E, HS, causal, ws, 1);
-            gpu->attn(dy = dev_zeros(n), dq, B, L, E, HS, causal, gws, 1);
+            cpu->attn(ref, lse, qkv, B, L, E, HS, causal, ws, 1);
+            gpu->attn(dy = dev_zeros(n), dl = dev_zeros(nl), dq, B, L, E, HS, causal, gws, 1);
             char what[64];
             snprintf(what, sizeof what, "attention HS %d L %zu%s", HS, L, causal ? " causal" : "");
             compare(dy, ref, n, 1e-5, what);
+            snprintf(what, sizeof what, "attention HS %d saved log-sum-exp%s", HS, causal ? " causal" : "");
+            compare(dl, lse, nl, 1e-5, what);
         }
+        free(lse);
         gpu->release(dq);
         if (gws)
             gpu->release(gws);

@@ -192,8 +192,10 @@ static void test_attn_tiled(void)
     const int threads = omp_get_max_threads();
     float *ws = alloc_guarded((size_t)threads * ATTN_QUERY_BLOCK * L), *o = alloc_guarded((size_t)B * L * E);
     double *ref = malloc((size_t)B * L * E * sizeof *ref), *sc = malloc((size_t)L * sizeof *sc);
+    float *lse = alloc_guarded((size_t)B * NH * L);
+    double *lref = malloc((size_t)B * NH * L * sizeof *lref);
     for (int causal = 0; causal < 2; causal++) {
-        attn_core(o, qkv, B, L, E, HS, causal, ws, threads);
+        attn_core(o, lse, qkv, B, L, E, HS, causal, ws, threads);
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++)
                 for (int i = 0; i < L; i++) {
@@ -210,6 +212,7 @@ static void test_attn_tiled(void)
                     }
                     for (int j = 0; j < nk; j++)
                         sum += (sc[j] = exp(sc[j] - mx));
+                    lref[((size_t)b * NH + h) * L + i] = mx + log(sum);
                     for (int d = 0; d < HS; d++) {
                         double acc = 0;
                         for (int j = 0; j < nk; j++)
@@ -221,10 +224,50 @@ static void test_attn_tiled(void)
         printf("  attention core L=%d (%s, query blocks of %d): rel err %.3g\n", L, causal ? "causal" : "full",
                ATTN_QUERY_BLOCK, e);
         CHECK(e <= TOL, "attention core %s rel err %.3g", causal ? "causal" : "full", e);
+        double el = rel_err(lse, lref, (size_t)B * NH * L);
+        CHECK(el <= 1e-6 && guard_intact(lse, (size_t)B * NH * L), "attention log-sum-exp %s rel err %.3g",
+              causal ? "causal" : "full", el);
         CHECK(guard_intact(o, (size_t)B * L * E) && guard_intact(ws, (size_t)threads * ATTN_QUERY_BLOCK * L),
               "attention core wrote past its buffers");
     }
-    free(qkv), free(ws), free(o), free(ref), free(sc);
+    free(qkv), free(ws), free(o), free(ref), free(sc), free(lse), free(lref);
+}
+
+/* The states the scan keeps for a backward pass: the state entering each
+ * chunk of SSM_CHUNK steps, against the recurrence in double, both orders
+ * and directions. */
+static void test_scan_states(void)
+{
+    const int B = 2, H = 11, W = 13, E = 10, N = 5, R = 2; /* 143 steps: chunks of 64, 64 and 15 */
+    const size_t L = (size_t)H * W, n = (size_t)B * L * E, ldx = (size_t)R + 2 * N, chunks = ssm_chunk_count(L);
+    rng_state r;
+    rng_seed(&r, 31);
+    float *u = rand_floats(&r, n, -2, 2), *delta = rand_floats(&r, n, 0.001f, 0.2f);
+    float *xdbl = rand_floats(&r, (size_t)B * L * ldx, -1, 1), *alog = rand_floats(&r, (size_t)E * N, -1, 1.5);
+    float *D = rand_floats(&r, E, -1, 1), *y = alloc_guarded(n), *ws = malloc((size_t)E * N * sizeof *ws);
+    const size_t ns = ssm_states_floats(B, L, E, N);
+    float *st = alloc_guarded(ns);
+    double *ref = malloc(ns * sizeof *ref);
+    for (int v = 0; v < 4; v++) {
+        const int col = v & 1, rev = v >> 1;
+        ssm_scan_core(y, st, 0, u, delta, xdbl, ldx, R, alog, D, B, H, W, E, N, col ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
+                      rev, ws);
+        for (int b = 0; b < B; b++)
+            for (int e = 0; e < E; e++)
+                for (int k = 0; k < N; k++) {
+                    double h = 0, A = -exp((double)alog[e * N + k]);
+                    for (size_t i = 0; i < L; i++) {
+                        if (i % SSM_CHUNK == 0)
+                            ref[(((size_t)b * chunks + i / SSM_CHUNK) * N + k) * E + e] = h;
+                        const size_t t = ssm_step_token(i, L, H, W, col, rev), q = ((size_t)b * L + t) * E + e;
+                        h = exp(delta[q] * A) * h + (double)delta[q] * u[q] * xdbl[((size_t)b * L + t) * ldx + R + k];
+                    }
+                }
+        double e = rel_err(st, ref, ns);
+        printf("  scan states (order %d, reverse %d, %zu chunks): rel err %.3g\n", col, rev, chunks, e);
+        CHECK(e <= 1e-5 && guard_intact(st, ns), "scan states order %d reverse %d: rel err %.3g", col, rev, e);
+    }
+    free(u), free(delta), free(xdbl), free(alog), free(D), free(y), free(ws), free(st), free(ref);
 }
 
 /* Changing the last token: causal mixers keep every earlier output bit for
@@ -344,6 +387,7 @@ int main(int argc, char **argv)
     test_ssm_long();
     test_ssm_chunked();
     test_attn_tiled();
+    test_scan_states();
     test_causality();
     test_bidir_flip();
     test_bad_config();

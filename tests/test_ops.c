@@ -9,6 +9,7 @@
 #include "blocks/layout.h"
 #include "blocks/linear.h"
 #include "blocks/pool.h"
+#include "blocks/rmsnorm.h"
 #include "test_util.h"
 
 #include <omp.h>
@@ -37,14 +38,33 @@ static void test_layernorm(rng_state *r)
     const int C = 13;
     float *x = rand_floats(r, rows * C, -3, 5), *w = rand_floats(r, C, 0.5, 1.5),
           *b = rand_floats(r, C, -1, 1), *y = alloc_guarded(rows * C);
-    double *ref = malloc(rows * C * sizeof *ref);
-    layernorm_forward(y, C, x, C, w, b, rows, C, 1e-6f);
+    double *ref = malloc(rows * C * sizeof *ref), mref[37], rref[37], qref[37];
+    float *mean = alloc_guarded(rows), *rstd = alloc_guarded(rows), *rrms = alloc_guarded(rows);
+    layernorm_forward(y, C, mean, rstd, x, C, w, b, rows, C, 1e-6f);
     naive_layernorm(ref, x, w, b, rows, C, 1e-6);
     double e = rel_err(y, ref, rows * C);
     CHECK(e <= TOL, "layernorm rel err %.3g", e);
     CHECK(guard_intact(y, rows * C), "layernorm wrote past its output");
+    /* what it keeps for a backward pass: each row's mean and 1/sqrt(var + eps); RMSNorm's 1/sqrt(mean(x²) + eps) */
+    float *yr = alloc_guarded(rows * C);
+    rmsnorm_forward(yr, C, rrms, x, C, w, rows, C, 1e-6f);
+    for (size_t i = 0; i < rows; i++) {
+        double m = 0, v = 0, q = 0;
+        for (int c = 0; c < C; c++)
+            m += x[i * C + c], q += (double)x[i * C + c] * x[i * C + c];
+        m /= C;
+        for (int c = 0; c < C; c++)
+            v += (x[i * C + c] - m) * (x[i * C + c] - m);
+        mref[i] = m, rref[i] = 1.0 / sqrt(v / C + 1e-6), qref[i] = 1.0 / sqrt(q / C + 1e-6);
+    }
+    CHECK(rel_err(mean, mref, rows) <= 1e-6 && rel_err(rstd, rref, rows) <= 1e-6 && rel_err(rrms, qref, rows) <= 1e-6,
+          "saved norm statistics: mean %.3g, rstd %.3g, rms rstd %.3g", rel_err(mean, mref, rows),
+          rel_err(rstd, rref, rows), rel_err(rrms, qref, rows));
+    CHECK(guard_intact(mean, rows) && guard_intact(rstd, rows) && guard_intact(rrms, rows),
+          "norm statistics written past their end");
+    free(mean), free(rstd), free(rrms), free(yr);
     /* in place, the way the model uses it */
-    layernorm_forward(x, C, x, C, w, b, rows, C, 1e-6f);
+    layernorm_forward(x, C, NULL, NULL, x, C, w, b, rows, C, 1e-6f);
     e = rel_err(x, ref, rows * C);
     CHECK(e <= TOL, "layernorm in place rel err %.3g", e);
     free(x), free(w), free(b), free(y), free(ref);
