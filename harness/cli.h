@@ -1,23 +1,21 @@
-/* The mixerlab command-line tool: one function per subcommand. Each returns
- * an exit code (ml_status); main prints the recorded error line. */
+/* The mixerlab command-line tool: a table of commands (main.c), each with
+ * its one-line summary, its usage text and the function that runs it. A
+ * command returns an exit code (ml_status); main prints the recorded error
+ * line, and prints the usage itself for -h / --help. */
 #ifndef MIXERLAB_CLI_H
 #define MIXERLAB_CLI_H
 
 #include "base/common.h"
 
-int cmd_info(int argc, char **argv);
-int cmd_forward(int argc, char **argv);
-int cmd_bench_cpu(int argc, char **argv);
-int cmd_bench_cuda(int argc, char **argv);
-int cmd_list(int argc, char **argv);
-int cmd_mixer(int argc, char **argv);
-int cmd_table(int argc, char **argv);
-int cmd_bench_mixers(int argc, char **argv);
-int cmd_sweep(int argc, char **argv);
-int cmd_bench_runner(int argc, char **argv);
-int cmd_export(int argc, char **argv);
-int cmd_merge(int argc, char **argv);
-int cmd_plot(int argc, char **argv);
+typedef struct {
+    const char *name;
+    const char *summary; /* one line for `mixerlab --help` */
+    const char *usage;   /* `mixerlab NAME --help` */
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+extern const cli_command cli_info, cli_list, cli_forward, cli_mixer, cli_table, cli_bench_cpu, cli_bench_mixers,
+    cli_bench_runner, cli_bench_cuda, cli_sweep, cli_export, cli_merge, cli_plot;
 
 /* Sets OpenMP and OpenBLAS thread counts (n <= 0: all online cores). */
 void cli_set_threads(int n);
@@ -37,5 +35,10 @@ struct cJSON;
 void cli_print_json(struct cJSON *value);
 /* Short description of the BLAS library in use. */
 const char *cli_blas_info(void);
+/* A folder of data files installed with mixerlab or in its source tree
+ * ("plots"): beside the executable (../share/mixerlab/NAME once installed,
+ * ../NAME in a build folder of the tree), then the install prefix, then the
+ * source tree it was built from. NULL (with a recorded I/O error) when none has it. */
+const char *cli_data_dir(const char *name);
 
 #endif

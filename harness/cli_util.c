@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
@@ -86,4 +87,57 @@ void cli_print_json(struct cJSON *value)
         puts(txt);
     free(txt);
     cJSON_Delete(value);
+}
+
+/* An existing folder, or NULL. */
+static int is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+const char *cli_data_dir(const char *name)
+{
+    static char found[4][1200];
+    static const char *names[4];
+    for (int i = 0; i < 4 && names[i]; i++)
+        if (strcmp(names[i], name) == 0)
+            return found[i];
+    char exe[1024], cand[1200];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *tried[4];
+    char tried_buf[3][1200];
+    int nt = 0;
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        /* installed: PREFIX/bin/mixerlab -> PREFIX/share/mixerlab/NAME; a build folder of the tree: BUILD/../NAME */
+        snprintf(tried_buf[0], sizeof tried_buf[0], "%s/../share/mixerlab/%s", exe, name);
+        snprintf(tried_buf[1], sizeof tried_buf[1], "%s/../%s", exe, name);
+        tried[nt++] = tried_buf[0], tried[nt++] = tried_buf[1];
+    }
+    snprintf(tried_buf[2], sizeof tried_buf[2], "%s/%s", MIXERLAB_DATADIR, name);
+    tried[nt++] = tried_buf[2];
+    snprintf(cand, sizeof cand, "%s/%s", MIXERLAB_SOURCE_DIR, name);
+    tried[nt++] = cand;
+    for (int i = 0; i < nt; i++) {
+        if (!is_dir(tried[i]))
+            continue;
+        for (int k = 0; k < 4; k++)
+            if (!names[k]) {
+                names[k] = name;
+                snprintf(found[k], sizeof found[k], "%s", tried[i]);
+                return found[k];
+            }
+        return tried[i]; /* more than four names: not cached */
+    }
+    char list[2400] = "";
+    for (int i = 0; i < nt; i++) {
+        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, tried[i], sizeof list - strlen(list) - 1);
+    }
+    ml_fail(ML_ERR_IO, "cannot find mixerlab's '%s' folder (looked in %s)", name, list);
+    return NULL;
 }

@@ -92,179 +92,180 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int cmd_bench_cpu(int argc, char **argv)
+typedef struct {
+    const char *models[16];
+    int nm, nb;
+    long batches[8], res, threads, gemm_n, min_time, max_time, rounds;
+    char models_buf[512];
+} cpu_args;
+
+static ml_status parse_bench_cpu(int argc, char **argv, cpu_args *a)
 {
-    char models_buf[256] = "mambaout_femto,mambaout_tiny";
-    long batches[8] = {1, 8}, res = 224, threads = 0, gemm_n = 2048, min_time = 2, max_time = 30,
-         rounds = 3;
-    int nb = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = NULL;
-        if (cli_is_help(f)) {
-            fputs(bench_usage, stdout);
-            return 0;
-        }
-        if (strcmp(f, "--models") && strcmp(f, "--batches") && strcmp(f, "--res") &&
-            strcmp(f, "--threads") && strcmp(f, "--gemm-size") && strcmp(f, "--min-time") &&
-            strcmp(f, "--max-time") && strcmp(f, "--rounds"))
-            return ml_fail(ML_ERR_USAGE, "bench-cpu: unknown option '%s' (see --help)", f);
-        ML_TRY(args_value(argc, argv, &i, &v));
-        if (strcmp(f, "--models") == 0) {
-            if (strlen(v) >= sizeof models_buf || !v[0])
-                return ml_fail(ML_ERR_USAGE, "--models: bad list '%s'", v);
-            strcpy(models_buf, v);
-        } else if (strcmp(f, "--batches") == 0)
-            ML_TRY(args_parse_long_list(f, v, 1, 1024, batches, 8, &nb));
-        else if (strcmp(f, "--res") == 0)
-            ML_TRY(args_parse_long(f, v, MODEL_MIN_RES, MODEL_MAX_RES, &res));
-        else if (strcmp(f, "--threads") == 0)
-            ML_TRY(args_parse_long(f, v, 1, 1024, &threads));
-        else if (strcmp(f, "--gemm-size") == 0)
-            ML_TRY(args_parse_long(f, v, 64, 16384, &gemm_n));
-        else if (strcmp(f, "--min-time") == 0)
-            ML_TRY(args_parse_long(f, v, 0, 3600, &min_time));
-        else if (strcmp(f, "--rounds") == 0)
-            ML_TRY(args_parse_long(f, v, 1, 16, &rounds));
-        else
-            ML_TRY(args_parse_long(f, v, 1, 36000, &max_time));
-    }
-    /* Validate every model name before spending time measuring. */
-    char *names[16];
-    int nm = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(models_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    *a = (cpu_args){.nb = 2, .batches = {1, 8}, .res = 224, .gemm_n = 2048, .min_time = 2, .max_time = 30,
+                    .rounds = 3};
+    const char *models = "mambaout_femto,mambaout_tiny";
+    const arg_spec specs[] = {
+        OPT_STRING("--models", &models),
+        OPT_LIST("--batches", a->batches, 1, 1024, 8, &a->nb, NULL),
+        OPT_LONG("--res", &a->res, MODEL_MIN_RES, MODEL_MAX_RES),
+        OPT_LONG("--threads", &a->threads, 1, 1024),
+        OPT_LONG("--gemm-size", &a->gemm_n, 64, 16384),
+        OPT_LONG("--min-time", &a->min_time, 0, 3600),
+        OPT_LONG("--max-time", &a->max_time, 1, 36000),
+        OPT_LONG("--rounds", &a->rounds, 1, 16),
+        OPT_END,
+    };
+    ML_TRY(args_parse("bench-cpu", argc, argv, specs, NULL, 0, NULL));
+    ML_TRY(args_split("--models", models, a->models_buf, sizeof a->models_buf, a->models, 16, &a->nm));
+    /* every model name checked before any time goes into measuring */
+    for (int i = 0; i < a->nm; i++) {
         model_config cfg;
-        if (nm == 16)
-            return ml_fail(ML_ERR_USAGE, "--models: at most 16");
-        ML_TRY(model_config_from_name(t, &cfg));
-        names[nm++] = t;
+        ML_TRY(model_config_from_name(a->models[i], &cfg));
     }
-    cli_set_threads((int)threads);
+    return ML_OK;
+}
 
-    timer_policy pol = {.warmup_s = 0.3, .warmup_min = 1, .min_samples = 5,
-                        .min_time_s = (double)min_time, .max_time_s = (double)max_time,
-                        .settle_rel = 0.02};
-    char cpu[160];
-    store_cpu_model(cpu, sizeof cpu);
-    time_t now = time(NULL);
-    char date[32];
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-
-    const int ncfg = 1 + nm * nb;
-    bench_cfg *cfgs = ml_calloc((size_t)ncfg, sizeof *cfgs, "benchmark table");
-    if (!cfgs)
+/* The SGEMM and every model at every batch, planned, allocated and filled. */
+static ml_status setup_bench_cpu(const cpu_args *a, bench_cfg *cfgs, gemm_ctx *g)
+{
+    const size_t nn = (size_t)a->gemm_n * a->gemm_n;
+    *g = (gemm_ctx){(int)a->gemm_n, ml_malloc(nn * 4, "gemm A"), ml_malloc(nn * 4, "gemm B"), ml_malloc(nn * 4, "gemm C")};
+    if (!g->a || !g->b || !g->c)
         return ML_ERR_NOMEM;
-    size_t nn = (size_t)gemm_n * gemm_n;
-    gemm_ctx g = {(int)gemm_n, ml_malloc(nn * 4, "gemm A"), ml_malloc(nn * 4, "gemm B"),
-                  ml_malloc(nn * 4, "gemm C")};
     rng_state r;
     rng_seed(&r, 1);
-    ml_status s = (g.a && g.b && g.c) ? ML_OK : ML_ERR_NOMEM;
-    if (s == ML_OK) {
-        rng_fill_uniform(&r, g.a, nn, -1, 1);
-        rng_fill_uniform(&r, g.b, nn, -1, 1);
-    }
-    snprintf(cfgs[0].label, sizeof cfgs[0].label, "SGEMM %ld^3", gemm_n);
-    cfgs[0].flop = 2.0 * (double)gemm_n * gemm_n * gemm_n;
-    for (int i = 0; i < nm && s == ML_OK; i++) {
-        for (int j = 0; j < nb && s == ML_OK; j++) {
-            bench_cfg *c = &cfgs[1 + i * nb + j];
+    rng_fill_uniform(&r, g->a, nn, -1, 1);
+    rng_fill_uniform(&r, g->b, nn, -1, 1);
+    snprintf(cfgs[0].label, sizeof cfgs[0].label, "SGEMM %ld^3", a->gemm_n);
+    cfgs[0].flop = 2.0 * (double)a->gemm_n * a->gemm_n * a->gemm_n;
+    ml_status s = ML_OK;
+    for (int i = 0; i < a->nm && s == ML_OK; i++)
+        for (int j = 0; j < a->nb && s == ML_OK; j++) {
+            bench_cfg *c = &cfgs[1 + i * a->nb + j];
             model_config mc;
-            snprintf(c->label, sizeof c->label, "%s %ldx%ld", names[i], res, res);
-            c->batch = batches[j];
-            s = model_config_from_name(names[i], &mc);
-            if (s == ML_OK)
-                s = target_plan_model(&c->t, &mc, (int)batches[j], (int)res, (int)res, &backend_cpu);
+            snprintf(c->label, sizeof c->label, "%s %ldx%ld", a->models[i], a->res, a->res);
+            c->batch = a->batches[j];
             c->ready = 1;
+            s = model_config_from_name(a->models[i], &mc);
+            if (s == ML_OK)
+                s = target_plan_model(&c->t, &mc, (int)a->batches[j], (int)a->res, (int)a->res, &backend_cpu);
             if (s == ML_OK)
                 s = target_alloc(&c->t);
             if (s == ML_OK)
                 s = target_init_random(&c->t, 0);
             if (s == ML_OK)
-                s = target_random_input(&c->t, 1 + (uint64_t)(i * nb + j));
+                s = target_random_input(&c->t, 1 + (uint64_t)(i * a->nb + j));
             c->flop = 2.0 * (double)c->t.macs;
         }
-    }
+    return s;
+}
 
-    /* Rounds interleave the SGEMM with every model, so a slow spell of this
-     * shared machine hits both sides of a ratio alike. */
-    /* The machine's copy bandwidth (bytes read + written), for memory floors. */
-    copy_ctx cp = {NULL, NULL, (size_t)256 << 20};
-    double copy_gbs = 0;
+/* The machine's copy bandwidth (bytes read + written), for memory floors. */
+static ml_status copy_bandwidth(const timer_policy *pol, size_t bytes, double *gbs)
+{
+    copy_ctx cp = {ml_malloc(bytes, "copy buffer"), NULL, bytes};
+    cp.src = cp.dst ? ml_calloc(bytes, 1, "copy buffer") : NULL;
+    ml_status s = cp.src ? ML_OK : ML_ERR_NOMEM;
     if (s == ML_OK) {
-        cp.dst = ml_malloc(cp.bytes, "copy buffer");
-        cp.src = cp.dst ? ml_calloc(cp.bytes, 1, "copy buffer") : NULL;
-        if (!cp.src)
-            s = ML_ERR_NOMEM;
-        else {
-            memset(cp.dst, 1, cp.bytes);
-            timer_stats st;
-            s = timer_measure(&pol, run_copy, &cp, &st);
-            if (s == ML_OK)
-                copy_gbs = 2.0 * (double)cp.bytes / (st.median_ms * 1e6);
-            timer_stats_free(&st);
-        }
-        free(cp.dst);
-        free((void *)cp.src);
+        memset(cp.dst, 1, bytes);
+        timer_stats st;
+        s = timer_measure(pol, run_copy, &cp, &st);
+        if (s == ML_OK)
+            *gbs = 2.0 * (double)bytes / (st.median_ms * 1e6);
+        timer_stats_free(&st);
     }
-    for (int rd = 0; rd < rounds && s == ML_OK; rd++) {
+    free(cp.dst);
+    free((void *)cp.src);
+    return s;
+}
+
+/* Rounds interleave the SGEMM with every model, so a slow spell of this
+ * shared machine hits both sides of a ratio alike. */
+static ml_status run_rounds(const cpu_args *a, const timer_policy *pol, bench_cfg *cfgs, int ncfg, gemm_ctx *g)
+{
+    ml_status s = ML_OK;
+    for (int rd = 0; rd < a->rounds && s == ML_OK; rd++) {
         double gemm_rate = 0;
         for (int k = 0; k < ncfg && s == ML_OK; k++) {
             bench_cfg *c = &cfgs[k];
             timer_stats st;
-            if (k == 0) {
-                s = timer_measure(&pol, run_gemm, &g, &st);
-            } else {
-                s = timer_measure(&pol, target_run, &c->t, &st);
-            }
+            s = k == 0 ? timer_measure(pol, run_gemm, g, &st) : timer_measure(pol, target_run, &c->t, &st);
             if (s != ML_OK)
                 break;
             s = add_samples(c, &st);
-            double rate = c->flop / (st.median_ms * 1e6);
+            const double rate = c->flop / (st.median_ms * 1e6);
             if (k == 0)
                 gemm_rate = rate;
             c->ratio[rd] = rate / gemm_rate;
-            fprintf(stderr, "round %d/%ld: %-28s batch %-3ld %8.2f ms  %7.1f GFLOP/s\n", rd + 1, rounds,
-                    c->label, k ? c->batch : 0L, st.median_ms, rate);
+            fprintf(stderr, "round %d/%ld: %-28s batch %-3ld %8.2f ms  %7.1f GFLOP/s\n", rd + 1, a->rounds, c->label,
+                    k ? c->batch : 0L, st.median_ms, rate);
             timer_stats_free(&st);
         }
     }
+    return s;
+}
 
-    if (s == ML_OK) {
-        printf("machine: %s, %d threads; BLAS: %s; mixerlab git %s%s; %s; %ld rounds\n\n", cpu,
-               (int)(threads > 0 ? threads : cli_default_threads()), cli_blas_info(), MIXERLAB_GIT_SHA,
-               MIXERLAB_GIT_DIRTY ? " (dirty)" : "", date, rounds);
-        printf("| what | batch | GFLOP per call | median ms | p10-p90 ms | samples | GFLOP/s (median) | "
-               "vs SGEMM: median of rounds (range) |\n");
-        printf("|---|---|---|---|---|---|---|---|\n");
-        for (int k = 0; k < ncfg; k++) {
-            bench_cfg *c = &cfgs[k];
-            timer_stats st = {.raw_ms = c->samples, .samples = c->nsamples};
-            timer_stats_summarise(&st);
-            double ratios[16];
-            memcpy(ratios, c->ratio, (size_t)rounds * sizeof *ratios);
-            qsort(ratios, (size_t)rounds, sizeof *ratios, cmp_d);
-            double med = rounds % 2 ? ratios[rounds / 2] : 0.5 * (ratios[rounds / 2 - 1] + ratios[rounds / 2]);
-            char b[16];
-            snprintf(b, sizeof b, "%ld", c->batch);
-            printf("| %s | %s | %.2f | %.2f | %.2f-%.2f | %d%s | %.1f | %.0f%% (%.0f-%.0f%%) |\n",
-                   c->label, k ? b : "-", c->flop / 1e9, st.median_ms, st.p10_ms, st.p90_ms,
-                   c->nsamples, c->capped ? " (capped)" : "", c->flop / (st.median_ms * 1e6),
-                   100 * med, 100 * ratios[0], 100 * ratios[rounds - 1]);
-        }
-        printf("\nGFLOP = 2 x MACs (fvcore convention). A ratio compares one round's model median with\n"
-               "the SGEMM median measured just before it in the same round.\n");
-        printf("\ncopy bandwidth: %.1f GB/s (memcpy of 256 MiB, bytes read + written, median)\n", copy_gbs);
-        printf("floors per forward: arithmetic = GFLOP / SGEMM rate; weights = weight bytes / copy bandwidth\n");
-        timer_stats gst = {.raw_ms = cfgs[0].samples, .samples = cfgs[0].nsamples};
-        timer_stats_summarise(&gst);
-        double gemm_rate = cfgs[0].flop / (gst.median_ms * 1e6);
-        for (int k = 1; k < ncfg; k++) {
-            double wmb = (double)cfgs[k].t.weight_bytes / 1e6;
-            printf("  %s batch %ld: arithmetic %.2f ms, weights %.1f MB -> %.2f ms\n", cfgs[k].label,
-                   cfgs[k].batch, cfgs[k].flop / (gemm_rate * 1e6), wmb, wmb / copy_gbs);
-        }
+static void report_bench_cpu(const cpu_args *a, const bench_cfg *cfgs, int ncfg, double copy_gbs)
+{
+    char cpu[160], date[32];
+    store_cpu_model(cpu, sizeof cpu);
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    const long rounds = a->rounds;
+    printf("machine: %s, %d threads; BLAS: %s; mixerlab git %s%s; %s; %ld rounds\n\n", cpu,
+           (int)(a->threads > 0 ? a->threads : cli_default_threads()), cli_blas_info(), MIXERLAB_GIT_SHA,
+           MIXERLAB_GIT_DIRTY ? " (dirty)" : "", date, rounds);
+    printf("| what | batch | GFLOP per call | median ms | p10-p90 ms | samples | GFLOP/s (median) | "
+           "vs SGEMM: median of rounds (range) |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    for (int k = 0; k < ncfg; k++) {
+        const bench_cfg *c = &cfgs[k];
+        timer_stats st = {.raw_ms = c->samples, .samples = c->nsamples};
+        timer_stats_summarise(&st);
+        double ratios[16];
+        memcpy(ratios, c->ratio, (size_t)rounds * sizeof *ratios);
+        qsort(ratios, (size_t)rounds, sizeof *ratios, cmp_d);
+        double med = rounds % 2 ? ratios[rounds / 2] : 0.5 * (ratios[rounds / 2 - 1] + ratios[rounds / 2]);
+        char b[16];
+        snprintf(b, sizeof b, "%ld", c->batch);
+        printf("| %s | %s | %.2f | %.2f | %.2f-%.2f | %d%s | %.1f | %.0f%% (%.0f-%.0f%%) |\n", c->label, k ? b : "-",
+               c->flop / 1e9, st.median_ms, st.p10_ms, st.p90_ms, c->nsamples, c->capped ? " (capped)" : "",
+               c->flop / (st.median_ms * 1e6), 100 * med, 100 * ratios[0], 100 * ratios[rounds - 1]);
     }
+    printf("\nGFLOP = 2 x MACs (fvcore convention). A ratio compares one round's model median with\n"
+           "the SGEMM median measured just before it in the same round.\n");
+    printf("\ncopy bandwidth: %.1f GB/s (memcpy of 256 MiB, bytes read + written, median)\n", copy_gbs);
+    printf("floors per forward: arithmetic = GFLOP / SGEMM rate; weights = weight bytes / copy bandwidth\n");
+    timer_stats gst = {.raw_ms = cfgs[0].samples, .samples = cfgs[0].nsamples};
+    timer_stats_summarise(&gst);
+    const double gemm_rate = cfgs[0].flop / (gst.median_ms * 1e6);
+    for (int k = 1; k < ncfg; k++) {
+        const double wmb = (double)cfgs[k].t.weight_bytes / 1e6;
+        printf("  %s batch %ld: arithmetic %.2f ms, weights %.1f MB -> %.2f ms\n", cfgs[k].label, cfgs[k].batch,
+               cfgs[k].flop / (gemm_rate * 1e6), wmb, wmb / copy_gbs);
+    }
+}
+
+static int cmd_bench_cpu(int argc, char **argv)
+{
+    cpu_args a;
+    ML_TRY(parse_bench_cpu(argc, argv, &a));
+    cli_set_threads((int)a.threads);
+    const timer_policy pol = {.warmup_s = 0.3, .warmup_min = 1, .min_samples = 5, .min_time_s = (double)a.min_time,
+                              .max_time_s = (double)a.max_time, .settle_rel = 0.02};
+    const int ncfg = 1 + a.nm * a.nb;
+    bench_cfg *cfgs = ml_calloc((size_t)ncfg, sizeof *cfgs, "benchmark table");
+    if (!cfgs)
+        return ML_ERR_NOMEM;
+    gemm_ctx g = {0};
+    double copy_gbs = 0;
+    ml_status s = setup_bench_cpu(&a, cfgs, &g);
+    if (s == ML_OK)
+        s = copy_bandwidth(&pol, (size_t)256 << 20, &copy_gbs);
+    if (s == ML_OK)
+        s = run_rounds(&a, &pol, cfgs, ncfg, &g);
+    if (s == ML_OK)
+        report_bench_cpu(&a, cfgs, ncfg, copy_gbs);
     free(g.a), free(g.b), free(g.c);
     for (int k = 0; k < ncfg; k++) {
         free(cfgs[k].samples);
@@ -276,7 +277,6 @@ int cmd_bench_cpu(int argc, char **argv)
 }
 
 /* ---- bench-mixers: every token mixer alone at one width over a range of L ---- */
-
 
 static const char bench_mixers_usage[] =
     "usage: mixerlab bench-mixers [--width E] [--tokens 196,784,...] [--mixers a,b]\n"
@@ -292,122 +292,123 @@ static const char bench_mixers_usage[] =
     "  --tokens L,.. token counts (default 196,784,3136,4096,8100,16384)\n"
     "  --mixers a,b  (default: every registered mixer)\n";
 
-int cmd_bench_mixers(int argc, char **argv)
-{
-    long width = 384, tokens[16] = {196, 784, 3136, 4096, 8100, 16384}, threads = 0, min_time = 1,
-         max_time = 20;
-    int nt = 6;
-    char mixers_buf[256] = "";
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = NULL;
-        if (cli_is_help(f)) {
-            fputs(bench_mixers_usage, stdout);
-            return 0;
-        }
-        if (strcmp(f, "--width") && strcmp(f, "--tokens") && strcmp(f, "--mixers") && strcmp(f, "--threads") &&
-            strcmp(f, "--min-time") && strcmp(f, "--max-time"))
-            return ml_fail(ML_ERR_USAGE, "bench-mixers: unknown option '%s' (see --help)", f);
-        ML_TRY(args_value(argc, argv, &i, &v));
-        if (!strcmp(f, "--width"))
-            ML_TRY(args_parse_long(f, v, 1, 16384, &width));
-        else if (!strcmp(f, "--tokens"))
-            ML_TRY(args_parse_long_list(f, v, 1, 1 << 20, tokens, 16, &nt));
-        else if (!strcmp(f, "--mixers")) {
-            if (strlen(v) >= sizeof mixers_buf)
-                return ml_fail(ML_ERR_USAGE, "--mixers: list too long");
-            strcpy(mixers_buf, v);
-        } else if (!strcmp(f, "--threads"))
-            ML_TRY(args_parse_long(f, v, 1, 1024, &threads));
-        else if (!strcmp(f, "--min-time"))
-            ML_TRY(args_parse_long(f, v, 0, 3600, &min_time));
-        else
-            ML_TRY(args_parse_long(f, v, 1, 36000, &max_time));
-    }
+typedef struct {
+    long width, tokens[16], threads, min_time, max_time;
+    int nt, nm;
     const mixer_ops *list[32];
-    int nm = 0;
-    if (mixers_buf[0]) {
-        char *save = NULL;
-        for (char *t = strtok_r(mixers_buf, ",", &save); t && nm < 32; t = strtok_r(NULL, ",", &save))
-            ML_TRY(mixer_lookup(t, &list[nm++]));
-    } else {
-        for (int i = 0; i < mixer_count() && nm < 32; i++)
-            list[nm++] = mixer_at(i);
-    }
-    cli_set_threads((int)threads);
-    timer_policy pol = {.warmup_s = 0.1, .warmup_min = 1, .min_samples = 3, .min_time_s = (double)min_time,
-                        .max_time_s = (double)max_time, .settle_rel = 0.03};
+} mixers_args;
 
-    /* the machine's limits, in this run */
+static ml_status parse_bench_mixers(int argc, char **argv, mixers_args *a)
+{
+    *a = (mixers_args){.width = 384, .tokens = {196, 784, 3136, 4096, 8100, 16384}, .nt = 6, .min_time = 1,
+                       .max_time = 20};
+    const char *mixers = NULL;
+    const arg_spec specs[] = {
+        OPT_LONG("--width", &a->width, 1, 16384),
+        OPT_LIST("--tokens", a->tokens, 1, 1 << 20, 16, &a->nt, NULL),
+        OPT_STRING("--mixers", &mixers),
+        OPT_LONG("--threads", &a->threads, 1, 1024),
+        OPT_LONG("--min-time", &a->min_time, 0, 3600),
+        OPT_LONG("--max-time", &a->max_time, 1, 36000),
+        OPT_END,
+    };
+    ML_TRY(args_parse("bench-mixers", argc, argv, specs, NULL, 0, NULL));
+    if (!mixers) {
+        for (int i = 0; i < mixer_count() && a->nm < 32; i++)
+            a->list[a->nm++] = mixer_at(i);
+        return ML_OK;
+    }
+    char buf[512];
+    const char *names[32];
+    ML_TRY(args_split("--mixers", mixers, buf, sizeof buf, names, 32, &a->nm));
+    for (int i = 0; i < a->nm; i++)
+        ML_TRY(mixer_lookup(names[i], &a->list[i]));
+    return ML_OK;
+}
+
+/* The SGEMM (1024³) and copy limits of this run. */
+static ml_status mixer_limits(const timer_policy *pol, double *gemm_gf, double *copy_gbs)
+{
     const int gn = 1024;
-    size_t nn = (size_t)gn * gn;
+    const size_t nn = (size_t)gn * gn;
     gemm_ctx g = {gn, ml_malloc(nn * 4, "gemm A"), ml_malloc(nn * 4, "gemm B"), ml_malloc(nn * 4, "gemm C")};
-    copy_ctx cp = {ml_malloc((size_t)256 << 20, "copy"), NULL, (size_t)256 << 20};
-    cp.src = ml_calloc((size_t)256 << 20, 1, "copy");
-    if (!g.a || !g.b || !g.c || !cp.dst || !cp.src) {
-        free(g.a), free(g.b), free(g.c), free(cp.dst), free((void *)cp.src);
-        return ML_ERR_NOMEM;
+    ml_status s = g.a && g.b && g.c ? ML_OK : ML_ERR_NOMEM;
+    if (s == ML_OK) {
+        rng_state r;
+        rng_seed(&r, 3);
+        rng_fill_uniform(&r, g.a, nn, -1, 1);
+        rng_fill_uniform(&r, g.b, nn, -1, 1);
+        timer_stats st;
+        s = timer_measure(pol, run_gemm, &g, &st);
+        if (s == ML_OK)
+            *gemm_gf = 2.0 * nn * gn / (st.median_ms * 1e6);
+        timer_stats_free(&st);
     }
-    rng_state r;
-    rng_seed(&r, 3);
-    rng_fill_uniform(&r, g.a, nn, -1, 1);
-    rng_fill_uniform(&r, g.b, nn, -1, 1);
-    memset(cp.dst, 1, cp.bytes);
-    timer_stats st;
-    ml_status s = timer_measure(&pol, run_gemm, &g, &st);
-    double gemm_gf = s == ML_OK ? 2.0 * nn * gn / (st.median_ms * 1e6) : 0;
-    timer_stats_free(&st);
-    if (s == ML_OK)
-        s = timer_measure(&pol, run_copy, &cp, &st);
-    double copy_gbs = s == ML_OK ? 2.0 * cp.bytes / (st.median_ms * 1e6) : 0;
-    timer_stats_free(&st);
-    free(g.a), free(g.b), free(g.c), free(cp.dst), free((void *)cp.src);
-    if (s != ML_OK)
-        return s;
+    free(g.a), free(g.b), free(g.c);
+    return s == ML_OK ? copy_bandwidth(pol, (size_t)256 << 20, copy_gbs) : s;
+}
 
+/* One mixer at L tokens: timed, one table row. */
+static ml_status bench_one_mixer(const mixers_args *a, const timer_policy *pol, int i, int t, double gemm_gf,
+                                 double copy_gbs)
+{
+    const long L = a->tokens[t];
+    const int E = (int)a->width;
+    int H, W;
+    cli_token_grid(L, &H, &W);
+    mixer_config cfg = mixer_config_default(E, E);
+    mixer_instance mi;
+    target tg;
+    timer_stats st;
+    memset(&tg, 0, sizeof tg);
+    ml_status s = mixer_instance_random(&mi, a->list[i]->name, &cfg, 1);
+    if (s == ML_OK)
+        s = target_plan_mixer(&tg, &mi, 1, H, W, &backend_cpu);
+    if (s == ML_OK)
+        s = target_alloc(&tg);
+    if (s == ML_OK)
+        s = target_random_input(&tg, 3 + (uint64_t)i * 64 + (uint64_t)t);
+    if (s == ML_OK)
+        s = timer_measure(pol, target_run, &tg, &st);
+    if (s == ML_OK) {
+        const double flop = 2.0 * (double)tg.macs;
+        const double bytes = 2.0 * (double)tg.n_in * 4 + 4.0 * (double)tg.params;
+        const double gf = flop / (st.median_ms * 1e6), gbs = bytes / (st.median_ms * 1e6);
+        printf("| %s | %ld | %dx%d | %.3f | %.1f | %.0f%% | %.2f | %.1f | %.0f%% |\n", a->list[i]->name, L, H, W,
+               st.median_ms, gf, 100 * gf / gemm_gf, bytes / 1e6, gbs, 100 * gbs / copy_gbs);
+        fflush(stdout);
+        timer_stats_free(&st);
+    }
+    mixer_instance_free(&mi);
+    target_free(&tg);
+    return s;
+}
+
+static int cmd_bench_mixers(int argc, char **argv)
+{
+    mixers_args a;
+    ML_TRY(parse_bench_mixers(argc, argv, &a));
+    cli_set_threads((int)a.threads);
+    const timer_policy pol = {.warmup_s = 0.1, .warmup_min = 1, .min_samples = 3, .min_time_s = (double)a.min_time,
+                              .max_time_s = (double)a.max_time, .settle_rel = 0.03};
+    double gemm_gf = 0, copy_gbs = 0;
+    ML_TRY(mixer_limits(&pol, &gemm_gf, &copy_gbs));
     char cpu[160], date[32];
     store_cpu_model(cpu, sizeof cpu);
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
     printf("machine: %s, %d threads; BLAS: %s; mixerlab git %s%s; %s\n", cpu,
-           (int)(threads > 0 ? threads : cli_default_threads()), cli_blas_info(), MIXERLAB_GIT_SHA,
+           (int)(a.threads > 0 ? a.threads : cli_default_threads()), cli_blas_info(), MIXERLAB_GIT_SHA,
            MIXERLAB_GIT_DIRTY ? " (dirty)" : "", date);
-    printf("limits measured in this run: SGEMM %dx%dx%d %.1f GFLOP/s; copy %.1f GB/s (read + write)\n\n", gn, gn,
-           gn, gemm_gf, copy_gbs);
+    printf("limits measured in this run: SGEMM 1024x1024x1024 %.1f GFLOP/s; copy %.1f GB/s (read + write)\n\n",
+           gemm_gf, copy_gbs);
     printf("| mixer | L | grid | median ms | GFLOP/s | %% of SGEMM | min bytes MB | GB/s | %% of copy |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);
-    const int E = (int)width;
-    for (int i = 0; i < nm && s == ML_OK; i++) {
-        for (int t = 0; t < nt && s == ML_OK; t++) {
-            const long L = tokens[t];
-            int H, W;
-            cli_token_grid(L, &H, &W);
-            mixer_config cfg = mixer_config_default(E, E);
-            mixer_instance mi;
-            target tg;
-            memset(&tg, 0, sizeof tg);
-            s = mixer_instance_random(&mi, list[i]->name, &cfg, 1);
-            if (s == ML_OK)
-                s = target_plan_mixer(&tg, &mi, 1, H, W, &backend_cpu);
-            if (s == ML_OK)
-                s = target_alloc(&tg);
-            if (s == ML_OK)
-                s = target_random_input(&tg, 3 + (uint64_t)i * 64 + (uint64_t)t);
-            if (s == ML_OK)
-                s = timer_measure(&pol, target_run, &tg, &st);
-            if (s == ML_OK) {
-                const double flop = 2.0 * (double)tg.macs;
-                const double bytes = 2.0 * (double)tg.n_in * 4 + 4.0 * (double)tg.params;
-                const double gf = flop / (st.median_ms * 1e6), gbs = bytes / (st.median_ms * 1e6);
-                printf("| %s | %ld | %dx%d | %.3f | %.1f | %.0f%% | %.2f | %.1f | %.0f%% |\n", list[i]->name, L, H, W,
-                       st.median_ms, gf, 100 * gf / gemm_gf, bytes / 1e6, gbs, 100 * gbs / copy_gbs);
-                fflush(stdout);
-                timer_stats_free(&st);
-            }
-            mixer_instance_free(&mi);
-            target_free(&tg);
-        }
-    }
+    ml_status s = ML_OK;
+    for (int i = 0; i < a.nm && s == ML_OK; i++)
+        for (int t = 0; t < a.nt && s == ML_OK; t++)
+            s = bench_one_mixer(&a, &pol, i, t, gemm_gf, copy_gbs);
     return s;
 }
 
@@ -427,24 +428,11 @@ static void spin_for(void *p)
     }
 }
 
-int cmd_bench_runner(int argc, char **argv)
+static int cmd_bench_runner(int argc, char **argv)
 {
     long ms = 1, secs = 3;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (cli_is_help(argv[i])) {
-            fputs(bench_runner_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--ms")) {
-            ML_TRY(args_value(argc, argv, &i, &v));
-            ML_TRY(args_parse_long("--ms", v, 1, 10000, &ms));
-        } else if (!strcmp(argv[i], "--time")) {
-            ML_TRY(args_value(argc, argv, &i, &v));
-            ML_TRY(args_parse_long("--time", v, 1, 3600, &secs));
-        } else {
-            return ml_fail(ML_ERR_USAGE, "bench-runner: unknown option '%s'", argv[i]);
-        }
-    }
+    const arg_spec specs[] = {OPT_LONG("--ms", &ms, 1, 10000), OPT_LONG("--time", &secs, 1, 3600), OPT_END};
+    ML_TRY(args_parse("bench-runner", argc, argv, specs, NULL, 0, NULL));
     double d = (double)ms / 1e3;
     /* settle_rel 0 never settles: the loop runs its full time with every check */
     timer_policy pol = {.warmup_s = 0, .warmup_min = 0, .min_samples = 10, .min_time_s = (double)secs,
@@ -462,3 +450,11 @@ int cmd_bench_runner(int argc, char **argv)
     timer_stats_free(&st);
     return 0;
 }
+
+const cli_command cli_bench_cpu = {"bench-cpu", "SGEMM rate and whole-forward rate on this machine, in one run",
+                                   bench_usage, cmd_bench_cpu};
+const cli_command cli_bench_mixers = {"bench-mixers",
+                                      "every token mixer alone over token counts, against SGEMM and copy rates",
+                                      bench_mixers_usage, cmd_bench_mixers};
+const cli_command cli_bench_runner = {"bench-runner", "the measuring loop's own overhead per sample",
+                                      bench_runner_usage, cmd_bench_runner};

@@ -32,6 +32,18 @@ static const char bench_cuda_usage[] =
     "  --iters N      timed runs per measurement (default 20)\n"
     "  --cold         flush the L2 cache before every timed run\n";
 
+static ml_status parse_bench_cuda(int argc, char **argv, long *tokens, int *nt, long *width, long *iters, int *cold)
+{
+    const arg_spec specs[] = {
+        OPT_LIST("--tokens", tokens, 1, 1 << 20, 16, nt, NULL),
+        OPT_LONG("--width", width, 64, 4096),
+        OPT_LONG("--iters", iters, 1, 10000),
+        OPT_FLAG("--cold", cold),
+        OPT_END,
+    };
+    return args_parse("bench-cuda", argc, argv, specs, NULL, 0, NULL);
+}
+
 #ifdef MIXERLAB_HAVE_CUDA
 #include "base/rng.h"
 #include "blocks/backend.h"
@@ -344,30 +356,11 @@ static ml_status mixers_table(const long *tokens, int nt, int E, int iters, int 
     return s;
 }
 
-int cmd_bench_cuda(int argc, char **argv)
+static int cmd_bench_cuda(int argc, char **argv)
 {
     long tokens[16] = {196, 784, 3136, 4096, 8100, 16384, 32761}, width = 384, iters = 20;
     int nt = 7, cold = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = NULL;
-        if (cli_is_help(f)) {
-            fputs(bench_cuda_usage, stdout);
-            return 0;
-        }
-        if (!strcmp(f, "--cold")) {
-            cold = 1;
-            continue;
-        }
-        if (strcmp(f, "--tokens") && strcmp(f, "--width") && strcmp(f, "--iters"))
-            return ml_fail(ML_ERR_USAGE, "bench-cuda: unknown option '%s' (see --help)", f);
-        ML_TRY(args_value(argc, argv, &i, &v));
-        if (!strcmp(f, "--tokens"))
-            ML_TRY(args_parse_long_list(f, v, 1, 1 << 20, tokens, 16, &nt));
-        else if (!strcmp(f, "--width"))
-            ML_TRY(args_parse_long(f, v, 64, 4096, &width));
-        else
-            ML_TRY(args_parse_long(f, v, 1, 10000, &iters));
-    }
+    ML_TRY(parse_bench_cuda(argc, argv, tokens, &nt, &width, &iters, &cold));
     if (width % 64)
         return ml_fail(ML_ERR_USAGE, "bench-cuda: --width %ld is not a multiple of 64 (attention heads of 64)", width);
     ML_TRY(cli_check_device("cuda", "bench-cuda"));
@@ -391,13 +384,14 @@ int cmd_bench_cuda(int argc, char **argv)
     return 0;
 }
 #else
-int cmd_bench_cuda(int argc, char **argv)
+static int cmd_bench_cuda(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (cli_is_help(argv[i])) {
-            fputs(bench_cuda_usage, stdout);
-            return 0;
-        }
+    long tokens[16], width = 384, iters = 20;
+    int nt = 0, cold = 0;
+    ML_TRY(parse_bench_cuda(argc, argv, tokens, &nt, &width, &iters, &cold));
     return ml_fail(ML_ERR_USAGE, "bench-cuda: this build has no CUDA backend (configure with -DMIXERLAB_CUDA=ON)");
 }
 #endif
+
+const cli_command cli_bench_cuda = {"bench-cuda", "every CUDA kernel's rate against the GPU's copy and SGEMM rates, in one run",
+                                    bench_cuda_usage, cmd_bench_cuda};

@@ -47,56 +47,31 @@ typedef struct {
 
 static ml_status parse_forward(int argc, char **argv, fwd_args *a)
 {
-    memset(a, 0, sizeof *a);
-    a->res = 224, a->batch = 1, a->repeat = 3;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = NULL;
-        if (strcmp(f, "--ignore-unexpected") == 0 || strcmp(f, "--cuda-graph") == 0 || strcmp(f, "--cold") == 0) {
-            if (f[2] == 'i')
-                a->ignore_unexpected = 1;
-            else if (f[3] == 'u')
-                a->graph = 1;
-            else
-                a->cold = 1;
-            continue;
-        }
-        if (f[0] != '-')
-            return ml_fail(ML_ERR_USAGE, "forward: unexpected argument '%s'", f);
-        if (strcmp(f, "--model") && strcmp(f, "--weights") && strcmp(f, "--input") &&
-            strcmp(f, "--output") && strcmp(f, "--res") && strcmp(f, "--batch") &&
-            strcmp(f, "--seed") && strcmp(f, "--threads") && strcmp(f, "--repeat") && strcmp(f, "--device") &&
-            strcmp(f, "--precision"))
-            return ml_fail(ML_ERR_USAGE, "forward: unknown option '%s' (see mixerlab forward --help)", f);
-        ML_TRY(args_value(argc, argv, &i, &v));
-        if (strcmp(f, "--model") == 0)
-            a->model = v;
-        else if (strcmp(f, "--weights") == 0)
-            a->weights = v;
-        else if (strcmp(f, "--input") == 0)
-            a->input = v;
-        else if (strcmp(f, "--output") == 0)
-            a->output = v;
-        else if (strcmp(f, "--res") == 0) {
-            ML_TRY(args_parse_long(f, v, MODEL_MIN_RES, MODEL_MAX_RES, &a->res));
-            a->res_set = 1;
-        } else if (strcmp(f, "--batch") == 0) {
-            ML_TRY(args_parse_long(f, v, 1, MODEL_MAX_BATCH, &a->batch));
-            a->batch_set = 1;
-        } else if (strcmp(f, "--seed") == 0)
-            ML_TRY(args_parse_u64(f, v, &a->seed));
-        else if (strcmp(f, "--threads") == 0)
-            ML_TRY(args_parse_long(f, v, 1, 1024, &a->threads));
-        else if (strcmp(f, "--device") == 0) {
-            ML_TRY(cli_check_device(v, "forward"));
-            a->cuda = strcmp(v, "cuda") == 0;
-        } else if (strcmp(f, "--precision") == 0) {
-            if (strcmp(v, "fp32") && strcmp(v, "tf32"))
-                return ml_fail(ML_ERR_USAGE, "forward: --precision '%s' is not fp32 or tf32", v);
-            a->tf32 = strcmp(v, "tf32") == 0;
-        }
-        else
-            ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
-    }
+    *a = (fwd_args){.res = 224, .batch = 1, .repeat = 3};
+    const char *device = "cpu", *precision = "fp32";
+    const arg_spec specs[] = {
+        OPT_STRING("--model", &a->model),
+        OPT_STRING("--weights", &a->weights),
+        OPT_STRING("--input", &a->input),
+        OPT_STRING("--output", &a->output),
+        OPT_LONG_SEEN("--res", &a->res, MODEL_MIN_RES, MODEL_MAX_RES, &a->res_set),
+        OPT_LONG_SEEN("--batch", &a->batch, 1, MODEL_MAX_BATCH, &a->batch_set),
+        OPT_U64("--seed", &a->seed),
+        OPT_LONG("--threads", &a->threads, 1, 1024),
+        OPT_LONG("--repeat", &a->repeat, 0, 100000),
+        OPT_STRING("--device", &device),
+        OPT_STRING("--precision", &precision),
+        OPT_FLAG("--ignore-unexpected", &a->ignore_unexpected),
+        OPT_FLAG("--cuda-graph", &a->graph),
+        OPT_FLAG("--cold", &a->cold),
+        OPT_END,
+    };
+    ML_TRY(args_parse("forward", argc, argv, specs, NULL, 0, NULL));
+    ML_TRY(cli_check_device(device, "forward"));
+    a->cuda = strcmp(device, "cuda") == 0;
+    if (strcmp(precision, "fp32") && strcmp(precision, "tf32"))
+        return ml_fail(ML_ERR_USAGE, "forward: --precision '%s' is not fp32 or tf32", precision);
+    a->tf32 = strcmp(precision, "tf32") == 0;
     if (!a->model)
         return ml_fail(ML_ERR_USAGE, "forward: --model is required (known: %s)", model_zoo_names());
     if ((a->graph || a->cold) && !a->cuda)
@@ -253,13 +228,8 @@ static ml_status run_forward(target *t, const fwd_args *a, const float *input, f
     return time_on_cuda(t, a, logits);
 }
 
-int cmd_forward(int argc, char **argv)
+static int cmd_forward(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (cli_is_help(argv[i])) {
-            fputs(forward_usage, stdout);
-            return 0;
-        }
     fwd_args a;
     ML_TRY(parse_forward(argc, argv, &a));
     cli_set_threads((int)a.threads);
@@ -303,3 +273,6 @@ int cmd_forward(int argc, char **argv)
     target_free(&t);
     return s;
 }
+
+const cli_command cli_forward = {"forward", "run a model on an image batch (safetensors) or a seeded random batch",
+                                 forward_usage, cmd_forward};

@@ -26,9 +26,9 @@ static const char info_usage[] =
     "  --params     list every parameter tensor: name and shape, in checkpoint order\n"
     "\n"
     "Overrides after the model name change the skeleton's token mixer or block:\n"
-    "  mixer=dwconv|ssm|ssm_bidir|ssm_2d|attn|attn_causal|identity, kernel=K (odd),\n"
-    "  d_state=N, head_size=HS, conv_ratio=F (E = int(F·C)), expansion=F (Hd = int(F·C)),\n"
-    "  act=gelu|silu, norm=layernorm|rmsnorm\n"
+    "  mixer=NAME (any mixer of 'mixerlab list'), kernel=K (odd), d_state=N, head_size=HS,\n"
+    "  conv_ratio=F (E = int(F·C)), expansion=F (Hd = int(F·C)), act=gelu|silu,\n"
+    "  norm=layernorm|rmsnorm\n"
     "\n"
     "examples: mixerlab info mambaout_tiny --res 384\n"
     "          mixerlab info mambaout_tiny:mixer=attn,head_size=32 --res 1024\n"
@@ -37,53 +37,28 @@ static const char info_usage[] =
 typedef struct {
     const char *model;
     long res, batch;
-    macs_convention conv;
-    scan_convention scan;
+    int conv, scan; /* macs_convention, scan_convention */
     int json, params;
 } info_args;
 
+static const char *const conventions[] = {"fvcore", "gemm", NULL};
+static const char *const scans[] = {"gu", "localmamba", "vim", NULL};
+
 static ml_status parse_info(int argc, char **argv, info_args *a)
 {
-    a->model = NULL, a->res = 224, a->batch = 1, a->conv = MACS_FVCORE, a->scan = SCAN_GU, a->json = 0, a->params = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (strcmp(argv[i], "--res") == 0) {
-            ML_TRY(args_value(argc, argv, &i, &v));
-            ML_TRY(args_parse_long("--res", v, MODEL_MIN_RES, MODEL_MAX_RES, &a->res));
-        } else if (strcmp(argv[i], "--batch") == 0) {
-            ML_TRY(args_value(argc, argv, &i, &v));
-            ML_TRY(args_parse_long("--batch", v, 1, MODEL_MAX_BATCH, &a->batch));
-        } else if (strcmp(argv[i], "--macs") == 0) {
-            ML_TRY(args_value(argc, argv, &i, &v));
-            if (strcmp(v, "fvcore") == 0)
-                a->conv = MACS_FVCORE;
-            else if (strcmp(v, "gemm") == 0)
-                a->conv = MACS_GEMM;
-            else
-                return ml_fail(ML_ERR_USAGE, "--macs: unknown convention '%s' (allowed: fvcore, gemm)", v);
-        } else if (strcmp(argv[i], "--scan") == 0) {
-            ML_TRY(args_value(argc, argv, &i, &v));
-            if (strcmp(v, "gu") == 0)
-                a->scan = SCAN_GU;
-            else if (strcmp(v, "localmamba") == 0)
-                a->scan = SCAN_LOCALMAMBA;
-            else if (strcmp(v, "vim") == 0)
-                a->scan = SCAN_VIM;
-            else
-                return ml_fail(ML_ERR_USAGE, "--scan: unknown convention '%s' (allowed: gu, localmamba, vim)", v);
-        } else if (strcmp(argv[i], "--json") == 0) {
-            a->json = 1;
-        } else if (strcmp(argv[i], "--params") == 0) {
-            a->params = 1;
-        } else if (argv[i][0] == '-') {
-            return ml_fail(ML_ERR_USAGE, "info: unknown option '%s' (see mixerlab info --help)", argv[i]);
-        } else if (!a->model) {
-            a->model = argv[i];
-        } else {
-            return ml_fail(ML_ERR_USAGE, "info: unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!a->model)
+    *a = (info_args){.res = 224, .batch = 1, .conv = MACS_FVCORE, .scan = SCAN_GU};
+    const arg_spec specs[] = {
+        OPT_LONG("--res", &a->res, MODEL_MIN_RES, MODEL_MAX_RES),
+        OPT_LONG("--batch", &a->batch, 1, MODEL_MAX_BATCH),
+        OPT_CHOICE("--macs", &a->conv, conventions, "convention"),
+        OPT_CHOICE("--scan", &a->scan, scans, "convention"),
+        OPT_FLAG("--json", &a->json),
+        OPT_FLAG("--params", &a->params),
+        OPT_END,
+    };
+    int n = 0;
+    ML_TRY(args_parse("info", argc, argv, specs, &a->model, 1, &n));
+    if (!n)
         return ml_fail(ML_ERR_USAGE, "info: MODEL is required (known: %s)", model_zoo_names());
     return ML_OK;
 }
@@ -100,8 +75,8 @@ static void print_json(const model *m, const info_args *a, uint64_t params, uint
     cJSON_AddNumberToObject(o, "params", (double)params);
     cJSON_AddNumberToObject(o, "macs", (double)macs);
     cJSON_AddNumberToObject(o, "flops", 2.0 * (double)macs);
-    cJSON_AddStringToObject(o, "convention", macs_convention_name(a->conv));
-    cJSON_AddStringToObject(o, "scan_convention", scan_convention_name(a->scan));
+    cJSON_AddStringToObject(o, "convention", macs_convention_name((macs_convention)a->conv));
+    cJSON_AddStringToObject(o, "scan_convention", scan_convention_name((scan_convention)a->scan));
     cJSON_AddStringToObject(o, "family", m->cfg.family);
     cJSON_AddNumberToObject(o, "weight_bytes", (double)model_weight_bytes(m));
     cJSON_AddNumberToObject(o, "activation_bytes", (double)model_activation_bytes(m));
@@ -138,7 +113,7 @@ static void print_table(const model *m, const info_args *a, uint64_t params, uin
     printf("input        batch %ld, %ldx%ld\n", a->batch, a->res, a->res);
     printf("parameters   %s (%.2f M)\n", cli_commas(params, b1, sizeof b1), params / 1e6);
     printf("MACs         %s (%.2f G, convention %s, scan %s)\n", cli_commas(macs, b1, sizeof b1), macs / 1e9,
-           macs_convention_name(a->conv), scan_convention_name(a->scan));
+           macs_convention_name((macs_convention)a->conv), scan_convention_name((scan_convention)a->scan));
     printf("FLOPs        %s (2 x MACs)\n", cli_commas(2 * macs, b2, sizeof b2));
     printf("memory       weights %.2f MiB, activations + workspace %.2f MiB (exact arena sizes)\n",
            model_weight_bytes(m) / 1048576.0, model_activation_bytes(m) / 1048576.0);
@@ -170,13 +145,8 @@ static void print_table(const model *m, const info_args *a, uint64_t params, uin
     }
 }
 
-int cmd_info(int argc, char **argv)
+static int cmd_info(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (cli_is_help(argv[i])) {
-            fputs(info_usage, stdout);
-            return 0;
-        }
     info_args a;
     ML_TRY(parse_info(argc, argv, &a));
     model_config cfg;
@@ -187,7 +157,7 @@ int cmd_info(int argc, char **argv)
         model_free(&m);
         return s;
     }
-    macs_opts o = {.convention = a.conv, .scan = a.scan};
+    macs_opts o = {.convention = (macs_convention)a.conv, .scan = (scan_convention)a.scan};
     model_stage_info parts[MODEL_MAX_STAGES + 2];
     uint64_t macs = model_macs(&m, &o, parts), params = model_param_count(&m);
     if (a.params) {
@@ -210,15 +180,10 @@ static const char list_usage[] =
     "The model zoo with exact parameters and MACs at 224x224 (fvcore and gemm\n"
     "conventions), then the registered token mixers.\n";
 
-int cmd_list(int argc, char **argv)
+static int cmd_list(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(list_usage, stdout);
-            return 0;
-        }
-        return ml_fail(ML_ERR_USAGE, "list: unexpected argument '%s'", argv[i]);
-    }
+    const arg_spec none[] = {OPT_END};
+    ML_TRY(args_parse("list", argc, argv, none, NULL, 0, NULL));
     printf("%-16s %-14s %-20s %12s %18s %18s\n", "model", "depths", "dims", "params",
            "MACs fvcore", "MACs gemm");
     for (int i = 0; i < model_zoo_count(); i++) {
@@ -248,3 +213,7 @@ int cmd_list(int argc, char **argv)
     }
     return 0;
 }
+
+const cli_command cli_info = {"info", "parameters, MACs, per-stage table and memory of a model", info_usage, cmd_info};
+const cli_command cli_list = {"list", "the model zoo (with parameters and MACs at 224x224) and the mixers", list_usage,
+                              cmd_list};

@@ -20,7 +20,7 @@ static const char mixer_usage[] =
     "head size 32 unless --head-size says otherwise. With --random, seeded weights\n"
     "(initialised as upstream) and a seeded standard-normal input of the given size.\n"
     "\n"
-    "  --name NAME    dwconv, ssm, ssm_bidir, ssm_2d, attn, attn_causal, identity\n"
+    "  --name NAME    a registered mixer (mixerlab list)\n"
     "  --repeat N     timed runs after one warm-up (default 3)\n"
     "  --device D     cpu (default) or cuda (CUDA-event timing)\n"
     "  --threads N    CPU threads (default: all cores)\n"
@@ -53,55 +53,31 @@ static ml_status parse_res(const char *v, long *h, long *w)
 
 static ml_status parse_mixer(int argc, char **argv, mix_args *a)
 {
-    memset(a, 0, sizeof *a);
-    a->batch = 1, a->kernel = 7, a->d_state = 16, a->head_size = 32, a->repeat = 3;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = NULL;
-        if (strcmp(f, "--random") == 0) {
-            a->random = 1;
-            continue;
-        }
-        static const char *const known[] = {"--name", "--weights", "--input", "--output", "--channels",
-                                            "--res", "--batch", "--kernel", "--d-state", "--head-size",
-                                            "--threads", "--repeat", "--seed", "--device", NULL};
-        int k = 0;
-        while (known[k] && strcmp(known[k], f) != 0)
-            k++;
-        if (!known[k])
-            return ml_fail(ML_ERR_USAGE, "mixer: unknown option '%s' (see mixerlab mixer --help)", f);
-        ML_TRY(args_value(argc, argv, &i, &v));
-        if (!strcmp(f, "--name"))
-            a->name = v;
-        else if (!strcmp(f, "--weights"))
-            a->weights = v;
-        else if (!strcmp(f, "--input"))
-            a->input = v;
-        else if (!strcmp(f, "--output"))
-            a->output = v;
-        else if (!strcmp(f, "--channels"))
-            ML_TRY(args_parse_long(f, v, 1, 65536, &a->channels));
-        else if (!strcmp(f, "--res"))
-            ML_TRY(parse_res(v, &a->h, &a->w));
-        else if (!strcmp(f, "--batch"))
-            ML_TRY(args_parse_long(f, v, 1, MODEL_MAX_BATCH, &a->batch));
-        else if (!strcmp(f, "--kernel"))
-            ML_TRY(args_parse_long(f, v, -1000, 1000, &a->kernel));
-        else if (!strcmp(f, "--d-state"))
-            ML_TRY(args_parse_long(f, v, -1000, 100000, &a->d_state));
-        else if (!strcmp(f, "--head-size"))
-            ML_TRY(args_parse_long(f, v, -1000, 65536, &a->head_size));
-        else if (!strcmp(f, "--threads"))
-            ML_TRY(args_parse_long(f, v, 1, 1024, &a->threads));
-        else if (!strcmp(f, "--device"))
-        {
-            ML_TRY(cli_check_device(v, "mixer"));
-            a->cuda = strcmp(v, "cuda") == 0;
-        }
-        else if (!strcmp(f, "--repeat"))
-            ML_TRY(args_parse_long(f, v, 0, 100000, &a->repeat));
-        else
-            ML_TRY(args_parse_u64(f, v, &a->seed));
-    }
+    *a = (mix_args){.batch = 1, .kernel = 7, .d_state = 16, .head_size = 32, .repeat = 3};
+    const char *res = NULL, *device = "cpu";
+    const arg_spec specs[] = {
+        OPT_STRING("--name", &a->name),
+        OPT_STRING("--weights", &a->weights),
+        OPT_STRING("--input", &a->input),
+        OPT_STRING("--output", &a->output),
+        OPT_FLAG("--random", &a->random),
+        OPT_LONG("--channels", &a->channels, 1, 65536),
+        OPT_STRING("--res", &res),
+        OPT_LONG("--batch", &a->batch, 1, MODEL_MAX_BATCH),
+        OPT_LONG("--kernel", &a->kernel, -1000, 1000),
+        OPT_LONG("--d-state", &a->d_state, -1000, 100000),
+        OPT_LONG("--head-size", &a->head_size, -1000, 65536),
+        OPT_LONG("--threads", &a->threads, 1, 1024),
+        OPT_LONG("--repeat", &a->repeat, 0, 100000),
+        OPT_U64("--seed", &a->seed),
+        OPT_STRING("--device", &device),
+        OPT_END,
+    };
+    ML_TRY(args_parse("mixer", argc, argv, specs, NULL, 0, NULL));
+    if (res)
+        ML_TRY(parse_res(res, &a->h, &a->w));
+    ML_TRY(cli_check_device(device, "mixer"));
+    a->cuda = strcmp(device, "cuda") == 0;
     if (!a->name)
         return ml_fail(ML_ERR_USAGE, "mixer: --name is required (known: %s)", mixer_names());
     if (a->random) {
@@ -185,13 +161,8 @@ static ml_status run_mixer(target *t, const mix_args *a, const float *in, float 
     return ML_OK;
 }
 
-int cmd_mixer(int argc, char **argv)
+static int cmd_mixer(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (cli_is_help(argv[i])) {
-            fputs(mixer_usage, stdout);
-            return 0;
-        }
     mix_args a;
     ML_TRY(parse_mixer(argc, argv, &a));
     const mixer_ops *ops;
@@ -236,3 +207,5 @@ int cmd_mixer(int argc, char **argv)
     free(in), free(out);
     return s;
 }
+
+const cli_command cli_mixer = {"mixer", "run one token mixer alone on a (B,H,W,E) tensor", mixer_usage, cmd_mixer};

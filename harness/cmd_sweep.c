@@ -145,159 +145,157 @@ static void describe(const sweep_config *c, char *buf, size_t n)
     }
 }
 
-int cmd_sweep(int argc, char **argv)
+typedef struct {
+    const char *spec_path, *db_path;
+    int resume, list, dry, shard_i, shard_n;
+} sweep_args;
+
+static ml_status parse_sweep(int argc, char **argv, sweep_args *a)
 {
-    const char *spec_path = NULL, *db_path = "results/mixerlab.sqlite";
-    int resume = 0, list = 0, dry = 0, shard_i = 0, shard_n = 1, shard_set = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (cli_is_help(argv[i])) {
-            fputs(sweep_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--db")) {
-            ML_TRY(args_value(argc, argv, &i, &db_path));
-        } else if (!strcmp(argv[i], "--resume")) {
-            resume = 1;
-        } else if (!strcmp(argv[i], "--list")) {
-            list = 1;
-        } else if (!strcmp(argv[i], "--dry-run")) {
-            dry = 1;
-        } else if (!strcmp(argv[i], "--shard")) {
-            ML_TRY(args_value(argc, argv, &i, &v));
-            ML_TRY(parse_shard(v, &shard_i, &shard_n));
-            shard_set = 1;
-        } else if (argv[i][0] == '-') {
-            return ml_fail(ML_ERR_USAGE, "sweep: unknown option '%s' (see mixerlab sweep --help)", argv[i]);
-        } else if (!spec_path) {
-            spec_path = argv[i];
-        } else {
-            return ml_fail(ML_ERR_USAGE, "sweep: unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!spec_path)
+    *a = (sweep_args){.db_path = "results/mixerlab.sqlite", .shard_n = 1};
+    const char *shard = NULL;
+    const arg_spec specs[] = {
+        OPT_STRING("--db", &a->db_path),
+        OPT_FLAG("--resume", &a->resume),
+        OPT_FLAG("--list", &a->list),
+        OPT_FLAG("--dry-run", &a->dry),
+        OPT_STRING("--shard", &shard),
+        OPT_END,
+    };
+    int n = 0;
+    ML_TRY(args_parse("sweep", argc, argv, specs, &a->spec_path, 1, &n));
+    if (!n)
         return ml_fail(ML_ERR_USAGE, "sweep: SPEC is required (see mixerlab sweep --help)");
+    if (shard)
+        return parse_shard(shard, &a->shard_i, &a->shard_n);
     const char *tid = getenv("SLURM_ARRAY_TASK_ID"), *tcount = getenv("SLURM_ARRAY_TASK_COUNT");
-    if (!shard_set && tid && tcount) {
+    if (tid && tcount) {
         char buf[64];
         snprintf(buf, sizeof buf, "%s/%s", tid, tcount);
-        ML_TRY(parse_shard(buf, &shard_i, &shard_n));
+        ML_TRY(parse_shard(buf, &a->shard_i, &a->shard_n));
     }
-    sweep_spec sp;
-    ML_TRY(spec_parse(spec_path, &sp));
-    sweep_config *cfgs;
-    int n;
-    ML_TRY(spec_expand(&sp, &cfgs, &n));
+    return ML_OK;
+}
 
-    store st;
+/* --list / --dry-run: the shard's configurations with their hashes, and which --resume would skip. */
+static ml_status list_configs(const sweep_args *a, const sweep_spec *sp, const sweep_config *cfgs, int n, store *st)
+{
     ml_status s = ML_OK;
-    int opened = 0;
-    if (!list || dry) {
-        s = store_open(&st, db_path);
-        opened = s == ML_OK;
+    printf("%s: %d configurations\n", sp->name, n);
+    for (int k = 0; k < n && s == ML_OK; k++) {
+        if (k % a->shard_n != a->shard_i)
+            continue;
+        char d[320];
+        describe(&cfgs[k], d, sizeof d);
+        int done = 0;
+        if (a->dry)
+            s = store_has_ok(st, sp->name, cfgs[k].hash, &done);
+        printf("%4d %s %s%s\n", k, cfgs[k].hash, d, done ? "  [done: --resume skips it]" : "");
     }
-    if (s == ML_OK && (list || dry)) {
-        printf("%s: %d configurations%s\n", sp.name, n, shard_n > 1 ? "" : "");
-        for (int k = 0; k < n && s == ML_OK; k++) {
-            if (k % shard_n != shard_i)
-                continue;
-            char d[320];
-            describe(&cfgs[k], d, sizeof d);
-            int done = 0;
-            if (dry)
-                s = store_has_ok(&st, sp.name, cfgs[k].hash, &done);
-            printf("%4d %s %s%s\n", k, cfgs[k].hash, d, done ? "  [done: --resume skips it]" : "");
-        }
-        if (opened)
-            store_close(&st);
-        free(cfgs);
-        return s;
+    return s;
+}
+
+/* One line of progress per configuration: a bar redrawn in place on a terminal, plain lines in a log. */
+static void show_progress(int tty, int seen, int todo, int ran, double elapsed, const sweep_config *c, const char *d)
+{
+    const double eta = ran ? elapsed / ran * (todo - seen + 1) : 0;
+    if (tty) {
+        char bar[21];
+        int fill = todo ? 20 * (seen - 1) / todo : 0;
+        for (int b = 0; b < 20; b++)
+            bar[b] = b < fill ? '#' : '.';
+        bar[20] = '\0';
+        fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar, seen, todo, d);
+        if (ran)
+            fprintf(stderr, "  ETA %.0f s", eta);
+    } else {
+        fprintf(stderr, "[%d/%d] %s %s", seen, todo, c->hash, d);
+        if (ran)
+            fprintf(stderr, "  (ETA %.0f s)", eta);
+        fputc('\n', stderr);
     }
-    if (s == ML_OK)
-        s = store_begin_run(&st, argc, argv, 0);
+    fflush(stderr);
+}
+
+/* Runs one configuration on its device; every outcome, good or bad, becomes *me. */
+static void run_config(const sweep_spec *sp, const sweep_config *c, measured *me)
+{
+    memset(me, 0, sizeof *me);
+    me->params = me->macs = me->weight_bytes = me->activation_bytes = me->peak_bytes = -1;
+    me->status = "ok";
+    cli_set_threads((int)c->threads);
+    ml_status ms = ML_OK;
+    const backend *be = NULL;
+    if (!strcmp(c->device, "cuda") && cli_check_device("cuda", "sweep") != ML_OK) {
+        me->status = "unsupported";
+        snprintf(me->message, sizeof me->message, "%s", ml_last_error());
+    } else if ((ms = backend_by_name(c->device, &be)) == ML_OK) {
+        cuda_set_math(!strcmp(c->precision, "tf32") ? CUDA_MATH_TF32 : CUDA_MATH_FP32);
+        ms = measure_config(sp, c, be, me);
+    }
+    if (ms != ML_OK) {
+        me->status = status_of(ms);
+        snprintf(me->message, sizeof me->message, "%s", ml_last_error());
+    }
+}
+
+/* The results row of a measured configuration: what the spec's metrics asked for, the rest NULL. */
+static store_result result_row(const sweep_spec *sp, const sweep_config *c, const measured *me)
+{
+    const unsigned mt = sp->metrics;
+    store_result r = {
+        .experiment = sp->name, .config_hash = c->hash, .level = sweep_level_name(c->level),
+        .model = c->level == LEVEL_MODEL ? c->model : NULL, .mixer = c->mixer[0] ? c->mixer : NULL,
+        .device = c->device, .precision = c->precision, .status = me->status,
+        .message = me->message[0] ? me->message : NULL,
+        .macs_convention = (mt & METRIC_MACS) && me->macs >= 0 ? "fvcore" : NULL,
+        .resolution = c->level == LEVEL_MODEL ? c->resolution : -1, .tokens = c->level == LEVEL_MODEL ? -1 : c->tokens,
+        .width = c->level == LEVEL_MODEL ? -1 : c->width, .batch = c->batch,
+        .threads = c->threads ? c->threads : cli_default_threads(),
+        .params = (mt & METRIC_PARAMS) ? me->params : -1, .macs = (mt & METRIC_MACS) ? me->macs : -1,
+        .median = -1, .mean = -1, .stdev = -1, .min = -1, .p10 = -1, .p90 = -1, .samples = -1, .capped = -1,
+        .throughput = -1, .gflops = -1,
+        .peak_bytes = (mt & METRIC_MEMORY) ? me->peak_bytes : -1,
+        .weight_bytes = (mt & METRIC_MEMORY) ? me->weight_bytes : -1,
+        .activation_bytes = (mt & METRIC_MEMORY) ? me->activation_bytes : -1,
+        .peak_rss_bytes = (mt & METRIC_MEMORY) ? peak_rss_bytes() : -1};
+    if (me->have_latency) {
+        const timer_stats *t = &me->st;
+        r.median = t->median_ms, r.mean = t->mean_ms, r.stdev = t->stdev_ms, r.min = t->min_ms;
+        r.p10 = t->p10_ms, r.p90 = t->p90_ms, r.samples = t->samples, r.capped = t->capped;
+        r.throughput = (double)c->batch / (t->median_ms / 1e3);
+        if (me->macs >= 0)
+            r.gflops = 2.0 * (double)me->macs / (t->median_ms * 1e6);
+    }
+    return r;
+}
+
+/* The shard's configurations, each measured and stored in its own transaction. */
+static ml_status run_configs(const sweep_args *a, const sweep_spec *sp, const sweep_config *cfgs, int n, store *st)
+{
     const int tty = isatty(2);
     int todo = 0, ran = 0, skipped = 0, failed = 0;
     for (int k = 0; k < n; k++)
-        todo += k % shard_n == shard_i;
-    double t_start = timer_now_s();
+        todo += k % a->shard_n == a->shard_i;
+    const double t_start = timer_now_s();
+    ml_status s = ML_OK;
     for (int k = 0, seen = 0; k < n && s == ML_OK; k++) {
-        if (k % shard_n != shard_i)
+        if (k % a->shard_n != a->shard_i)
             continue;
         seen++;
         const sweep_config *c = &cfgs[k];
+        int done = 0;
+        if (a->resume && ((s = store_has_ok(st, sp->name, c->hash, &done)) != ML_OK || done)) {
+            skipped += done;
+            continue;
+        }
         char d[320];
         describe(c, d, sizeof d);
-        if (resume) {
-            int done = 0;
-            s = store_has_ok(&st, sp.name, c->hash, &done);
-            if (s != ML_OK)
-                break;
-            if (done) {
-                skipped++;
-                continue;
-            }
-        }
-        double elapsed = timer_now_s() - t_start;
-        double eta = ran ? elapsed / ran * (todo - seen + 1) : 0;
-        if (tty) {
-            /* a bar on a terminal, redrawn in place */
-            char bar[21];
-            int fill = todo ? 20 * (seen - 1) / todo : 0;
-            for (int b = 0; b < 20; b++)
-                bar[b] = b < fill ? '#' : '.';
-            bar[20] = '\0';
-            fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar, seen, todo, d);
-            if (ran)
-                fprintf(stderr, "  ETA %.0f s", eta);
-        } else {
-            /* plain lines in a log */
-            fprintf(stderr, "[%d/%d] %s %s", seen, todo, c->hash, d);
-            if (ran)
-                fprintf(stderr, "  (ETA %.0f s)", eta);
-            fputc('\n', stderr);
-        }
-        fflush(stderr);
-
+        show_progress(tty, seen, todo, ran, timer_now_s() - t_start, c, d);
         measured me;
-        memset(&me, 0, sizeof me);
-        me.params = me.macs = me.weight_bytes = me.activation_bytes = me.peak_bytes = -1;
-        me.status = "ok";
-        cli_set_threads((int)c->threads);
-        ml_status ms = ML_OK;
-        const backend *be = NULL;
-        if (!strcmp(c->device, "cuda") && cli_check_device("cuda", "sweep") != ML_OK) {
-            me.status = "unsupported";
-            snprintf(me.message, sizeof me.message, "%s", ml_last_error());
-        } else if ((ms = backend_by_name(c->device, &be)) == ML_OK) {
-            cuda_set_math(!strcmp(c->precision, "tf32") ? CUDA_MATH_TF32 : CUDA_MATH_FP32);
-            ms = measure_config(&sp, c, be, &me);
-        }
-        if (ms != ML_OK) {
-            me.status = status_of(ms);
-            snprintf(me.message, sizeof me.message, "%s", ml_last_error());
-        }
-        store_result r = {
-            .experiment = sp.name, .config_hash = c->hash, .level = sweep_level_name(c->level),
-            .model = c->level == LEVEL_MODEL ? c->model : NULL, .mixer = c->mixer[0] ? c->mixer : NULL,
-            .device = c->device, .precision = c->precision, .status = me.status, .message = me.message[0] ? me.message : NULL,
-            .macs_convention = (sp.metrics & METRIC_MACS) && me.macs >= 0 ? "fvcore" : NULL,
-            .resolution = c->level == LEVEL_MODEL ? c->resolution : -1, .tokens = c->level == LEVEL_MODEL ? -1 : c->tokens,
-            .width = c->level == LEVEL_MODEL ? -1 : c->width, .batch = c->batch,
-            .threads = c->threads ? c->threads : cli_default_threads(),
-            .params = (sp.metrics & METRIC_PARAMS) ? me.params : -1, .macs = (sp.metrics & METRIC_MACS) ? me.macs : -1,
-            .median = -1, .mean = -1, .stdev = -1, .min = -1, .p10 = -1, .p90 = -1, .samples = -1, .capped = -1,
-            .throughput = -1, .gflops = -1,
-            .peak_bytes = (sp.metrics & METRIC_MEMORY) ? me.peak_bytes : -1,
-            .weight_bytes = (sp.metrics & METRIC_MEMORY) ? me.weight_bytes : -1,
-            .activation_bytes = (sp.metrics & METRIC_MEMORY) ? me.activation_bytes : -1,
-            .peak_rss_bytes = (sp.metrics & METRIC_MEMORY) ? peak_rss_bytes() : -1};
-        if (me.have_latency) {
-            r.median = me.st.median_ms, r.mean = me.st.mean_ms, r.stdev = me.st.stdev_ms, r.min = me.st.min_ms;
-            r.p10 = me.st.p10_ms, r.p90 = me.st.p90_ms, r.samples = me.st.samples, r.capped = me.st.capped;
-            r.throughput = (double)c->batch / (me.st.median_ms / 1e3);
-            if (me.macs >= 0)
-                r.gflops = 2.0 * (double)me.macs / (me.st.median_ms * 1e6);
-        }
-        s = store_insert(&st, &r, me.have_latency ? me.st.raw_ms : NULL, me.have_latency ? me.st.samples : 0);
+        run_config(sp, c, &me);
+        store_result r = result_row(sp, c, &me);
+        s = store_insert(st, &r, me.have_latency ? me.st.raw_ms : NULL, me.have_latency ? me.st.samples : 0);
         timer_stats_free(&me.st);
         ran++;
         if (strcmp(me.status, "ok")) {
@@ -308,12 +306,36 @@ int cmd_sweep(int argc, char **argv)
     if (tty)
         fputc('\n', stderr);
     if (s == ML_OK)
-        s = store_end_run(&st);
+        s = store_end_run(st);
     if (s == ML_OK)
-        printf("%s: %d configurations run (%d not ok), %d skipped as done; run %lld in %s\n", sp.name, ran, failed,
-               skipped, (long long)st.run_id, db_path);
+        printf("%s: %d configurations run (%d not ok), %d skipped as done; run %lld in %s\n", sp->name, ran, failed,
+               skipped, (long long)st->run_id, a->db_path);
+    return s;
+}
+
+static int cmd_sweep(int argc, char **argv)
+{
+    sweep_args a;
+    ML_TRY(parse_sweep(argc, argv, &a));
+    sweep_spec sp;
+    ML_TRY(spec_parse(a.spec_path, &sp));
+    sweep_config *cfgs;
+    int n;
+    ML_TRY(spec_expand(&sp, &cfgs, &n));
+    store st;
+    ml_status s = ML_OK;
+    int opened = 0;
+    if (!a.list || a.dry)
+        opened = (s = store_open(&st, a.db_path)) == ML_OK;
+    if (s == ML_OK && (a.list || a.dry))
+        s = list_configs(&a, &sp, cfgs, n, opened ? &st : NULL);
+    else if (s == ML_OK && (s = store_begin_run(&st, argc, argv, 0)) == ML_OK)
+        s = run_configs(&a, &sp, cfgs, n, &st);
     if (opened)
         store_close(&st);
     free(cfgs);
     return s;
 }
+
+const cli_command cli_sweep = {"sweep", "run a sweep spec and log every configuration to SQLite", sweep_usage,
+                               cmd_sweep};

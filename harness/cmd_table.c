@@ -57,7 +57,7 @@ static const char table_notes[] =
     "- VMamba-T: 22.89M here against the published 22M. The published figure reads as truncated rather\n"
     "  than rounded; VMamba-S (44.42M against 44M) agrees.\n"
     "- VMamba-B: 76.25M here against the published 75M, 1.7% apart. Our count follows vanilla VMamba as\n"
-    "  described in reference/paper_tables.md: patch embed 4x4 + LN; blocks x + SS2D(LN x) with\n"
+    "  described in the VMamba paper (Liu et al., arXiv 2401.10166, vanilla v0): patch embed 4x4 + LN; blocks x + SS2D(LN x) with\n"
     "  in_proj C->4C and out_proj 2C->C without bias, depthwise 3x3 with bias, four directions' x_proj /\n"
     "  dt_proj / A / D, out_norm; patch merging LN(4C) + linear 4C->2C without bias; LN + linear head.\n"
     "  VMamba-T and -S agree with it. The base model must differ upstream in a detail that this\n"
@@ -159,7 +159,7 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
     for (int i = 0; i < mixer_count(); i++) {
         const mixer_ops *mx = mixer_at(i);
         char spec[160];
-        if (strncmp(mx->name, "attn", 4) == 0)
+        if (mx->uses & MIXER_USES_HEAD_SIZE)
             snprintf(spec, sizeof spec, "%s:mixer=%s,head_size=%d", base, mx->name, hs);
         else
             snprintf(spec, sizeof spec, "%s:mixer=%s", base, mx->name);
@@ -214,37 +214,27 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
     return 0;
 }
 
-int cmd_table(int argc, char **argv)
+static int cmd_table(int argc, char **argv)
 {
-    out_fmt fmt = FMT_MD;
+    int fmt = FMT_MD, nres = 1, res_set = 0;
     const char *ablation = NULL;
     long res[8] = {224};
-    int nres = 1, res_set = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (cli_is_help(argv[i])) {
-            fputs(table_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--markdown")) {
-            fmt = FMT_MD;
-        } else if (!strcmp(argv[i], "--csv")) {
-            fmt = FMT_CSV;
-        } else if (!strcmp(argv[i], "--json")) {
-            fmt = FMT_JSON;
-        } else if (!strcmp(argv[i], "--ablation")) {
-            ML_TRY(args_value(argc, argv, &i, &ablation));
-        } else if (!strcmp(argv[i], "--res")) {
-            ML_TRY(args_value(argc, argv, &i, &v));
-            ML_TRY(args_parse_long_list("--res", v, MODEL_MIN_RES, MODEL_MAX_RES, res, 8, &nres));
-            res_set = 1;
-        } else {
-            return ml_fail(ML_ERR_USAGE, "table: unknown option '%s' (see mixerlab table --help)", argv[i]);
-        }
-    }
+    const arg_spec specs[] = {
+        OPT_SET("--markdown", &fmt, FMT_MD),
+        OPT_SET("--csv", &fmt, FMT_CSV),
+        OPT_SET("--json", &fmt, FMT_JSON),
+        OPT_STRING("--ablation", &ablation),
+        OPT_LIST("--res", res, MODEL_MIN_RES, MODEL_MAX_RES, 8, &nres, &res_set),
+        OPT_END,
+    };
+    ML_TRY(args_parse("table", argc, argv, specs, NULL, 0, NULL));
     if (!ablation) {
         if (res_set)
             return ml_fail(ML_ERR_USAGE, "table: --res needs --ablation (Table 1 is at 224x224)");
-        return cmd_table_paper(fmt);
+        return cmd_table_paper((out_fmt)fmt);
     }
-    return cmd_table_ablation(ablation, res, nres, fmt);
+    return cmd_table_ablation(ablation, res, nres, (out_fmt)fmt);
 }
+
+const cli_command cli_table = {"table", "the MambaOut paper's Table 1 reproduced, or one skeleton with every mixer",
+                               table_usage, cmd_table};

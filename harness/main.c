@@ -3,42 +3,52 @@
 
 #include <build_info.h>
 
-#include <cblas.h>
-#include <omp.h>
 #include <string.h>
-#include <unistd.h>
 
-static const char usage[] =
-    "usage: mixerlab <command> [options]\n"
-    "\n"
-    "Which token mixer does a vision backbone need? Measurements of the MambaOut\n"
-    "Gated CNN skeleton with a pluggable token mixer.\n"
-    "\n"
-    "commands:\n"
-    "  info       parameters, MACs, per-stage table and memory of a model\n"
-    "  forward    run a model on an image batch (safetensors) or a seeded random batch\n"
-    "  mixer      run one token mixer alone on a (B,H,W,E) tensor\n"
-    "  table      the MambaOut paper's Table 1 reproduced, or one skeleton with every mixer\n"
-    "  bench-cpu  SGEMM rate and whole-forward rate on this machine, in one run\n"
-    "  bench-mixers  every token mixer alone over a range of token counts, against the\n"
-    "             SGEMM rate and copy bandwidth measured in the same run\n"
-    "  bench-runner  the measuring loop's own overhead per sample\n"
-    "  bench-cuda    every CUDA kernel's rate against the GPU's copy and SGEMM rates, in one run\n"
-    "  list       the model zoo (with parameters and MACs at 224x224) and the mixers\n"
-    "  sweep      run a sweep spec and log every configuration to SQLite\n"
-    "  export     results of a database as CSV or JSON\n"
-    "  merge      combine databases (Slurm shards) into one\n"
-    "  plot       draw an experiment's results with gnuplot (PNG and SVG)\n"
-    "  version    version, build flags, BLAS, CUDA support\n"
-    "\n"
-    "Run 'mixerlab <command> --help' for a command's options.\n"
-    "\n"
-    "exit codes: 0 ok, 1 runtime error, 2 usage error (bad flag, unknown name, value\n"
-    "out of range), 3 I/O error (missing, unreadable or unwritable file), 4 bad file\n"
-    "contents (truncated, corrupt, wrong shape), 5 out of memory.\n";
+static int cmd_version(int argc, char **argv);
 
-static int cmd_version(void)
+static const cli_command cli_version = {
+    .name = "version",
+    .summary = "version, build flags, BLAS, CUDA support",
+    .usage = "usage: mixerlab version   (or mixerlab --version)\n"
+             "\n"
+             "The git commit (and whether the tree had uncommitted changes), compiler and\n"
+             "flags, the BLAS library, whether CUDA is compiled in and which device is there.\n",
+    .run = cmd_version,
+};
+
+/* The commands, in the order the usage lists them. */
+static const cli_command *const commands[] = {
+    &cli_info,         &cli_forward, &cli_mixer,  &cli_table, &cli_bench_cpu, &cli_bench_mixers,
+    &cli_bench_runner, &cli_bench_cuda, &cli_list, &cli_sweep, &cli_export,    &cli_merge,
+    &cli_plot,         &cli_version,
+};
+#define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void print_usage(FILE *f)
 {
+    fputs("usage: mixerlab <command> [options]\n"
+          "\n"
+          "Which token mixer does a vision backbone need? Measurements of the MambaOut\n"
+          "Gated CNN skeleton with a pluggable token mixer.\n"
+          "\n"
+          "commands:\n",
+          f);
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-13s %s\n", commands[i]->name, commands[i]->summary);
+    fputs("\n"
+          "Run 'mixerlab <command> --help' for a command's options.\n"
+          "\n"
+          "exit codes: 0 ok, 1 runtime error, 2 usage error (bad flag, unknown name, value\n"
+          "out of range), 3 I/O error (missing, unreadable or unwritable file), 4 bad file\n"
+          "contents (truncated, corrupt, wrong shape), 5 out of memory.\n",
+          f);
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1)
+        return ml_fail(ML_ERR_USAGE, "version: unexpected argument '%s'", argv[1]);
     printf("mixerlab %s (git %s%s)\n", MIXERLAB_VERSION, MIXERLAB_GIT_SHA,
            MIXERLAB_GIT_DIRTY ? ", uncommitted changes" : "");
     printf("compiler: %s\n", MIXERLAB_COMPILER);
@@ -56,46 +66,32 @@ static int cmd_version(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage, stderr);
+        print_usage(stderr);
         fprintf(stderr, "\nmixerlab: error: no command given\n");
         return ML_ERR_USAGE;
     }
-    const char *cmd = argv[1];
-    int rc;
-    if (cli_is_help(cmd) || strcmp(cmd, "help") == 0) {
-        fputs(usage, stdout);
+    const char *name = argv[1];
+    if (cli_is_help(name) || strcmp(name, "help") == 0) {
+        print_usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0)
-        return cmd_version();
-    if (strcmp(cmd, "info") == 0)
-        rc = cmd_info(argc - 1, argv + 1);
-    else if (strcmp(cmd, "forward") == 0)
-        rc = cmd_forward(argc - 1, argv + 1);
-    else if (strcmp(cmd, "sweep") == 0)
-        rc = cmd_sweep(argc - 1, argv + 1);
-    else if (strcmp(cmd, "export") == 0)
-        rc = cmd_export(argc - 1, argv + 1);
-    else if (strcmp(cmd, "merge") == 0)
-        rc = cmd_merge(argc - 1, argv + 1);
-    else if (strcmp(cmd, "plot") == 0)
-        rc = cmd_plot(argc - 1, argv + 1);
-    else if (strcmp(cmd, "table") == 0)
-        rc = cmd_table(argc - 1, argv + 1);
-    else if (strcmp(cmd, "mixer") == 0)
-        rc = cmd_mixer(argc - 1, argv + 1);
-    else if (strcmp(cmd, "bench-runner") == 0)
-        rc = cmd_bench_runner(argc - 1, argv + 1);
-    else if (strcmp(cmd, "bench-mixers") == 0)
-        rc = cmd_bench_mixers(argc - 1, argv + 1);
-    else if (strcmp(cmd, "bench-cpu") == 0)
-        rc = cmd_bench_cpu(argc - 1, argv + 1);
-    else if (strcmp(cmd, "bench-cuda") == 0)
-        rc = cmd_bench_cuda(argc - 1, argv + 1);
-    else if (strcmp(cmd, "list") == 0)
-        rc = cmd_list(argc - 1, argv + 1);
-    else
-        rc = ml_fail(ML_ERR_USAGE, "unknown command '%s' (run 'mixerlab --help')", cmd);
+    if (strcmp(name, "--version") == 0)
+        name = "version";
+    const cli_command *c = NULL;
+    for (int i = 0; i < NCOMMANDS && !c; i++)
+        if (strcmp(commands[i]->name, name) == 0)
+            c = commands[i];
+    int rc;
+    if (!c) {
+        rc = ml_fail(ML_ERR_USAGE, "unknown command '%s' (run 'mixerlab --help')", name);
+    } else {
+        for (int i = 2; i < argc; i++)
+            if (cli_is_help(argv[i])) {
+                fputs(c->usage, stdout);
+                return 0;
+            }
+        rc = c->run(argc - 1, argv + 1);
+    }
     if (rc != 0)
         fprintf(stderr, "mixerlab: error: %s\n", ml_last_error());
     return rc;

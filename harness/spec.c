@@ -102,6 +102,46 @@ static int number(parse_ctx *p, const char *key, const char *value, double lo, d
     return 1;
 }
 
+/* [measure] metrics and the stopping rule. */
+static int measure_key(parse_ctx *p, sweep_spec *s, const char *name, const char *value)
+{
+    char items[SPEC_MAX_LIST][160];
+    int n = 0;
+    if (!strcmp(name, "metrics")) {
+        if (!split_list(p, name, value, items, &n))
+            return 0;
+        s->metrics = 0;
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(items[i], "params"))
+                s->metrics |= METRIC_PARAMS;
+            else if (!strcmp(items[i], "macs"))
+                s->metrics |= METRIC_MACS;
+            else if (!strcmp(items[i], "latency"))
+                s->metrics |= METRIC_LATENCY;
+            else if (!strcmp(items[i], "memory"))
+                s->metrics |= METRIC_MEMORY;
+            else
+                return fail(p, "metrics: unknown metric '%s' (allowed: params, macs, latency, memory)%s", items[i], "");
+        }
+    } else {
+        double v;
+        if (!strcmp(name, "min_samples")) {
+            if (!number(p, name, value, 1, 1e6, &v))
+                return 0;
+            s->policy.min_samples = (int)v;
+        } else if (!number(p, name, value, 0, 86400, &v)) {
+            return 0;
+        } else if (!strcmp(name, "warmup_s")) {
+            s->policy.warmup_s = v;
+        } else if (!strcmp(name, "min_time_s")) {
+            s->policy.min_time_s = v;
+        } else {
+            s->policy.max_time_s = v;
+        }
+    }
+    return 1;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
     parse_ctx *p = user;
@@ -188,37 +228,8 @@ static int handler(void *user, const char *section, const char *name, const char
         if (strcmp(value, "fp32") && strcmp(value, "tf32"))
             return fail(p, "precision: '%s' is not fp32 or tf32 (one value)%s", value, "");
         strcpy(s->precision, value);
-    } else if (!strcmp(full, "measure.metrics")) {
-        if (!split_list(p, name, value, items, &n))
-            return 0;
-        s->metrics = 0;
-        for (int i = 0; i < n; i++) {
-            if (!strcmp(items[i], "params"))
-                s->metrics |= METRIC_PARAMS;
-            else if (!strcmp(items[i], "macs"))
-                s->metrics |= METRIC_MACS;
-            else if (!strcmp(items[i], "latency"))
-                s->metrics |= METRIC_LATENCY;
-            else if (!strcmp(items[i], "memory"))
-                s->metrics |= METRIC_MEMORY;
-            else
-                return fail(p, "metrics: unknown metric '%s' (allowed: params, macs, latency, memory)%s", items[i], "");
-        }
     } else {
-        double v;
-        if (!strcmp(name, "min_samples")) {
-            if (!number(p, name, value, 1, 1e6, &v))
-                return 0;
-            s->policy.min_samples = (int)v;
-        } else if (!number(p, name, value, 0, 86400, &v)) {
-            return 0;
-        } else if (!strcmp(name, "warmup_s")) {
-            s->policy.warmup_s = v;
-        } else if (!strcmp(name, "min_time_s")) {
-            s->policy.min_time_s = v;
-        } else {
-            s->policy.max_time_s = v;
-        }
+        return measure_key(p, s, name, value);
     }
     return 1;
 }

@@ -328,3 +328,258 @@ ml_status store_insert(store *s, const store_result *r, const double *samples, i
     }
     return ML_OK;
 }
+
+/* ---- reading back ---- */
+
+static const char export_cols[] =
+    "r.id, r.run_id, r.experiment, r.config_hash, r.level, r.model, r.mixer, r.resolution, r.tokens, r.width, "
+    "r.batch, r.device, r.threads, r.precision, r.status, r.message, r.params, r.macs, r.macs_convention, "
+    "r.latency_ms_median, r.latency_ms_mean, r.latency_ms_stdev, r.latency_ms_min, r.latency_ms_p10, "
+    "r.latency_ms_p90, r.samples, r.capped, r.throughput, r.gflops, r.peak_bytes, r.weight_bytes, "
+    "r.activation_bytes, r.peak_rss_bytes, r.accuracy, r.created_at, u.git_sha, u.git_dirty, u.cpu_model, "
+    "u.hostname, u.started_at";
+
+#define EXPORT_MAX_COLS 64
+
+ml_status store_export(store *s, const char *experiment, void (*columns)(void *ctx, int n, const char *const *names),
+                       void (*row)(void *ctx, int n, const char *const *names, const store_value *v), void *ctx)
+{
+    char sql[2048];
+    snprintf(sql, sizeof sql, "SELECT %s FROM results r JOIN runs u ON u.id = r.run_id %s ORDER BY r.id", export_cols,
+             experiment ? "WHERE r.experiment = ?" : "");
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+    if (experiment)
+        sqlite3_bind_text(q, 1, experiment, -1, SQLITE_STATIC);
+    const int nc = sqlite3_column_count(q);
+    ML_ASSERT(nc <= EXPORT_MAX_COLS);
+    const char *names[EXPORT_MAX_COLS];
+    for (int c = 0; c < nc; c++)
+        names[c] = sqlite3_column_name(q, c);
+    columns(ctx, nc, names);
+    int rc;
+    store_value v[EXPORT_MAX_COLS];
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        for (int c = 0; c < nc; c++) {
+            const int t = sqlite3_column_type(q, c);
+            v[c].type = t == SQLITE_NULL ? STORE_NULL : t == SQLITE_INTEGER || t == SQLITE_FLOAT ? STORE_NUMBER : STORE_TEXT;
+            v[c].number = v[c].type == STORE_NUMBER ? sqlite3_column_double(q, c) : 0;
+            v[c].text = v[c].type == STORE_NULL ? NULL : (const char *)sqlite3_column_text(q, c);
+        }
+        row(ctx, nc, names, v);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? ML_OK : ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+}
+
+static ml_status exec(store *s, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        ml_status e = ml_fail(ML_ERR_IO, "database '%s': %s", s->path, err ? err : "error");
+        sqlite3_free(err);
+        return e;
+    }
+    return ML_OK;
+}
+
+/* The statements a merge runs against the attached database src. */
+typedef struct {
+    sqlite3_stmt *runs, *ins_run, *results, *ins_res, *ins_smp;
+} merge_stmts;
+
+static ml_status merge_prepare(store *s, const char *src, merge_stmts *m)
+{
+    static const char *const sql[5] = {
+        "SELECT id FROM src.runs ORDER BY id",
+        "INSERT INTO main.runs (git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, gpu_name, gpu_driver, "
+        "cuda_version, hostname, argv, seed, started_at, finished_at) SELECT git_sha, git_dirty, compiler, flags, blas, "
+        "cpu_model, cores, gpu_name, gpu_driver, cuda_version, hostname, argv, seed, started_at, finished_at FROM "
+        "src.runs WHERE id = ?",
+        "SELECT id, experiment, config_hash, run_id FROM src.results ORDER BY id",
+        "INSERT INTO main.results (run_id, experiment, config_hash, level, model, mixer, resolution, tokens, width, "
+        "batch, device, threads, precision, status, message, params, macs, macs_convention, latency_ms_median, "
+        "latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, "
+        "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at) SELECT "
+        "?, experiment, config_hash, level, model, mixer, resolution, tokens, width, batch, device, threads, "
+        "precision, status, message, params, macs, macs_convention, latency_ms_median, latency_ms_mean, "
+        "latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, throughput, gflops, "
+        "peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at FROM src.results WHERE id = ?",
+        "INSERT INTO main.samples (result_id, idx, ms) SELECT ?, idx, ms FROM src.samples WHERE result_id = ?"};
+    sqlite3_stmt **dst[5] = {&m->runs, &m->ins_run, &m->results, &m->ins_res, &m->ins_smp};
+    for (int i = 0; i < 5; i++)
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, dst[i], NULL) != SQLITE_OK)
+            return ml_fail(ML_ERR_IO, "database '%s': %s", src, sqlite3_errmsg(s->db));
+    return ML_OK;
+}
+
+static void merge_finalize(merge_stmts *m)
+{
+    sqlite3_finalize(m->runs), sqlite3_finalize(m->ins_run), sqlite3_finalize(m->results);
+    sqlite3_finalize(m->ins_res), sqlite3_finalize(m->ins_smp);
+}
+
+/* src's runs copied under new ids: map_old[i] -> map_new[i]. */
+static ml_status merge_runs(store *s, merge_stmts *m, sqlite3_int64 **map_old, sqlite3_int64 **map_new, int *nmap)
+{
+    int cap = 0;
+    while (sqlite3_step(m->runs) == SQLITE_ROW) {
+        if (*nmap == cap) {
+            cap = cap ? 2 * cap : 16;
+            sqlite3_int64 *a = realloc(*map_old, (size_t)cap * sizeof *a);
+            if (a)
+                *map_old = a;
+            sqlite3_int64 *b = a ? realloc(*map_new, (size_t)cap * sizeof *b) : NULL;
+            if (!b)
+                return ml_fail(ML_ERR_NOMEM, "out of memory merging into '%s'", s->path);
+            *map_new = b;
+        }
+        (*map_old)[*nmap] = sqlite3_column_int64(m->runs, 0);
+        sqlite3_reset(m->ins_run);
+        sqlite3_bind_int64(m->ins_run, 1, (*map_old)[*nmap]);
+        if (sqlite3_step(m->ins_run) != SQLITE_DONE)
+            return ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+        (*map_new)[(*nmap)++] = sqlite3_last_insert_rowid(s->db);
+    }
+    return ML_OK;
+}
+
+/* src's results (and their samples) under the new run ids; ok duplicates skipped. */
+static ml_status merge_results(store *s, const char *src, merge_stmts *m, const sqlite3_int64 *map_old,
+                               const sqlite3_int64 *map_new, int nmap, long *kept, long *dup)
+{
+    while (sqlite3_step(m->results) == SQLITE_ROW) {
+        const sqlite3_int64 old = sqlite3_column_int64(m->results, 0), old_run = sqlite3_column_int64(m->results, 3);
+        sqlite3_int64 new_run = -1;
+        int have = 0;
+        ML_TRY(store_has_ok(s, (const char *)sqlite3_column_text(m->results, 1),
+                            (const char *)sqlite3_column_text(m->results, 2), &have));
+        if (have) {
+            (*dup)++;
+            continue;
+        }
+        for (int k = 0; k < nmap; k++)
+            if (map_old[k] == old_run)
+                new_run = map_new[k];
+        sqlite3_reset(m->ins_res);
+        sqlite3_bind_int64(m->ins_res, 1, new_run);
+        sqlite3_bind_int64(m->ins_res, 2, old);
+        if (new_run < 0 || sqlite3_step(m->ins_res) != SQLITE_DONE)
+            return ml_fail(ML_ERR_FORMAT, "database '%s': result %lld cannot be copied (%s)", src, (long long)old,
+                           new_run < 0 ? "its run is missing" : sqlite3_errmsg(s->db));
+        sqlite3_reset(m->ins_smp);
+        sqlite3_bind_int64(m->ins_smp, 1, sqlite3_last_insert_rowid(s->db));
+        sqlite3_bind_int64(m->ins_smp, 2, old);
+        if (sqlite3_step(m->ins_smp) != SQLITE_DONE)
+            return ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+        (*kept)++;
+    }
+    return ML_OK;
+}
+
+ml_status store_merge_from(store *s, const char *src, long *kept, long *duplicates)
+{
+    char *att = sqlite3_mprintf("ATTACH DATABASE %Q AS src", src);
+    ml_status st = exec(s, att);
+    sqlite3_free(att);
+    if (st != ML_OK)
+        return st;
+    /* one transaction per input: its runs, results and samples all land or none does */
+    merge_stmts m = {0};
+    sqlite3_int64 *map_old = NULL, *map_new = NULL;
+    int nmap = 0;
+    st = exec(s, "BEGIN IMMEDIATE");
+    if (st == ML_OK)
+        st = merge_prepare(s, src, &m);
+    if (st == ML_OK)
+        st = merge_runs(s, &m, &map_old, &map_new, &nmap);
+    if (st == ML_OK)
+        st = merge_results(s, src, &m, map_old, map_new, nmap, kept, duplicates);
+    free(map_old), free(map_new);
+    merge_finalize(&m);
+    if (st == ML_OK)
+        st = exec(s, "COMMIT");
+    else
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(s->db, "DETACH DATABASE src", NULL, NULL, NULL);
+    return st;
+}
+
+/* Copies a text column into buf (empty when NULL). */
+static void column_text(sqlite3_stmt *q, int c, char *buf, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(q, c);
+    snprintf(buf, n, "%s", t ? (const char *)t : "");
+}
+
+ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **rows, int *n, store_plot_meta *meta)
+{
+    static const char sql[] =
+        "SELECT coalesce(r.mixer, r.model), coalesce(r.tokens, r.resolution), r.latency_ms_median, r.latency_ms_p10, "
+        "r.latency_ms_p90, r.peak_bytes, r.macs, r.throughput, r.batch, r.level, u.cpu_model, u.started_at "
+        "FROM results r JOIN runs u ON u.id = r.run_id WHERE r.experiment = ? AND r.status = 'ok' "
+        "AND r.id IN (SELECT max(id) FROM results WHERE experiment = ? AND status = 'ok' GROUP BY config_hash) "
+        "ORDER BY 1, r.batch, 2";
+    sqlite3_stmt *q = NULL;
+    *rows = NULL, *n = 0;
+    memset(meta, 0, sizeof *meta);
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+    sqlite3_bind_text(q, 1, experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, experiment, -1, SQLITE_STATIC);
+    int cap = 0, rc;
+    ml_status st = ML_OK;
+    while (st == ML_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            store_plot_row *p = realloc(*rows, (size_t)cap * sizeof *p);
+            if (!p) {
+                st = ml_fail(ML_ERR_NOMEM, "out of memory reading %d result rows of '%s'", *n, s->path);
+                break;
+            }
+            *rows = p;
+        }
+        store_plot_row *r = &(*rows)[(*n)++];
+        column_text(q, 0, r->series, sizeof r->series);
+        r->x = sqlite3_column_double(q, 1);
+        r->med = sqlite3_column_type(q, 2) == SQLITE_NULL ? -1 : sqlite3_column_double(q, 2);
+        r->p10 = sqlite3_column_double(q, 3), r->p90 = sqlite3_column_double(q, 4);
+        r->peak = sqlite3_column_double(q, 5), r->macs = sqlite3_column_double(q, 6);
+        r->thr = sqlite3_column_double(q, 7), r->batch = (long)sqlite3_column_int64(q, 8);
+        column_text(q, 9, meta->level, sizeof meta->level);
+        column_text(q, 10, meta->machine, sizeof meta->machine);
+        column_text(q, 11, meta->date, 11); /* the date of the ISO time */
+    }
+    if (st == ML_OK && rc != SQLITE_DONE)
+        st = ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+    sqlite3_finalize(q);
+    if (st != ML_OK) {
+        free(*rows);
+        *rows = NULL, *n = 0;
+    }
+    return st;
+}
+
+ml_status store_put_scaling(store *s, const char *experiment, const char *series, double exponent, double lo,
+                            double hi, int points)
+{
+    char now[32];
+    store_now_iso(now, sizeof now);
+    sqlite3_stmt *ins = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO scaling (experiment, mixer, exponent, tokens_lo, tokens_hi, points, "
+                           "created_at) VALUES (?,?,?,?,?,?,?)",
+                           -1, &ins, NULL) != SQLITE_OK)
+        return ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+    sqlite3_bind_text(ins, 1, experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, series, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(ins, 3, exponent);
+    sqlite3_bind_int64(ins, 4, (sqlite3_int64)lo);
+    sqlite3_bind_int64(ins, 5, (sqlite3_int64)hi);
+    sqlite3_bind_int(ins, 6, points);
+    sqlite3_bind_text(ins, 7, now, -1, SQLITE_STATIC);
+    const int rc = sqlite3_step(ins);
+    sqlite3_finalize(ins);
+    return rc == SQLITE_DONE ? ML_OK : ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+}

@@ -40,6 +40,44 @@ ml_status store_end_run(store *s);
 ml_status store_has_ok(store *s, const char *experiment, const char *config_hash, int *done);
 ml_status store_insert(store *s, const store_result *r, const double *samples, int nsamples);
 
+/* ---- reading back (export, merge, plot) ---- */
+
+/* One value of a row: NULL, a number or text. */
+typedef enum { STORE_NULL = 0, STORE_NUMBER = 1, STORE_TEXT = 2 } store_type;
+typedef struct {
+    store_type type;
+    double number;
+    const char *text; /* STORE_TEXT; also the number's text for STORE_NUMBER (as SQLite prints it) */
+} store_value;
+
+/* Every result row (joined with its run's commit, machine and date), of one
+ * experiment or all (experiment NULL), in insertion order: columns() once
+ * with the column names, then row() for each row. */
+ml_status store_export(store *s, const char *experiment, void (*columns)(void *ctx, int n, const char *const *names),
+                       void (*row)(void *ctx, int n, const char *const *names, const store_value *v), void *ctx);
+
+/* Copies the runs (with their provenance), results and samples of the
+ * database at src into s, in one transaction; a configuration s already has
+ * with status ok is skipped. */
+ml_status store_merge_from(store *s, const char *src, long *kept, long *duplicates);
+
+/* The latest ok result of each configuration of an experiment, for plots:
+ * series (mixer, or model at level model), x (tokens, or resolution), and the
+ * measures; sorted by series, batch and x. */
+typedef struct {
+    char series[64];
+    double x, med, p10, p90, peak, macs, thr;
+    long batch;
+} store_plot_row;
+typedef struct {
+    char level[16], machine[160], date[32];
+} store_plot_meta;
+/* *rows is malloc'd (*n of them). */
+ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **rows, int *n, store_plot_meta *meta);
+/* Records a fitted scaling exponent (replacing an earlier fit of the same series). */
+ml_status store_put_scaling(store *s, const char *experiment, const char *series, double exponent, double lo,
+                            double hi, int points);
+
 /* Machine facts recorded with each run. */
 void store_cpu_model(char *buf, size_t n);
 void store_now_iso(char *buf, size_t n);

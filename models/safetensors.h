@@ -1,4 +1,4 @@
-/* safetensors reading and writing (DESIGN §6).
+/* safetensors reading and writing (the format of huggingface/safetensors; the README, "Weights" and "Inputs and outputs").
  *
  * Layout: u64 little-endian header length N, N bytes of JSON mapping tensor
  * names to {dtype, shape, data_offsets: [begin, end]} (offsets relative to the

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Golden fixtures for mixerlab's token mixers, from a direct float64 restatement
-of the published math (DESIGN.md section 4) -- independent of any C code.
+of the published math (Mamba, Gu & Dao 2023, Algorithm 2; Vim v2, Zhu et al. 2024;
+VMamba SS2D, Liu et al. 2024; multi-head attention) -- independent of any C code.
 
 Developer-only tool (CI never needs torch: the outputs are committed):
 
@@ -98,7 +99,7 @@ def ssm_params(rng, E, N, R, suffix=""):
     conv_b = 0.3 * rng.randn(E)
     x_proj, dt_w, dt_b, a_log, d = init_scan_params(rng, E, N, R)
     s = suffix
-    a_name = "A_log" if not s else "A" + s + "_log"  # A_b_log (DESIGN.md name)
+    a_name = "A_log" if not s else "A" + s + "_log"  # A_b_log (Vim's name)
     return {
         f"conv1d{s}.weight": conv_w,
         f"conv1d{s}.bias": conv_b,

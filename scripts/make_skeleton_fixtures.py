@@ -2,8 +2,8 @@
 """Golden fixtures for two visual-Mamba skeletons of mixerlab's zoo, `vmamba_test`
 (hierarchical, SS2D mixer, patch merging) and `vim_test` (isotropic, bidirectional
 scan, middle class token), from an independent float64 restatement of the published
-architectures (DESIGN.md sections 3-4, reference/paper_tables.md "Visual-Mamba
-reference architectures") in mixerlab's Gated-block form -- no C code involved.
+architectures (vanilla VMamba, Liu et al. arXiv 2401.10166; Vim v2, Zhu et al.
+arXiv 2401.09417) in mixerlab's Gated-block form -- no C code involved.
 
 Developer-only tool (CI never needs torch: the outputs are committed):
 

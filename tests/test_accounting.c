@@ -1,5 +1,6 @@
 /* Parameter and MAC counts pinned to timm's exact parameter counts and the
- * fvcore / FlopCounter MAC totals (DESIGN §5, reference/paper_tables.md). */
+ * fvcore / FlopCounter MAC totals (the README's "MAC conventions"; the published figures are
+ * those of the MambaOut paper's Table 1, Yu & Wang, arXiv 2405.07992). */
 #include "models/model.h"
 #include "test_util.h"
 

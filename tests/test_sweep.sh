@@ -158,6 +158,20 @@ if command -v gnuplot >/dev/null; then
         [ -s "$tmp/plots/sweep_test_$f.png" ] && [ -s "$tmp/plots/sweep_test_$f.svg" ] && ok || bad "plot $f"
     done
     grep -q "exponent" "$tmp/out" && [ "$(q "$tmp/a.sqlite" "select count(*) from scaling where experiment='sweep_test'")" -ge 3 ] && ok || bad "scaling exponents printed and stored"
+    # from any folder: the gnuplot scripts are found beside the binary or in its tree, not in the cwd
+    mkdir -p "$tmp/elsewhere/out"
+    (cd "$tmp/elsewhere" && "$bin" plot sweep_test --db "$tmp/a.sqlite" --out out >"$tmp/out" 2>&1) &&
+        [ -s "$tmp/elsewhere/out/sweep_test_latency_vs_tokens.png" ] && ok || bad "plot from another folder: $(tail -2 "$tmp/out")"
+    # an installed mixerlab: binary, gnuplot scripts and schema under the prefix, plots drawn from any folder
+    if cmake --install "$(dirname "$bin")" --prefix "$tmp/inst" >"$tmp/out" 2>&1; then
+        [ -x "$tmp/inst/bin/mixerlab" ] && [ -s "$tmp/inst/share/mixerlab/plots/latency_vs_tokens.gp" ] &&
+            [ -s "$tmp/inst/share/mixerlab/schema.sql" ] && ok || bad "cmake --install: $(ls -R "$tmp/inst" | head)"
+        mkdir -p "$tmp/elsewhere/inst"
+        (cd "$tmp/elsewhere" && "$tmp/inst/bin/mixerlab" plot sweep_test --db "$tmp/a.sqlite" --out inst >"$tmp/out" 2>&1) &&
+            [ -s "$tmp/elsewhere/inst/sweep_test_memory_vs_tokens.svg" ] && ok || bad "installed plot: $(tail -2 "$tmp/out")"
+    else
+        bad "cmake --install: $(tail -3 "$tmp/out")"
+    fi
 fi
 
 # the Slurm submitter, against a stand-in sbatch that runs each job here, in order

@@ -22,7 +22,7 @@ static int g_failures = 0;
         }                                                                 \
     } while (0)
 
-/* max|a-b| / max|ref| (DESIGN §8); ref all zero counts as an error by itself. */
+/* max|a-b| / max|ref| (the README's "How correctness is checked"); ref all zero counts as an error by itself. */
 static inline double rel_err(const float *a, const double *ref, size_t n)
 {
     double md = 0, mr = 0;
