@@ -107,7 +107,7 @@ static void print_table(const model *m, const info_args *a, uint64_t params, uin
     char b1[32], b2[32];
     const block_config *bc = &m->blocks[0];
     printf("model        %s (mixer %s", m->cfg.name, m->cfg.mixer->name);
-    if (strcmp(m->cfg.mixer->name, "dwconv") == 0)
+    if (m->cfg.mixer->uses & MIXER_USES_KERNEL)
         printf(", kernel %d", bc->mcfg.kernel);
     printf(")\n");
     printf("input        batch %ld, %ldx%ld\n", a->batch, a->res, a->res);
