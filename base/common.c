@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static char g_errmsg[1024];
+/* per thread: a loader thread's failure never overwrites the main thread's message */
+static _Thread_local char g_errmsg[1024];
 
 ml_status ml_fail(ml_status code, const char *fmt, ...)
 {

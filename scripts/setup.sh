@@ -11,6 +11,8 @@ pkgs=(
     libsqlite3-dev sqlite3   # result store (sqlite3: the tests read databases with it)
     libinih-dev              # sweep specs
     gnuplot-nox              # plots
+    zlib1g-dev               # gzip-compressed datasets (IDX)
+    dataset-fashion-mnist    # the training data of the accuracy experiments
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,40 @@
+/* Datasets for training and evaluation: a small interface every source
+ * implements (Fashion-MNIST here; image folders and generated tasks later),
+ * so the trainer and the loader never know which one they read.
+ *
+ * A batch is a pure function of (split, the sample indices, resolution,
+ * augmentation on/off, seed): the same call gives the same bytes on any
+ * thread at any time, which is what makes training deterministic and
+ * resumable while batches are made ahead on another thread. */
+#ifndef MIXERLAB_DATASET_H
+#define MIXERLAB_DATASET_H
+
+#include "base/common.h"
+
+typedef enum { DATA_TRAIN = 0, DATA_TEST = 1 } data_split;
+
+typedef struct dataset dataset;
+struct dataset {
+    char name[64];     /* "fashion-mnist" */
+    char source[512];  /* where it was read from, for messages and provenance */
+    int classes;       /* labels are 0 .. classes-1 */
+    int native_res;    /* the images' own size (28 for Fashion-MNIST) */
+    size_t n[2];       /* samples per split (after --limit on the training split) */
+    /* x (n, 3, res, res) float32 NCHW, normalised; labels (n). augment applies the
+     * training transform with a per-sample stream derived from (seed, index). */
+    ml_status (*batch)(const dataset *d, data_split split, const size_t *idx, int n, int res, int augment,
+                       uint64_t seed, float *x, int32_t *labels);
+    void (*release)(dataset *d);
+    void *impl;
+};
+
+/* Opens a dataset by its spec, NAME[:key=value,...]: "fashion-mnist" (the
+ * Debian package's files) or "fashion-mnist:dir=PATH". limit > 0 keeps the
+ * first limit training samples. Errors name the file and what is wrong. */
+ml_status dataset_open(dataset *d, const char *spec, size_t limit);
+void dataset_close(dataset *d);
+
+/* The order of an epoch's training samples: a seeded permutation of 0..n-1. */
+void dataset_epoch_order(size_t *order, size_t n, uint64_t seed, int epoch);
+
+#endif
