@@ -73,6 +73,7 @@ static void print_json(const model *m, const info_args *a, uint64_t params, uint
     cJSON_AddNumberToObject(o, "resolution", (double)a->res);
     cJSON_AddNumberToObject(o, "batch", (double)a->batch);
     cJSON_AddNumberToObject(o, "params", (double)params);
+    cJSON_AddNumberToObject(o, "params_backbone", (double)model_backbone_param_count(m));
     cJSON_AddNumberToObject(o, "macs", (double)macs);
     cJSON_AddNumberToObject(o, "flops", 2.0 * (double)macs);
     cJSON_AddStringToObject(o, "convention", macs_convention_name((macs_convention)a->conv));

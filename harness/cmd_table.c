@@ -34,17 +34,18 @@ static const struct {
     double params_m, macs_g, top1;
     scan_convention scan;
     const char *source;
+    int backbone; /* the paper's parameter count leaves out the final norm and the head */
 } rows[] = {
-    {"vim_tiny", "Vim-Ti", "Conv+SSM", 7, 1.5, 76.1, SCAN_LOCALMAMBA, "MambaOut paper, Table 1"},
-    {"mambaout_femto", "MambaOut-Femto", "Conv", 7, 1.2, 78.9, SCAN_GU, "MambaOut paper, Table 1"},
-    {"mambaout_kobe", "MambaOut-Kobe", "Conv", 9, 1.5, 80.0, SCAN_GU, "MambaOut README (not in the paper)"},
-    {"vim_small", "Vim-S", "Conv+SSM", 26, 5.1, 80.5, SCAN_LOCALMAMBA, "MambaOut paper, Table 1"},
-    {"vmamba_tiny", "VMamba-T", "Conv+SSM", 22, 5.6, 82.2, SCAN_GU, "MambaOut paper, Table 1"},
-    {"mambaout_tiny", "MambaOut-Tiny", "Conv", 27, 4.5, 82.7, SCAN_GU, "MambaOut paper, Table 1"},
-    {"vmamba_small", "VMamba-S", "Conv+SSM", 44, 11.2, 83.5, SCAN_GU, "MambaOut paper, Table 1"},
-    {"mambaout_small", "MambaOut-Small", "Conv", 48, 9.0, 84.1, SCAN_GU, "MambaOut paper, Table 1"},
-    {"vmamba_base", "VMamba-B", "Conv+SSM", 75, 18.0, 83.7, SCAN_GU, "MambaOut paper, Table 1"},
-    {"mambaout_base", "MambaOut-Base", "Conv", 85, 15.8, 84.2, SCAN_GU, "MambaOut paper, Table 1"},
+    {"vim_tiny", "Vim-Ti", "Conv+SSM", 7, 1.5, 76.1, SCAN_LOCALMAMBA, "MambaOut paper, Table 1", 0},
+    {"mambaout_femto", "MambaOut-Femto", "Conv", 7, 1.2, 78.9, SCAN_GU, "MambaOut paper, Table 1", 0},
+    {"mambaout_kobe", "MambaOut-Kobe", "Conv", 9, 1.5, 80.0, SCAN_GU, "MambaOut README (not in the paper)", 0},
+    {"vim_small", "Vim-S", "Conv+SSM", 26, 5.1, 80.5, SCAN_LOCALMAMBA, "MambaOut paper, Table 1", 0},
+    {"vmamba_tiny", "VMamba-T", "Conv+SSM", 22, 5.6, 82.2, SCAN_GU, "MambaOut paper, Table 1", 1},
+    {"mambaout_tiny", "MambaOut-Tiny", "Conv", 27, 4.5, 82.7, SCAN_GU, "MambaOut paper, Table 1", 0},
+    {"vmamba_small", "VMamba-S", "Conv+SSM", 44, 11.2, 83.5, SCAN_GU, "MambaOut paper, Table 1", 1},
+    {"mambaout_small", "MambaOut-Small", "Conv", 48, 9.0, 84.1, SCAN_GU, "MambaOut paper, Table 1", 0},
+    {"vmamba_base", "VMamba-B", "Conv+SSM", 75, 18.0, 83.7, SCAN_GU, "MambaOut paper, Table 1", 1},
+    {"mambaout_base", "MambaOut-Base", "Conv", 85, 15.8, 84.2, SCAN_GU, "MambaOut paper, Table 1", 0},
 };
 
 static const char table_notes[] =
@@ -54,14 +55,11 @@ static const char table_notes[] =
     "  (9·L·E·N + L·E per direction, all projections), as VMamba did, except for Vim: its 1.5G / 5.1G\n"
     "  come from LocalMamba's count (5·L·E·N + 2·L·E per direction, conv1d / x_proj / dt_proj once per\n"
     "  layer, RMSNorm not counted). Under Gu's count Vim-Ti / Vim-S are 1.82G / 5.91G.\n"
-    "- VMamba-T: 22.89M here against the published 22M. The published figure reads as truncated rather\n"
-    "  than rounded; VMamba-S (44.42M against 44M) agrees.\n"
-    "- VMamba-B: 76.25M here against the published 75M, 1.7% apart. Our count follows vanilla VMamba as\n"
-    "  described in the VMamba paper (Liu et al., arXiv 2401.10166, vanilla v0): patch embed 4x4 + LN; blocks x + SS2D(LN x) with\n"
-    "  in_proj C->4C and out_proj 2C->C without bias, depthwise 3x3 with bias, four directions' x_proj /\n"
-    "  dt_proj / A / D, out_norm; patch merging LN(4C) + linear 4C->2C without bias; LN + linear head.\n"
-    "  VMamba-T and -S agree with it. The base model must differ upstream in a detail that this\n"
-    "  description does not record. Without the upstream code or a checkpoint here, we could not say which.\n"
+    "- VMamba rows (marked *): the published 22M / 44M / 75M count the backbone only. VMamba's FLOP\n"
+    "  script (analyze/get_flops.py, show/flops/flops.log of January 2024) deletes the final norm and\n"
+    "  the classifier head before counting: 22,122,912 / 43,646,880 / 75,227,008 parameters, which is\n"
+    "  exactly our count without them (params_backbone). With them, 22.89M / 44.42M / 76.25M; VMamba's\n"
+    "  README later counts the head too and lists 23M / 44M / 76M.\n"
     "- MambaOut rows match timm's exact parameter counts; MambaOut-Kobe is from the MambaOut README.\n";
 
 static ml_status plan_model(const char *spec, int res, model *m)
@@ -82,30 +80,34 @@ static int cmd_table_paper(out_fmt fmt)
         printf("| model | token mixing | params (M) ours | paper | MACs (G) ours | paper | MAC convention | "
                "top-1 %% (reported) | source |\n|---|---|---|---|---|---|---|---|---|\n");
     } else if (fmt == FMT_CSV) {
-        printf("model,paper_name,token_mixing,params,params_paper_m,macs,macs_paper_g,convention,scan,"
-               "top1_reported,source\n");
+        printf("model,paper_name,token_mixing,params,params_backbone,params_paper_m,paper_counts,macs,macs_paper_g,"
+               "convention,scan,top1_reported,source\n");
     }
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         model m;
         ML_TRY(plan_model(rows[i].model, 224, &m));
         macs_opts o = {MACS_FVCORE, rows[i].scan};
-        uint64_t p = model_param_count(&m), macs = model_macs(&m, &o, NULL);
+        const uint64_t total = model_param_count(&m), backbone = model_backbone_param_count(&m),
+                       p = rows[i].backbone ? backbone : total, macs = model_macs(&m, &o, NULL);
         const char *sc = scan_convention_name(rows[i].scan);
         if (fmt == FMT_MD)
-            printf("| %s (`%s`) | %s | %.2f | %.0f | %.2f | %.1f | fvcore, scan %s | %.1f | %s |\n",
-                   rows[i].paper_name, rows[i].model, rows[i].mixing, p / 1e6, rows[i].params_m, macs / 1e9,
-                   rows[i].macs_g, sc, rows[i].top1, rows[i].source);
+            printf("| %s (`%s`) | %s | %.2f%s | %.0f | %.2f | %.1f | fvcore, scan %s | %.1f | %s |\n",
+                   rows[i].paper_name, rows[i].model, rows[i].mixing, p / 1e6, rows[i].backbone ? "*" : "",
+                   rows[i].params_m, macs / 1e9, rows[i].macs_g, sc, rows[i].top1, rows[i].source);
         else if (fmt == FMT_CSV)
-            printf("%s,%s,%s,%llu,%.0f,%llu,%.1f,fvcore,%s,%.1f,%s\n", rows[i].model, rows[i].paper_name,
-                   rows[i].mixing, (unsigned long long)p, rows[i].params_m, (unsigned long long)macs,
-                   rows[i].macs_g, sc, rows[i].top1, rows[i].source);
+            printf("%s,%s,%s,%llu,%llu,%.0f,%s,%llu,%.1f,fvcore,%s,%.1f,%s\n", rows[i].model, rows[i].paper_name,
+                   rows[i].mixing, (unsigned long long)total, (unsigned long long)backbone, rows[i].params_m,
+                   rows[i].backbone ? "backbone" : "all", (unsigned long long)macs, rows[i].macs_g, sc, rows[i].top1,
+                   rows[i].source);
         else {
             cJSON *o2 = cJSON_CreateObject();
             cJSON_AddStringToObject(o2, "model", rows[i].model);
             cJSON_AddStringToObject(o2, "paper_name", rows[i].paper_name);
             cJSON_AddStringToObject(o2, "token_mixing", rows[i].mixing);
-            cJSON_AddNumberToObject(o2, "params", (double)p);
+            cJSON_AddNumberToObject(o2, "params", (double)total);
+            cJSON_AddNumberToObject(o2, "params_backbone", (double)backbone);
             cJSON_AddNumberToObject(o2, "params_paper_m", rows[i].params_m);
+            cJSON_AddStringToObject(o2, "paper_counts", rows[i].backbone ? "backbone" : "all");
             cJSON_AddNumberToObject(o2, "macs", (double)macs);
             cJSON_AddNumberToObject(o2, "macs_paper_g", rows[i].macs_g);
             cJSON_AddStringToObject(o2, "convention", "fvcore");

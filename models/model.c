@@ -316,6 +316,15 @@ uint64_t model_param_count(const model *m)
     return n;
 }
 
+uint64_t model_backbone_param_count(const model *m)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].part != m->cfg.num_stages + 1)
+            n += m->params[i].numel;
+    return n;
+}
+
 /* A part's products and norms under a convention: LayerNorm 5 per element and
  * RMSNorm 4 under fvcore, except that the localmamba convention counts no
  * RMSNorm (norm_kind_macs); nothing under gemm. */

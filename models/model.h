@@ -151,6 +151,9 @@ ml_status model_alloc(model *m);
 void model_free(model *m);
 
 uint64_t model_param_count(const model *m);
+/* Without the final norm and the classifier head: the backbone count that
+ * VMamba's published 22M / 44M / 75M are (its FLOP script deletes both first). */
+uint64_t model_backbone_param_count(const model *m);
 /* Total MACs; stem, stages and head broken down when parts is not NULL:
  * parts[0] stem, parts[1..num_stages] stages, parts[num_stages+1] head. */
 uint64_t model_macs(const model *m, const macs_opts *o, model_stage_info *parts);

@@ -47,6 +47,20 @@ int main(void)
         CHECK(sum_m == total && sum_p == p, "%s parts do not add up", e->name);
         model_free(&m);
     }
+    /* VMamba's published parameter counts are backbone only (no final norm, no head): exact */
+    static const struct {
+        const char *name;
+        uint64_t backbone;
+    } bb[] = {{"vmamba_tiny", 22122912ull}, {"vmamba_small", 43646880ull}, {"vmamba_base", 75227008ull}};
+    for (size_t i = 0; i < sizeof bb / sizeof bb[0]; i++) {
+        model_config c;
+        model m;
+        CHECK(model_config_from_name(bb[i].name, &c) == ML_OK && model_plan(&m, &c, 1, 224, 224) == ML_OK, "%s",
+              bb[i].name);
+        CHECK(model_backbone_param_count(&m) == bb[i].backbone, "%s backbone params %llu, VMamba's flops.log %llu",
+              bb[i].name, (unsigned long long)model_backbone_param_count(&m), (unsigned long long)bb[i].backbone);
+        model_free(&m);
+    }
     /* visual-Mamba rows of the MambaOut paper's Table 1: published figures at the published rounding */
     static const struct {
         const char *name;

@@ -176,6 +176,8 @@ if ! grep -q '"params":[[:space:]]*7148008' "$tmp/out" || ! grep -q '"scan_conve
     echo "FAIL: info vim_tiny --scan localmamba --json"
     fails=$((fails + 1))
 fi
+expect 0 "" -- info vmamba_base --json
+grep -q '"params_backbone":[[:space:]]*75227008' "$tmp/out" || { echo "FAIL: info --json params_backbone of vmamba_base"; fails=$((fails + 1)); }
 expect 0 "" -- table --csv
 if [ "$(grep -c '^mambaout_\|^vim_\|^vmamba_' "$tmp/out")" -ne 10 ]; then
     echo "FAIL: table --csv should list 10 models"
