@@ -42,6 +42,7 @@ typedef struct {
     int depths[MODEL_MAX_STAGES];
     int dims[MODEL_MAX_STAGES];
     int num_classes;
+    int classes_set;   /* num_classes given by an override (a dataset's count does not replace it) */
     double expansion;  /* Hd / C */
     double conv_ratio; /* E / C */
     act_kind act;

@@ -95,7 +95,8 @@ static void config_from_entry(const zoo_entry *z, model_config *out)
     }
 }
 
-static const char override_keys[] = "mixer, kernel, d_state, head_size, conv_ratio, expansion, act, norm";
+static const char override_keys[] =
+    "mixer, kernel, d_state, head_size, conv_ratio, expansion, act, norm, num_classes";
 
 static ml_status parse_int(const char *key, const char *v, int lo, int hi, int *out)
 {
@@ -133,6 +134,11 @@ static ml_status apply_override(model_config *c, const char *key, const char *v)
         return parse_int(key, v, -1000, 100000, &c->mixer_cfg.d_state);
     if (!strcmp(key, "head_size"))
         return parse_int(key, v, -1000, 65536, &c->mixer_cfg.head_size);
+    if (!strcmp(key, "num_classes")) {
+        ML_TRY(parse_int(key, v, 1, 1000000, &c->num_classes));
+        c->classes_set = 1;
+        return ML_OK;
+    }
     if (!strcmp(key, "conv_ratio"))
         return parse_ratio(key, v, &c->conv_ratio);
     if (!strcmp(key, "expansion"))
