@@ -27,6 +27,16 @@ typedef enum {
 #define ML_HD
 #endif
 
+/* A pointer parameter through which alone its object is reached in the
+ * function, so loads may move above stores through the others: __restrict__
+ * under nvcc and in C++ (the CUDA emulator compiles the kernels as C++),
+ * C's restrict otherwise. */
+#if defined(__CUDACC__) || defined(__cplusplus)
+#define ML_RESTRICT __restrict__
+#else
+#define ML_RESTRICT restrict
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -116,8 +116,9 @@ extern "C" ml_status cuda_malloc(void **p, size_t bytes, const char *what)
 
 extern "C" void cuda_free(void *p)
 {
-    if (p)
-        cudaFree(p);
+    cudaError_t e = p ? cudaFree(p) : cudaSuccess;
+    if (e != cudaSuccess) /* an earlier asynchronous error shows here too: the next cuda_sync reports it */
+        cuda_note_failure("CUDA: cudaFree failed at %s:%d: %s", __FILE__, __LINE__, cudaGetErrorString(e));
 }
 
 extern "C" ml_status cuda_to_device(void *dst, const void *src, size_t bytes)
@@ -151,9 +152,14 @@ extern "C" ml_status cuda_memset_zero(void *p, size_t bytes)
 extern "C" void *cuda_stream(void)
 {
     static cudaStream_t s = NULL;
-    if (!s && cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
-        (void)cudaGetLastError();
-        s = NULL;
+    if (!s) {
+        cudaError_t e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+        if (e != cudaSuccess) { /* the work would silently go to the legacy stream: say so */
+            (void)cudaGetLastError();
+            s = NULL;
+            cuda_note_failure("CUDA: cudaStreamCreateWithFlags failed at %s:%d: %s", __FILE__, __LINE__,
+                              cudaGetErrorString(e));
+        }
     }
     return s;
 }
@@ -185,7 +191,7 @@ extern "C" void *cuda_blas(void)
         const size_t blas_ws_bytes = (size_t)32 << 20;
         if (cudaMalloc(&blas_ws, blas_ws_bytes) == cudaSuccess)
             CUBLAS_NOTE(cublasSetWorkspace(h, blas_ws, blas_ws_bytes));
-        else
+        else /* not fatal: cuBLAS then allocates its own, and a capture that needs it fails, reported there */
             (void)cudaGetLastError();
         apply_math(h);
     }

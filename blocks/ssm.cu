@@ -46,9 +46,10 @@ extern "C" void ssm_conv1d_silu_cuda(float *u, const float *x, size_t ld_x, cons
  * time so the states live in registers; NS = 0 takes it from n_rt. */
 template <int PASS, int NS>
 __global__ static void __launch_bounds__(SSM_CUDA_THREADS)
-chunk_kernel(float *y, int accumulate, const float *u, const float *delta, const float *xdbl, size_t ldx, int R,
-             const float *A_log, const float *D, int H, int W, int E, int n_rt, int col_major, int reverse,
-             float *carry, size_t chunks)
+chunk_kernel(float *ML_RESTRICT y, int accumulate, const float *ML_RESTRICT u, const float *ML_RESTRICT delta,
+             const float *ML_RESTRICT xdbl, size_t ldx, int R, const float *ML_RESTRICT A_log,
+             const float *ML_RESTRICT D, int H, int W, int E, int n_rt, int col_major, int reverse,
+             float *ML_RESTRICT carry, size_t chunks)
 {
     extern __shared__ float bc[];
     const int N = NS ? NS : n_rt, n2 = 2 * N;
@@ -69,8 +70,10 @@ chunk_kernel(float *y, int accumulate, const float *u, const float *delta, const
                    accumulate);
 }
 
-/* The carry walk: a thread per (sequence, state, channel), channels fastest. */
-__global__ static void carry_kernel(float *carry, const float *A_log, int B, int E, int N, size_t chunks)
+/* The carry walk: a thread per (sequence, state, channel), channels fastest;
+ * each walks the chunks in groups of SSM_CARRY_GROUP (ssm_chunk.h). */
+__global__ static void carry_kernel(float *ML_RESTRICT carry, const float *ML_RESTRICT A_log, int B, int E, int N,
+                                    size_t chunks)
 {
     const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (k >= (size_t)B * N * E)

@@ -15,7 +15,9 @@ static const char bench_cuda_usage[] =
     "usage: mixerlab bench-cuda [--tokens L1,L2,...] [--width E] [--iters N] [--cold]\n"
     "\n"
     "Prints Markdown tables measured in one run on the GPU (CUDA events, median of\n"
-    "--iters runs after 3 warm-up runs):\n"
+    "--iters samples after 3 warm-up runs; a sample is N back-to-back calls between\n"
+    "two events, N so that it spans >= 1 ms (one call with --cold), queued behind a\n"
+    "busy kernel so the host's launch latency is not inside it):\n"
     "  limits   device-to-device copy (bytes read + written) and cuBLAS SGEMM 8192^3,\n"
     "           float32 (and TF32 for reference);\n"
     "  ops      LayerNorm, GELU, the gate, fc1 (cuBLAS), the stem conv, mean pooling,\n"
@@ -368,8 +370,12 @@ static int cmd_bench_cuda(int argc, char **argv)
     ML_TRY(cuda_device_check(dev, sizeof dev));
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&t));
-    printf("## mixerlab bench-cuda, %s\n\n%s; %s; median of %ld runs after 3 warm-up, %s L2\n\n", date, dev,
-           cuda_build_info(), iters, cold ? "cold" : "warm");
+    printf("## mixerlab bench-cuda, %s\n\n%s; %s; median of %ld samples after 3 warm-up runs, %s L2; a sample is %s, "
+           "queued behind a busy kernel that outlasts the host's queueing of one call (the first launch's latency is "
+           "not inside it)\n\n",
+           date, dev, cuda_build_info(), iters, cold ? "cold" : "warm",
+           cold ? "one call between two events, L2 flushed before it"
+                : "N back-to-back calls between two events, N such that it spans >= 1 ms (at most 1000)");
     printf("| kernel | shape | median ms | achieved | share |\n|---|---|---|---|---|\n");
     double copy = 0, gemm = 0, tf32 = 0;
     ML_TRY(limits((int)iters, cold, &copy, &gemm, &tf32));

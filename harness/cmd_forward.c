@@ -12,7 +12,7 @@ static const char forward_usage[] =
     "                        [--input X.safetensors | --res R --batch B] [--seed S]\n"
     "                        [--output Y.safetensors] [--threads N] [--repeat N]\n"
     "                        [--ignore-unexpected] [--device cpu|cuda] [--cuda-graph] [--cold]\n"
-    "                        [--precision fp32|tf32]\n"
+    "                        [--precision fp32|tf32|pedantic]\n"
     "\n"
     "Runs the model on tensor 'input' [B,3,H,W] float32 (F16/BF16 converted) or, without\n"
     "--input, on a seeded random batch. Prints the top-5 classes per image and the\n"
@@ -31,8 +31,10 @@ static const char forward_usage[] =
     "  --repeat N          timed runs after the warm-up (default 3, 0 = just one run)\n"
     "  --device cuda       run on the GPU (MambaOut's skeleton with any mixer; CUDA-event\n"
     "                      timing, float32 without TF32)\n"
-    "  --precision tf32    with --device cuda: let cuBLAS use TF32 tensor cores for the\n"
-    "                      linear layers (default fp32: pedantic float32); printed with the time\n"
+    "  --precision P       with --device cuda, how cuBLAS multiplies float32 in the linear\n"
+    "                      layers: fp32 (default: cuBLAS's default math, never TF32), tf32\n"
+    "                      (TF32 tensor cores allowed) or pedantic (CUBLAS_PEDANTIC_MATH:\n"
+    "                      plain float32 paths only); printed with the time\n"
     "  --cuda-graph        capture the whole forward once as a CUDA graph and time its replays\n"
     "  --cold              flush the L2 cache before each timed run\n"
     "\n"
@@ -42,7 +44,8 @@ typedef struct {
     const char *model, *weights, *input, *output;
     long res, batch, threads, repeat;
     uint64_t seed;
-    int res_set, batch_set, ignore_unexpected, cuda, graph, cold, tf32;
+    int res_set, batch_set, ignore_unexpected, cuda, graph, cold;
+    cuda_math math; /* --precision */
 } fwd_args;
 
 static ml_status parse_forward(int argc, char **argv, fwd_args *a)
@@ -69,15 +72,18 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
     ML_TRY(args_parse("forward", argc, argv, specs, NULL, 0, NULL));
     ML_TRY(cli_check_device(device, "forward"));
     a->cuda = strcmp(device, "cuda") == 0;
-    if (strcmp(precision, "fp32") && strcmp(precision, "tf32"))
-        return ml_fail(ML_ERR_USAGE, "forward: --precision '%s' is not fp32 or tf32", precision);
-    a->tf32 = strcmp(precision, "tf32") == 0;
+    if (strcmp(precision, "fp32") && strcmp(precision, "tf32") && strcmp(precision, "pedantic"))
+        return ml_fail(ML_ERR_USAGE, "forward: --precision '%s' is not fp32, tf32 or pedantic", precision);
+    a->math = !strcmp(precision, "tf32")       ? CUDA_MATH_TF32
+              : !strcmp(precision, "pedantic") ? CUDA_MATH_PEDANTIC
+                                               : CUDA_MATH_FP32;
     if (!a->model)
         return ml_fail(ML_ERR_USAGE, "forward: --model is required (known: %s)", model_zoo_names());
     if ((a->graph || a->cold) && !a->cuda)
         return ml_fail(ML_ERR_USAGE, "forward: --cuda-graph and --cold need --device cuda");
-    if (a->tf32 && !a->cuda)
-        return ml_fail(ML_ERR_USAGE, "forward: --precision tf32 needs --device cuda (the CPU path is float32)");
+    if (a->math != CUDA_MATH_FP32 && !a->cuda)
+        return ml_fail(ML_ERR_USAGE, "forward: --precision %s needs --device cuda (the CPU path is float32)",
+                       cuda_math_name(a->math));
     if (a->input && (a->res_set || a->batch_set))
         return ml_fail(ML_ERR_USAGE, "forward: --input fixes the size; drop --res/--batch");
     return ML_OK;
@@ -171,10 +177,14 @@ static ml_status time_on_cuda(target *t, const fwd_args *a, float *logits)
     char dev[256];
     cuda_device_check(dev, sizeof dev);
     printf("model %s, batch %d, %dx%d on %s\n", t->m.cfg.name, t->B, t->H, t->W, dev);
-    printf("forward time (CUDA events, %s%s%s): median %.3f ms, min %.3f ms over %d runs after 3 warm-up "
-           "(%.1f GFLOP/s at the median); device memory: weights %.1f MiB, activations %.1f MiB\n",
-           a->tf32 ? "TF32 products" : "float32", a->graph ? ", CUDA graph" : "", a->cold ? ", cold L2" : "", med, mn,
-           repeat, 2.0 * (double)t->macs / (med * 1e6), t->weight_bytes / 1048576.0, t->activation_bytes / 1048576.0);
+    printf("forward time (CUDA events, %s%s%s): median %.3f ms, min %.3f ms over %d samples after 3 warm-up "
+           "runs (%.1f GFLOP/s at the median); device memory: weights %.1f MiB, activations %.1f MiB\n",
+           a->math == CUDA_MATH_TF32       ? "TF32 products"
+           : a->math == CUDA_MATH_PEDANTIC ? "float32, cuBLAS pedantic math"
+                                           : "float32",
+           a->graph ? ", CUDA graph" : "", a->cold ? ", cold L2" : "", med, mn, repeat,
+           2.0 * (double)t->macs / (med * 1e6), t->weight_bytes / 1048576.0, t->activation_bytes / 1048576.0);
+    printf("timing: %s\n", cuda_time_method());
     return ML_OK;
 }
 
@@ -224,7 +234,7 @@ static ml_status run_forward(target *t, const fwd_args *a, const float *input, f
         print_top5(logits, t->B, classes);
         return time_on_cpu(t, a, first_ms);
     }
-    cuda_set_math(a->tf32 ? CUDA_MATH_TF32 : CUDA_MATH_FP32);
+    cuda_set_math(a->math);
     return time_on_cuda(t, a, logits);
 }
 

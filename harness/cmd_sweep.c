@@ -230,7 +230,9 @@ static void run_config(const sweep_spec *sp, const sweep_config *c, measured *me
         me->status = "unsupported";
         snprintf(me->message, sizeof me->message, "%s", ml_last_error());
     } else if ((ms = backend_by_name(c->device, &be)) == ML_OK) {
-        cuda_set_math(!strcmp(c->precision, "tf32") ? CUDA_MATH_TF32 : CUDA_MATH_FP32);
+        cuda_set_math(!strcmp(c->precision, "tf32")       ? CUDA_MATH_TF32
+                      : !strcmp(c->precision, "pedantic") ? CUDA_MATH_PEDANTIC
+                                                          : CUDA_MATH_FP32);
         ms = measure_config(sp, c, be, me);
     }
     if (ms != ML_OK) {

@@ -26,6 +26,7 @@ ml_status cuda_time_samples(void (*fn)(void *), void *ctx, int warm, int iters, 
     (void)fn, (void)ctx, (void)warm, (void)iters, (void)cold, (void)samples;
     return cuda_device_present();
 }
+const char *cuda_time_method(void) { return "not timed (no CUDA backend)"; }
 ml_status cuda_graph_capture(void (*fn)(void *), void *ctx, void **exec)
 {
     (void)fn, (void)ctx;

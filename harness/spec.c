@@ -225,8 +225,8 @@ static int handler(void *user, const char *section, const char *name, const char
         }
         s->n_devices = n;
     } else if (!strcmp(full, "grid.precision")) {
-        if (strcmp(value, "fp32") && strcmp(value, "tf32"))
-            return fail(p, "precision: '%s' is not fp32 or tf32 (one value)%s", value, "");
+        if (strcmp(value, "fp32") && strcmp(value, "tf32") && strcmp(value, "pedantic"))
+            return fail(p, "precision: '%s' is not fp32, tf32 or pedantic (one value)%s", value, "");
         strcpy(s->precision, value);
     } else {
         return measure_key(p, s, name, value);

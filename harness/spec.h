@@ -31,7 +31,8 @@ typedef struct {
     int n_batches;
     char devices[4][8];
     int n_devices;
-    char precision[8]; /* fp32 (default) | tf32: cuBLAS may use TF32 tensor cores on device = cuda */
+    char precision[12]; /* on device = cuda, cuBLAS's float32 math: fp32 (default math) | tf32 (TF32 tensor
+                         * cores allowed) | pedantic (CUBLAS_PEDANTIC_MATH) */
     long threads[SPEC_MAX_LIST];
     int n_threads;
     unsigned metrics;
@@ -45,7 +46,7 @@ typedef struct {
     char mixer[32];
     long resolution, tokens, width, batch, threads;
     char device[8];
-    char precision[8]; /* "fp32" on the CPU whatever the spec says */
+    char precision[12]; /* "fp32" on the CPU whatever the spec says */
     int grid_h, grid_w; /* block / mixer: L tokens on a square grid if L is a perfect square, else 1 x L */
     char hash[17];      /* of the resolved settings below, see sweep_config_key */
 } sweep_config;

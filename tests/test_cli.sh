@@ -116,7 +116,8 @@ expect 4 "tensor 'x_proj.weight' has shape [7, 4], expected [9, 4]" -- mixer --n
 expect 2 "--device cuda" -- mixer --name ssm --random --channels 8 --res 4x4 --device cuda
 expect 2 "--cuda-graph and --cold need --device cuda" -- forward --model mambaout_test --res 32 --cuda-graph
 expect 2 "--precision tf32 needs --device cuda" -- forward --model mambaout_test --res 32 --precision tf32
-expect 2 "--precision 'bf16' is not fp32 or tf32" -- forward --model mambaout_test --res 32 --precision bf16
+expect 2 "--precision pedantic needs --device cuda" -- forward --model mambaout_test --res 32 --precision pedantic
+expect 2 "--precision 'bf16' is not fp32, tf32 or pedantic" -- forward --model mambaout_test --res 32 --precision bf16
 expect 2 "--device: unknown device 'tpu'" -- forward --model mambaout_test --res 32 --device tpu
 
 expect 5 "this mixer run (input, output and workspace) needs" -- mixer --name dwconv --random --channels 4096 --res 65536x65536

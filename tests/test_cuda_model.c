@@ -75,6 +75,7 @@ static void check(const char *dir, const char *spec, int res, const char *weight
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* passes and failures (stderr) interleave in order in a log */
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
     char dev[256];
     if (!backend_cuda() || cuda_device_check(dev, sizeof dev) != ML_OK) {

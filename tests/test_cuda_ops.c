@@ -381,6 +381,7 @@ static void test_mixers(rng_state *r)
 int main(void)
 {
     char dev[256];
+    setvbuf(stdout, NULL, _IOLBF, 0); /* passes and failures (stderr) interleave in order in a log */
     gpu = backend_cuda();
     if (!gpu || cuda_device_check(dev, sizeof dev) != ML_OK) {
         printf("test_cuda_ops: skipped: %s\n", gpu ? ml_last_error() : "no CUDA backend in this build");

@@ -123,11 +123,13 @@ static void test_ssm_long(void)
 
 /* The GPU's chunked scan (ssm_chunk.h), run here in plain loops exactly as
  * the kernels split it, against the sequential CPU scan on the same u, Δ, B,
- * C: several chunks and a partial one, both orders, both directions,
+ * C: several chunks and a partial one, more chunks than one carry group,
+ * both orders, both directions,
  * accumulate on and off, d_state fixed and odd. */
 static void test_ssm_chunked(void)
 {
-    const int shapes[][5] = {{2, 7, 43, 13, 6}, {1, 5, 9, 8, 16}, {1, 16, 9, 5, 1}}; /* B H W E N */
+    /* B H W E N; 3 x 367 makes 18 chunks: the carry walk's groups of SSM_CARRY_GROUP and a partial one */
+    const int shapes[][5] = {{2, 7, 43, 13, 6}, {1, 5, 9, 8, 16}, {1, 16, 9, 5, 1}, {1, 3, 367, 5, 4}};
     rng_state r;
     rng_seed(&r, 13);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {

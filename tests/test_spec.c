@@ -82,6 +82,13 @@ static void test_good(void)
           ml_last_error());
     CHECK(!strcmp(c2[0].precision, "fp32") && !strcmp(c2[1].precision, "tf32"), "tf32 on the cuda row only");
     CHECK(!strcmp(c[0].hash, c2[0].hash) && strcmp(c[1].hash, c2[1].hash), "only the cuda row's hash changes");
+    free(c2);
+    p = write_spec("prec3", "[experiment]\nname = m\n[grid]\nmodel = mambaout_test\nresolution = 32\n"
+                            "device = cpu, cuda\nprecision = pedantic\n");
+    CHECK(spec_parse(p, &s) == ML_OK && spec_expand(&s, &c2, &n2) == ML_OK && n2 == 2, "pedantic spec: %s",
+          ml_last_error());
+    CHECK(!strcmp(c2[0].precision, "fp32") && !strcmp(c2[1].precision, "pedantic"), "pedantic on the cuda row only");
+    CHECK(!strcmp(c[0].hash, c2[0].hash) && strcmp(c[1].hash, c2[1].hash), "pedantic: only the cuda row's hash changes");
     free(c), free(c2);
 }
 
@@ -117,7 +124,7 @@ static void test_bad(void)
                "needs [grid] tokens and width");
     expect_bad("times", "[experiment]\nname = a\n[grid]\nmodel = mambaout_test\nresolution = 32\n[measure]\nmin_time_s = 5\nmax_time_s = 1\n",
                "max_time_s (1) is below min_time_s (5)");
-    expect_bad("precision", "[experiment]\nname = a\n[grid]\nprecision = bf16\n", "precision.ini:4: precision: 'bf16' is not fp32 or tf32");
+    expect_bad("precision", "[experiment]\nname = a\n[grid]\nprecision = bf16\n", "precision.ini:4: precision: 'bf16' is not fp32, tf32 or pedantic");
     sweep_spec s;
     CHECK(spec_parse("/nonexistent/spec.ini", &s) == ML_ERR_IO && strstr(ml_last_error(), "cannot open spec"),
           "missing spec: %s", ml_last_error());

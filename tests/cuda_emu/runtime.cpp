@@ -157,6 +157,7 @@ ml_status cuda_time(void (*fn)(void *), void *ctx, int warm, int iters, int cold
     *min_ms = t[0];
     return ML_OK;
 }
+const char *cuda_time_method(void) { return "1 call per sample on the host clock (CUDA emulator)"; }
 struct emu_graph {
     void (*fn)(void *);
     void *ctx;
