@@ -142,20 +142,26 @@ static void pass_horizontal(uint8_t *dst, const image_rgb8 *src, size_t row0, si
 }
 
 /* dst [n][width][3] = vertical taps over a source whose row r (r = source row
- * index - row0) starts at src + r·stride + col0·3. */
+ * index - row0) starts at src + r·stride + col0·3. acc: width·3 sums, so
+ * each tap walks one source row in order (the same sums as Pillow's). */
 static void pass_vertical(uint8_t *dst, size_t width, const uint8_t *src, size_t stride, size_t col0,
-                          size_t row0, const coeffs *c, size_t n)
+                          size_t row0, const coeffs *c, size_t n, int64_t *acc)
 {
+    size_t m = width * 3;
     for (size_t i = 0; i < n; i++) {
         const int32_t *k = c->k + i * c->ksize;
         const uint8_t *base = src + (c->first[i] - row0) * stride + col0 * 3;
-        uint8_t *d = dst + i * width * 3;
-        for (size_t x = 0; x < width * 3; x++) {
-            int64_t s = 1 << (FIXED_BITS - 1);
-            for (size_t t = 0; t < c->count[i]; t++)
-                s += (int64_t)base[t * stride + x] * k[t];
-            d[x] = clip8(s);
+        for (size_t x = 0; x < m; x++)
+            acc[x] = 1 << (FIXED_BITS - 1);
+        for (size_t t = 0; t < c->count[i]; t++) {
+            const uint8_t *row = base + t * stride;
+            int64_t kt = k[t];
+            for (size_t x = 0; x < m; x++)
+                acc[x] += (int64_t)row[x] * kt;
         }
+        uint8_t *d = dst + i * m;
+        for (size_t x = 0; x < m; x++)
+            d[x] = clip8(acc[x]);
     }
 }
 
@@ -208,7 +214,12 @@ ml_status resample_resize_window_rgb8(image_rgb8 *out, const image_rgb8 *in, siz
     }
     if (s == ML_OK) {
         if (need_v) {
-            pass_vertical(out->data, win_w, src, stride, col0, src_row0, &cv, win_h);
+            int64_t *acc = ml_malloc(win_w * 3 * sizeof *acc, "resize row sums");
+            if (acc)
+                pass_vertical(out->data, win_w, src, stride, col0, src_row0, &cv, win_h, acc);
+            else
+                s = ML_ERR_NOMEM;
+            free(acc);
         } else {
             for (size_t y = 0; y < win_h; y++)
                 memcpy(out->data + y * win_w * 3, src + (y0 + y - src_row0) * stride + col0 * 3, win_w * 3);
