@@ -12,6 +12,7 @@ _DT = {
     np.dtype("<f2"): "F16",
     np.dtype("<f8"): "F64",
     np.dtype("<i2"): "I16",
+    np.dtype("u1"): "U8",
 }
 
 

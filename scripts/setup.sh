@@ -10,6 +10,8 @@ pkgs=(
     libcjson-dev             # safetensors headers
     libsqlite3-dev sqlite3   # result store (sqlite3: the tests read databases with it)
     libinih-dev              # sweep specs
+    libjpeg62-turbo-dev      # JPEG decoding (libjpeg-turbo, as Pillow)
+    libpng-dev               # PNG decoding
     gnuplot-nox              # plots
     zlib1g-dev               # gzip-compressed datasets (IDX)
     dataset-fashion-mnist    # the training data of the accuracy experiments

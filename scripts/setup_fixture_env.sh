@@ -9,7 +9,7 @@
 #   PYTHONPATH=/opt/timm /usr/bin/python3 scripts/make_fixtures.py
 #
 # What it does (Debian 12 / bookworm):
-#   * Debian packages: python3-torch (CPU PyTorch 1.13), python3-torchvision
+#   * Debian packages: python3-torch (CPU PyTorch 1.13), python3-torchvision, python3-pil
 #     (timm's layers import torchvision.ops), python3-yaml, python3-numpy.
 #   * timm itself (pure python) installed WITHOUT dependencies into
 #     $TIMM_TARGET (default /opt/timm), never into the system site-packages.
@@ -26,7 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # --- Debian packages --------------------------------------------------------
 need_pkgs=()
-for p in python3-torch python3-torchvision python3-yaml python3-numpy; do
+for p in python3-torch python3-torchvision python3-pil python3-yaml python3-numpy; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         need_pkgs+=("$p")
     fi
