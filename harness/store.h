@@ -75,7 +75,7 @@ ml_status store_merge_from(store *s, const char *src, long *kept, long *duplicat
  * series (mixer, or model at level model), x (tokens, or resolution), and the
  * measures; sorted by series, batch and x. */
 typedef struct {
-    char series[64];
+    char series[160]; /* a mixer, or a model spec with its overrides (at most 159 characters) */
     double x, med, p10, p90, peak, macs, thr;
     long batch;
 } store_plot_row;

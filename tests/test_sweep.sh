@@ -207,6 +207,11 @@ fi
 # export and plot
 "$bin" plot sweep_test --db "$tmp/a.sqlite" --out "$tmp/it's" 2>"$tmp/err"
 [ $? = 2 ] && grep -q "may not contain a single quote" "$tmp/err" && ok || bad "plot refuses a quote in --out"
+seg=$(printf 'd%.0s' $(seq 1 250))
+longdir="$tmp/$seg/$seg/$seg/$seg/$seg"
+mkdir -p "$longdir"
+"$bin" plot sweep_test --db "$tmp/a.sqlite" --out "$longdir" >/dev/null 2>"$tmp/err"
+[ $? = 2 ] && grep -q "is too long" "$tmp/err" && ok || bad "plot refuses an --out path it would cut: $(cut -c1-200 "$tmp/err")"
 "$bin" export --db "$tmp/a.sqlite" --experiment sweep_test --csv >"$tmp/out" && [ "$(wc -l <"$tmp/out")" = 19 ] && ok || bad "export --csv: header + 18 rows"
 "$bin" export --db "$tmp/a.sqlite" --json >"$tmp/out" && [ "$(grep -c '"config_hash"' "$tmp/out")" = 18 ] && ok || bad "export --json"
 mkdir -p "$tmp/plots"
