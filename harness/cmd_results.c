@@ -269,7 +269,7 @@ static ml_status draw_plots(const plot_job *j)
             continue;
         }
         if (snprintf(script, sizeof script, "%s/%s.gp", dir, scripts[k]) >= (int)sizeof script)
-            return ml_fail(ML_ERR_USAGE, "plot: path '%s' is too long", dir);
+            return ml_fail(ML_ERR_USAGE, "plot: the gnuplot scripts' path is too long: '%s'", dir);
         if (access(script, R_OK) != 0)
             return ml_fail(ML_ERR_IO, "plot: cannot read gnuplot script '%s'", script);
         for (int svg = 0; svg < 2 && s == ML_OK; svg++) {
@@ -280,7 +280,8 @@ static ml_status draw_plots(const plot_job *j)
                      j->exp, scripts[k], svg ? "svg" : "png", svg ? "svg size 900,600" : "pngcairo size 900,600",
                      j->exp, j->machine, j->date);
             if (len < 0 || (size_t)len >= sizeof vars)
-                return ml_fail(ML_ERR_USAGE, "plot: --out '%s' and the series names are too long for gnuplot's command line", j->out);
+                return ml_fail(ML_ERR_USAGE, "plot: --out and the series names are too long for gnuplot's command line: '%s'",
+                               j->out);
             s = run_gnuplot(script, vars);
         }
         if (s == ML_OK)
@@ -324,8 +325,8 @@ static int cmd_plot(int argc, char **argv)
     if (s == ML_OK) {
         sanitise(meta.machine, 0);
         if (snprintf(data, sizeof data, "%s/%s.dat", out, exp) >= (int)sizeof data)
-            s = ml_fail(ML_ERR_USAGE, "plot: --out '%s' is too long (at most %zu characters with the file name)", out,
-                        sizeof data - 1);
+            s = ml_fail(ML_ERR_USAGE, "plot: --out is too long (%zu characters, at most %zu with the file name): '%s'",
+                        strlen(out), sizeof data - 1, out);
         else
             s = write_plot_data(data, rows, n, titles, sizeof titles, &nseries);
     }
