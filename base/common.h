@@ -46,9 +46,28 @@ ml_status ml_fail(ml_status code, const char *fmt, ...) __attribute__((format(pr
 const char *ml_last_error(void);
 void ml_clear_error(void);
 
-/* ML_ERR_NOMEM naming `what` when `bytes` exceed 90% of the machine's memory
- * (overcommit would otherwise let a huge allocation succeed and die later). */
+/* ML_ERR_NOMEM naming `what`, the bytes needed and the bytes available when
+ * `bytes` exceed what this process can still get: /proc/meminfo's
+ * MemAvailable, and the room left under the cgroup's memory limit (v2
+ * memory.max - memory.current, v1 memory.limit_in_bytes - usage_in_bytes, of
+ * its cgroup and every ancestor). Call it with the whole plan of a command
+ * before allocating any of it (overcommit would otherwise let a huge
+ * allocation succeed and die later). */
 ml_status ml_check_fits(double bytes, const char *what);
+/* The bytes available as above (SIZE_MAX when nothing can be read); *source
+ * names the limit that decided it ("MemAvailable", "cgroup memory.max", ...). */
+size_t ml_bytes_available(const char **source);
+
+/* The one checked product for sizes computed from user input:
+ * *out = factors[0] x ... x factors[n-1] x headroom. headroom is the largest
+ * multiple of the product a later size takes (workspace a few times the
+ * tensor, bytes per float, ...; ML_SIZE_HEADROOM covers every op here) and is
+ * checked but not included in *out. A product that does not fit in size_t is a
+ * usage error naming what and the factors, never a wrapped size. */
+#define ML_SIZE_HEADROOM ((size_t)1024)
+ml_status ml_size_product(size_t *out, const char *what, int n, const size_t *factors, size_t headroom);
+/* a + b, refused the same way when it wraps. */
+ml_status ml_size_add(size_t *out, const char *what, size_t a, size_t b);
 
 /* Checked allocation: on failure records ML_ERR_NOMEM naming what and how much. */
 void *ml_malloc(size_t bytes, const char *what);

@@ -63,6 +63,12 @@ ml_status idx_read(const char *path, int want_ndim, idx_array *out)
     uint8_t *raw = NULL;
     size_t len = 0;
     ML_TRY(gunzip_all(path, &raw, &len));
+    return idx_parse(path, raw, len, want_ndim, out);
+}
+
+ml_status idx_parse(const char *path, uint8_t *raw, size_t len, int want_ndim, idx_array *out)
+{
+    memset(out, 0, sizeof *out);
     const uint32_t magic = len >= 4 ? be32(raw) : 0, want = 0x800u | (uint32_t)want_ndim;
     ml_status s = ML_OK;
     if (len < 4 || magic != want)

@@ -20,6 +20,9 @@ typedef struct {
  * for a truncated or corrupt gzip, a wrong magic, or data that does not match
  * the dimensions. */
 ml_status idx_read(const char *path, int want_ndim, idx_array *out);
+/* The same checks on the decompressed bytes raw[0..len) (malloc'd; taken
+ * over: out->data on success, freed on failure); path names them in errors. */
+ml_status idx_parse(const char *path, uint8_t *raw, size_t len, int want_ndim, idx_array *out);
 void idx_free(idx_array *a);
 
 #endif

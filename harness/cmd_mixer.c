@@ -3,6 +3,7 @@
 #include "harness/cli.h"
 #include "harness/target.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,12 +117,19 @@ static ml_status load_mixer_input(const char *path, float **in, int *B, int *H, 
     return s;
 }
 
+static mixer_config random_config(const mix_args *a, int E)
+{
+    mixer_config cfg = mixer_config_default(E, E);
+    cfg.kernel = (int)a->kernel, cfg.d_state = (int)a->d_state, cfg.head_size = (int)a->head_size;
+    cfg.threads = omp_get_max_threads();
+    return cfg;
+}
+
 /* The mixer from --weights (sizes from its shapes) or seeded at random. */
 static ml_status make_mixer(const mix_args *a, int E, mixer_instance *mi)
 {
     if (a->random) {
-        mixer_config cfg = mixer_config_default(E, E);
-        cfg.kernel = (int)a->kernel, cfg.d_state = (int)a->d_state, cfg.head_size = (int)a->head_size;
+        mixer_config cfg = random_config(a, E);
         return mixer_instance_random(mi, a->name, &cfg, a->seed);
     }
     st_file fw;
@@ -175,7 +183,14 @@ static int cmd_mixer(int argc, char **argv)
     memset(&t, 0, sizeof t);
     float *in = NULL, *out = NULL;
     int B = (int)a.batch, H = (int)a.h, W = (int)a.w, E = (int)a.channels;
-    ml_status s = a.random ? ML_OK : load_mixer_input(a.input, &in, &B, &H, &W, &E);
+    ml_status s = ML_OK;
+    if (a.random) {
+        /* the whole run planned before anything is allocated */
+        const mixer_config cfg = random_config(&a, E);
+        s = target_check_mixer_plan(a.name, &cfg, B, H, W, a.cuda ? backend_cuda() : &backend_cpu);
+    } else {
+        s = load_mixer_input(a.input, &in, &B, &H, &W, &E);
+    }
     if (s == ML_OK)
         s = make_mixer(&a, E, &mi);
     if (s == ML_OK)

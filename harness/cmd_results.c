@@ -209,6 +209,11 @@ static ml_status write_plot_data(const char *path, store_plot_row *rows, int n, 
             if (i)
                 fprintf(fp, "\n\n");
             fprintf(fp, "# %s\n", rows[i].series);
+            if (strlen(titles) + strlen(rows[i].series) + 2 > tn) {
+                fclose(fp);
+                return ml_fail(ML_ERR_USAGE, "plot: too many series to name (%d so far, %zu characters at most)",
+                               *nseries, tn - 1);
+            }
             strncat(titles, *nseries ? " " : "", tn - strlen(titles) - 1);
             strncat(titles, rows[i].series, tn - strlen(titles) - 1);
             (*nseries)++;
@@ -263,16 +268,20 @@ static ml_status draw_plots(const plot_job *j)
             printf("(one batch size only: no throughput-vs-batch plot)\n");
             continue;
         }
-        snprintf(script, sizeof script, "%s/%s.gp", dir, scripts[k]);
+        if (snprintf(script, sizeof script, "%s/%s.gp", dir, scripts[k]) >= (int)sizeof script)
+            return ml_fail(ML_ERR_USAGE, "plot: the gnuplot scripts' path is too long: '%s'", dir);
         if (access(script, R_OK) != 0)
             return ml_fail(ML_ERR_IO, "plot: cannot read gnuplot script '%s'", script);
         for (int svg = 0; svg < 2 && s == ML_OK; svg++) {
-            snprintf(vars, sizeof vars,
+            const int len = snprintf(vars, sizeof vars,
                      "datafile='%s'; titles='%s'; nseries=%d; xlabel='%s'; outfile='%s/%s_%s.%s'; "
                      "term='%s'; title_text='%s: %s, %s'",
                      j->data, j->titles, j->nseries, strcmp(j->level, "model") ? "tokens L" : "resolution", j->out,
                      j->exp, scripts[k], svg ? "svg" : "png", svg ? "svg size 900,600" : "pngcairo size 900,600",
                      j->exp, j->machine, j->date);
+            if (len < 0 || (size_t)len >= sizeof vars)
+                return ml_fail(ML_ERR_USAGE, "plot: --out and the series names are too long for gnuplot's command line: '%s'",
+                               j->out);
             s = run_gnuplot(script, vars);
         }
         if (s == ML_OK)
@@ -315,8 +324,11 @@ static int cmd_plot(int argc, char **argv)
     int nseries = 0, several = 0;
     if (s == ML_OK) {
         sanitise(meta.machine, 0);
-        snprintf(data, sizeof data, "%s/%s.dat", out, exp);
-        s = write_plot_data(data, rows, n, titles, sizeof titles, &nseries);
+        if (snprintf(data, sizeof data, "%s/%s.dat", out, exp) >= (int)sizeof data)
+            s = ml_fail(ML_ERR_USAGE, "plot: --out is too long (%zu characters, at most %zu with the file name): '%s'",
+                        strlen(out), sizeof data - 1, out);
+        else
+            s = write_plot_data(data, rows, n, titles, sizeof titles, &nseries);
     }
     if (s == ML_OK)
         s = fit_and_store(&st, exp, rows, n, meta.level);

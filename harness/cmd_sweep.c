@@ -2,6 +2,7 @@
 #include "harness/args.h"
 #include "harness/cli.h"
 #include "harness/cuda_measure.h"
+#include "harness/signals.h"
 #include "harness/spec.h"
 #include "harness/store.h"
 #include "harness/target.h"
@@ -22,11 +23,15 @@ static const char sweep_usage[] =
     "unsupported, error, timeout) becomes a row with that status and the sweep goes on.\n"
     "\n"
     "  --db FILE    database (default results/mixerlab.sqlite; created and migrated as needed)\n"
-    "  --resume     skip configurations already recorded with status ok\n"
+    "  --resume     skip configurations already recorded with status ok; sweeps resuming\n"
+    "               the same database at once split the rest (each runs exactly once)\n"
     "  --shard i/N  run only configurations k with k mod N = i (default from\n"
     "               SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when set)\n"
     "  --list       print the configurations with their hashes, run nothing\n"
     "  --dry-run    like --list, marking those --resume would skip\n"
+    "\n"
+    "SIGINT (Ctrl-C) or SIGTERM stops after abandoning the configuration being measured;\n"
+    "what is done stays stored, the exit code is 130 or 143, and --resume goes on.\n"
     "\n"
     "Spec format: experiments/README.md. Example: mixerlab sweep experiments/demo_small.ini\n";
 
@@ -35,7 +40,7 @@ typedef struct {
     int have_latency;
     int64_t params, macs, weight_bytes, activation_bytes, peak_bytes;
     const char *status;
-    char message[512];
+    char message[1024]; /* as long as any recorded error line */
 } measured;
 
 static int64_t peak_rss_bytes(void)
@@ -185,7 +190,7 @@ static ml_status list_configs(const sweep_args *a, const sweep_spec *sp, const s
     for (int k = 0; k < n && s == ML_OK; k++) {
         if (k % a->shard_n != a->shard_i)
             continue;
-        char d[320];
+        char d[512];
         describe(&cfgs[k], d, sizeof d);
         int done = 0;
         if (a->dry)
@@ -276,26 +281,31 @@ static store_result result_row(const sweep_spec *sp, const sweep_config *c, cons
 static ml_status run_configs(const sweep_args *a, const sweep_spec *sp, const sweep_config *cfgs, int n, store *st)
 {
     const int tty = isatty(2);
-    int todo = 0, ran = 0, skipped = 0, failed = 0;
+    int todo = 0, ran = 0, skipped = 0, failed = 0, busy = 0, sig = 0;
     for (int k = 0; k < n; k++)
         todo += k % a->shard_n == a->shard_i;
     const double t_start = timer_now_s();
     ml_status s = ML_OK;
-    for (int k = 0, seen = 0; k < n && s == ML_OK; k++) {
+    for (int k = 0, seen = 0; k < n && s == ML_OK && !(sig = signals_pending()); k++) {
         if (k % a->shard_n != a->shard_i)
             continue;
         seen++;
         const sweep_config *c = &cfgs[k];
-        int done = 0;
-        if (a->resume && ((s = store_has_ok(st, sp->name, c->hash, &done)) != ML_OK || done)) {
-            skipped += done;
+        store_claim_result cl = STORE_CLAIM_TAKEN;
+        if (a->resume && ((s = store_claim(st, sp->name, c->hash, &cl)) != ML_OK || cl != STORE_CLAIM_TAKEN)) {
+            skipped += cl == STORE_CLAIM_DONE;
+            busy += cl == STORE_CLAIM_BUSY;
             continue;
         }
-        char d[320];
+        char d[512];
         describe(c, d, sizeof d);
         show_progress(tty, seen, todo, ran, timer_now_s() - t_start, c, d);
         measured me;
         run_config(sp, c, &me);
+        if ((sig = signals_pending())) { /* abandoned: nothing of it is stored */
+            timer_stats_free(&me.st);
+            break;
+        }
         store_result r = result_row(sp, c, &me);
         s = store_insert(st, &r, me.have_latency ? me.st.raw_ms : NULL, me.have_latency ? me.st.samples : 0);
         timer_stats_free(&me.st);
@@ -307,11 +317,19 @@ static ml_status run_configs(const sweep_args *a, const sweep_spec *sp, const sw
     }
     if (tty)
         fputc('\n', stderr);
+    const ml_status released = store_release_claims(st);
+    if (s == ML_OK)
+        s = released;
     if (s == ML_OK)
         s = store_end_run(st);
+    if (s == ML_OK && sig)
+        return ml_fail((ml_status)signals_exit_code(sig),
+                       "sweep interrupted by %s: %d configurations stored in %s, the one being measured abandoned; "
+                       "resume with: mixerlab sweep %s --db %s --resume",
+                       signals_name(sig), ran, a->db_path, a->spec_path, a->db_path);
     if (s == ML_OK)
-        printf("%s: %d configurations run (%d not ok), %d skipped as done; run %lld in %s\n", sp->name, ran, failed,
-               skipped, (long long)st->run_id, a->db_path);
+        printf("%s: %d configurations run (%d not ok), %d skipped as done, %d left to other sweeps; run %lld in %s\n",
+               sp->name, ran, failed, skipped, busy, (long long)st->run_id, a->db_path);
     return s;
 }
 
@@ -331,8 +349,10 @@ static int cmd_sweep(int argc, char **argv)
         opened = (s = store_open(&st, a.db_path)) == ML_OK;
     if (s == ML_OK && (a.list || a.dry))
         s = list_configs(&a, &sp, cfgs, n, opened ? &st : NULL);
-    else if (s == ML_OK && (s = store_begin_run(&st, argc, argv, 0)) == ML_OK)
+    else if (s == ML_OK && (s = store_begin_run(&st, argc, argv, 0)) == ML_OK) {
+        signals_install();
         s = run_configs(&a, &sp, cfgs, n, &st);
+    }
     if (opened)
         store_close(&st);
     free(cfgs);

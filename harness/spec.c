@@ -22,10 +22,10 @@ typedef struct {
 
 __attribute__((noinline)) static int fail(parse_ctx *p, const char *fmt, const char *a, const char *b)
 {
-    /* values are cut to 120 characters: the line number still points at the problem */
+    /* values are cut to 120 characters, and say so: the line number still points at the problem */
     char aa[128], bb[256];
-    snprintf(aa, sizeof aa, "%.120s", a);
-    snprintf(bb, sizeof bb, "%.250s", b);
+    snprintf(aa, sizeof aa, "%.120s%s", a, strlen(a) > 120 ? "..." : "");
+    snprintf(bb, sizeof bb, "%.250s%s", b, strlen(b) > 250 ? "..." : "");
     snprintf(p->err, sizeof p->err, fmt, aa, bb);
     return 0;
 }
@@ -234,7 +234,58 @@ static int handler(void *user, const char *section, const char *name, const char
     return 1;
 }
 
+/* inih reads a line into a buffer of INI_MAX_LINE bytes and parses what is
+ * left of a longer line as a line of its own; it also stops a line at a NUL
+ * byte. Both are found here first, naming the line. */
+static ml_status prescan(const char *path, const char *text, size_t len)
+{
+    int line = 1;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && text[i] == '\0')
+            return ml_fail(ML_ERR_USAGE, "%s:%d: NUL byte at column %zu (a spec is text)", path, line, i - start + 1);
+        if (i == len || text[i] == '\n') {
+            size_t n = i - start;
+            if (n && text[i - 1] == '\r')
+                n--;
+            if (n > INI_MAX_LINE - 1)
+                return ml_fail(ML_ERR_USAGE, "%s:%d: line too long (%zu characters, at most %d)", path, line, n,
+                               INI_MAX_LINE - 1);
+            line++;
+            start = i + 1;
+        }
+    }
+    return ML_OK;
+}
+
+#define SPEC_MAX_BYTES ((size_t)1 << 20)
+
 ml_status spec_parse(const char *path, sweep_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return ml_fail(ML_ERR_IO, "cannot open spec '%s': %s", path, strerror(errno));
+    char *text = ml_malloc(SPEC_MAX_BYTES + 1, "spec");
+    if (!text) {
+        fclose(fp);
+        return ML_ERR_NOMEM;
+    }
+    const size_t len = fread(text, 1, SPEC_MAX_BYTES + 1, fp);
+    const int err = ferror(fp);
+    fclose(fp);
+    ml_status s = ML_OK;
+    if (err)
+        s = ml_fail(ML_ERR_IO, "cannot read spec '%s'", path);
+    else if (len > SPEC_MAX_BYTES)
+        s = ml_fail(ML_ERR_USAGE, "spec '%s' is larger than %zu bytes", path, SPEC_MAX_BYTES);
+    if (s == ML_OK)
+        s = spec_parse_text(path, text, len, out);
+    free(text);
+    return s;
+}
+
+ml_status spec_parse_text(const char *path, const char *text, size_t len, sweep_spec *out)
 {
     memset(out, 0, sizeof *out);
     out->level = LEVEL_MODEL;
@@ -243,14 +294,15 @@ ml_status spec_parse(const char *path, sweep_spec *out)
     out->batches[0] = 1, out->n_batches = 1;
     strcpy(out->devices[0], "cpu"), out->n_devices = 1;
     strcpy(out->precision, "fp32");
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return ml_fail(ML_ERR_IO, "cannot open spec '%s': %s", path, strerror(errno));
+    ML_TRY(prescan(path, text, len));
+    char *copy = ml_malloc(len + 1, "spec");
+    if (!copy)
+        return ML_ERR_NOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
     parse_ctx p = {.s = out};
-    ini_stop_on_first_error = true;
-    ini_allow_multiline = false;
-    int line = ini_parse_file(fp, handler, &p);
-    fclose(fp);
+    int line = ini_parse_string(copy, handler, &p);
+    free(copy);
     if (line > 0)
         return ml_fail(ML_ERR_USAGE, "%s:%d: %s", path, line, p.err[0] ? p.err : "malformed line (want key = value or [section])");
     if (line < 0)
@@ -273,6 +325,23 @@ ml_status spec_parse(const char *path, sweep_spec *out)
         if (!out->n_mixers)
             return ml_fail(ML_ERR_USAGE, "%s: level = %s needs [grid] mixer", path, sweep_level_name(out->level));
     }
+    /* level model: each model with each grid mixer as its override is a model spec that fits and parses */
+    for (int a = 0; out->level == LEVEL_MODEL && a < out->n_models; a++)
+        for (int b = 0; b < out->n_mixers; b++) {
+            char full[SPEC_MODEL_MAX + 64];
+            model_config c;
+            const int n = snprintf(full, sizeof full, "%s%smixer=%s", out->models[a],
+                                   strchr(out->models[a], ':') ? "," : ":", out->mixers[b]);
+            if (n >= SPEC_MODEL_MAX)
+                return ml_fail(ML_ERR_USAGE,
+                               "%s: model '%s' with mixer %s is '%s', %d characters (at most %d): shorten the model value",
+                               path, out->models[a], out->mixers[b], full, n, SPEC_MODEL_MAX - 1);
+            if (model_config_from_name(full, &c) != ML_OK) {
+                char why[600];
+                snprintf(why, sizeof why, "%s", ml_last_error());
+                return ml_fail(ML_ERR_USAGE, "%s: model '%s': %s", path, full, why);
+            }
+        }
     if (out->policy.max_time_s < out->policy.min_time_s)
         return ml_fail(ML_ERR_USAGE, "%s: max_time_s (%g) is below min_time_s (%g)", path, out->policy.max_time_s,
                        out->policy.min_time_s);
@@ -289,12 +358,13 @@ static uint64_t fnv1a(const char *s)
 
 void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, size_t n)
 {
-    snprintf(buf, n,
+    const int len = snprintf(buf, n,
              "level=%s;model=%s;mixer=%s;resolution=%ld;tokens=%ld;width=%ld;batch=%ld;device=%s;threads=%ld;"
              "precision=%s;metrics=%u;warmup_s=%g;min_samples=%d;min_time_s=%g;max_time_s=%g",
              sweep_level_name(c->level), c->model, c->mixer, c->resolution, c->tokens, c->width, c->batch, c->device,
              c->threads, c->precision[0] ? c->precision : "fp32", s->metrics, s->policy.warmup_s, s->policy.min_samples, s->policy.min_time_s,
              s->policy.max_time_s);
+    ML_ASSERT(len >= 0 && (size_t)len < n); /* a cut key would give two configurations one hash */
 }
 
 ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
@@ -304,7 +374,14 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
     const int nsize = s->level == LEVEL_MODEL ? s->n_resolutions : s->n_tokens;
     const int nw = s->level == LEVEL_MODEL ? 1 : s->n_widths;
     const int nth = s->n_threads ? s->n_threads : 1;
-    size_t total = (size_t)nmod * nmix * nsize * nw * s->n_batches * s->n_devices * nth;
+    const size_t f[7] = {(size_t)nmod, (size_t)nmix, (size_t)nsize, (size_t)nw, (size_t)s->n_batches,
+                         (size_t)s->n_devices, (size_t)nth};
+    size_t total;
+    ML_TRY(ml_size_product(&total, "sweep configurations", 7, f, sizeof(sweep_config)));
+    if (total > SPEC_MAX_CONFIGS)
+        return ml_fail(ML_ERR_USAGE, "%s: %zu configurations (the product of the [grid] lists; at most %d)", s->name,
+                       total, SPEC_MAX_CONFIGS);
+    ML_TRY(ml_check_fits((double)total * sizeof(sweep_config), "the sweep's configuration table"));
     sweep_config *c = ml_calloc(total, sizeof *c, "sweep configurations");
     if (!c)
         return ML_ERR_NOMEM;
@@ -322,11 +399,18 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
                                     snprintf(x->mixer, sizeof x->mixer, "%s", s->mixers[b]);
                                 if (s->level == LEVEL_MODEL) {
                                     /* the model spec, with the mixer as an override when the grid names one */
+                                    int len;
                                     if (s->n_mixers)
-                                        snprintf(x->model, sizeof x->model, "%s%smixer=%s", s->models[a],
-                                                 strchr(s->models[a], ':') ? "," : ":", s->mixers[b]);
+                                        len = snprintf(x->model, sizeof x->model, "%s%smixer=%s", s->models[a],
+                                                       strchr(s->models[a], ':') ? "," : ":", s->mixers[b]);
                                     else
-                                        snprintf(x->model, sizeof x->model, "%s", s->models[a]);
+                                        len = snprintf(x->model, sizeof x->model, "%s", s->models[a]);
+                                    if (len < 0 || (size_t)len >= sizeof x->model) {
+                                        free(c);
+                                        return ml_fail(ML_ERR_USAGE, "model '%s' with mixer %s is too long (at most %zu characters)",
+                                                       s->models[a], s->n_mixers ? s->mixers[b] : "(its own)",
+                                                       sizeof x->model - 1);
+                                    }
                                     x->resolution = s->resolutions[r];
                                 } else {
                                     x->tokens = s->tokens[r];
@@ -338,7 +422,7 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
                                 snprintf(x->precision, sizeof x->precision, "%s",
                                          strcmp(x->device, "cuda") ? "fp32" : s->precision);
                                 x->threads = s->n_threads ? s->threads[t] : 0;
-                                char key[512];
+                                char key[1024];
                                 sweep_config_key(s, x, key, sizeof key);
                                 snprintf(x->hash, sizeof x->hash, "%016llx", (unsigned long long)fnv1a(key));
                             }

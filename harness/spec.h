@@ -8,6 +8,8 @@
 
 #define SPEC_MAX_LIST 32
 #define SPEC_NAME_MAX 64
+#define SPEC_MODEL_MAX 160  /* a model value, overrides (and a grid mixer's) included, with its NUL */
+#define SPEC_MAX_CONFIGS 1000000
 
 typedef enum { LEVEL_MODEL = 0, LEVEL_BLOCK = 1, LEVEL_MIXER = 2 } sweep_level;
 
@@ -17,7 +19,7 @@ typedef struct {
     char name[SPEC_NAME_MAX];
     char description[256];
     sweep_level level;
-    char models[SPEC_MAX_LIST][160];
+    char models[SPEC_MAX_LIST][SPEC_MODEL_MAX];
     int n_models;
     char mixers[SPEC_MAX_LIST][32]; /* empty: the model's own (level model) */
     int n_mixers;
@@ -42,7 +44,7 @@ typedef struct {
 /* One configuration of the sweep, fully resolved. */
 typedef struct {
     sweep_level level;
-    char model[160]; /* level model: the model spec, mixer override included */
+    char model[SPEC_MODEL_MAX]; /* level model: the model spec, mixer override included (spec_parse checks it fits) */
     char mixer[32];
     long resolution, tokens, width, batch, threads;
     char device[8];
@@ -53,6 +55,8 @@ typedef struct {
 
 /* Parses path; every problem is a usage error "path:line: what is wrong". */
 ml_status spec_parse(const char *path, sweep_spec *out);
+/* The same on text[0..len) already in memory, named path in errors. */
+ml_status spec_parse_text(const char *path, const char *text, size_t len, sweep_spec *out);
 /* The configurations in the documented order (outermost first: model, mixer,
  * resolution or tokens, width, batch, device, threads). *out is malloc'd. */
 ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count);

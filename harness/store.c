@@ -6,6 +6,7 @@
 #include <build_info.h>
 #include <errno.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,8 +15,15 @@
 
 #include "store_schema.h" /* static const char store_schema_v1[]: results/schema.sql, generated */
 
+/* Version 2: which sweep (run, host, process) is measuring which configuration
+ * right now, so that concurrent --resume sweeps split the work. */
+static const char store_migration_v2[] =
+    "CREATE TABLE claims (experiment TEXT NOT NULL, config_hash TEXT NOT NULL, "
+    "run_id INTEGER NOT NULL REFERENCES runs(id), hostname TEXT NOT NULL, pid INTEGER NOT NULL, "
+    "claimed_at TEXT NOT NULL, PRIMARY KEY (experiment, config_hash));";
+
 /* Migration k brings a database from version k to k + 1. */
-static const char *const migrations[STORE_SCHEMA_VERSION] = {store_schema_v1};
+static const char *const migrations[STORE_SCHEMA_VERSION] = {store_schema_v1, store_migration_v2};
 
 static ml_status db_fail(store *s, const char *what)
 {
@@ -54,24 +62,55 @@ static ml_status set_wal(store *s)
 {
     for (int tries = 0; tries < 600; tries++) {
         sqlite3_stmt *q = NULL;
-        int wal = 0;
-        if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL) == SQLITE_OK &&
-            sqlite3_step(q) == SQLITE_ROW)
-            wal = strcmp((const char *)sqlite3_column_text(q, 0), "wal") == 0;
+        int wal = 0, rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+            const unsigned char *mode = sqlite3_column_text(q, 0);
+            wal = mode && strcmp((const char *)mode, "wal") == 0;
+        }
         sqlite3_finalize(q);
         if (wal)
             return sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL) == SQLITE_OK ? ML_OK : ML_ERR_IO;
+        /* only another connection's lock is worth waiting for; anything else fails now */
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            return ML_ERR_IO;
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     return ML_ERR_IO;
 }
 
+/* PRAGMA quick_check: a page-damaged database is refused before anything is written to it. */
+static ml_status check_pages(store *s)
+{
+    sqlite3_stmt *q = NULL;
+    char first[300] = "";
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &q, NULL), ok = 0;
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(q, 0);
+        snprintf(first, sizeof first, "%s", t ? (const char *)t : "");
+        ok = strcmp(first, "ok") == 0;
+    }
+    if (!first[0])
+        snprintf(first, sizeof first, "%s", sqlite3_errmsg(s->db));
+    sqlite3_finalize(q);
+    if (ok)
+        return ML_OK;
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+        return db_fail(s, "cannot check its pages (busy)");
+    return ml_fail(ML_ERR_FORMAT, "database '%s' is damaged (PRAGMA quick_check: %s); nothing was written to it",
+                   s->path, first);
+}
+
 ml_status store_open(store *s, const char *path)
 {
     memset(s, 0, sizeof *s);
+    if (!path[0])
+        return ml_fail(ML_ERR_USAGE, "--db: empty database path");
+    if (strlen(path) >= sizeof s->path)
+        return ml_fail(ML_ERR_USAGE, "database path '%s' is too long (%zu characters, at most %zu)", path, strlen(path),
+                       sizeof s->path - 1);
     snprintf(s->path, sizeof s->path, "%s", path);
-    char dir[512];
+    char dir[sizeof s->path];
     snprintf(dir, sizeof dir, "%s", path);
     const char *d = dirname(dir);
     struct stat st;
@@ -96,6 +135,11 @@ ml_status store_open(store *s, const char *path)
         ml_status r = ml_fail(ML_ERR_FORMAT, "database '%s' is not a mixerlab database (%s)", path, sqlite3_errmsg(s->db));
         store_close(s);
         return r;
+    }
+    ml_status pages = check_pages(s);
+    if (pages != ML_OK) {
+        store_close(s);
+        return pages;
     }
     if (version > STORE_SCHEMA_VERSION) {
         store_close(s);
@@ -157,14 +201,20 @@ void store_close(store *s)
 
 ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed)
 {
-    char cpu[160], host[128] = "", now[32], args[2048] = "";
+    char cpu[160], host[256] = "", now[32];
     store_cpu_model(cpu, sizeof cpu);
     gethostname(host, sizeof host - 1);
     store_now_iso(now, sizeof now);
+    size_t alen = 1;
+    for (int i = 0; i < argc; i++)
+        alen += strlen(argv[i]) + 1;
+    char *args = ml_calloc(alen, 1, "argv");
+    if (!args)
+        return ML_ERR_NOMEM;
     for (int i = 0; i < argc; i++) {
         if (i)
-            strncat(args, " ", sizeof args - strlen(args) - 1);
-        strncat(args, argv[i], sizeof args - strlen(args) - 1);
+            strcat(args, " ");
+        strcat(args, argv[i]);
     }
     sqlite3_stmt *q = NULL;
     const char *sql = "INSERT INTO runs (git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, hostname, argv, "
@@ -172,8 +222,10 @@ ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed)
     char gpu[256] = "";
     if (cuda_compiled() && cuda_device_check(gpu, sizeof gpu) != ML_OK)
         gpu[0] = '\0';
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
+        free(args);
         return db_fail(s, "cannot record the run");
+    }
     sqlite3_bind_text(q, 1, MIXERLAB_GIT_SHA, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 2, MIXERLAB_GIT_DIRTY);
     sqlite3_bind_text(q, 3, MIXERLAB_COMPILER, -1, SQLITE_STATIC);
@@ -197,10 +249,99 @@ ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed)
     }
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
+    free(args);
     if (rc != SQLITE_DONE)
         return db_fail(s, "cannot record the run");
     s->run_id = sqlite3_last_insert_rowid(s->db);
     return ML_OK;
+}
+
+/* A claim by another run is live while that run has not finished and, on this
+ * host, its process is still there (a sweep killed with -9 leaves its claim). */
+static int claim_live(store *s, sqlite3_int64 run_id, const char *host, long pid)
+{
+    if (run_id == s->run_id)
+        return 0;
+    sqlite3_stmt *q = NULL;
+    int finished = 1;
+    if (sqlite3_prepare_v2(s->db, "SELECT finished_at IS NOT NULL FROM runs WHERE id = ?", -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, run_id);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            finished = sqlite3_column_int(q, 0);
+    }
+    sqlite3_finalize(q);
+    if (finished)
+        return 0;
+    char me[256] = "";
+    gethostname(me, sizeof me - 1);
+    if (strcmp(me, host) != 0)
+        return 1;
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+ml_status store_claim(store *s, const char *experiment, const char *config_hash, store_claim_result *out)
+{
+    *out = STORE_CLAIM_TAKEN;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot start a transaction");
+    int done = 0;
+    ml_status st = store_has_ok(s, experiment, config_hash, &done);
+    sqlite3_stmt *q = NULL;
+    if (st == ML_OK && done)
+        *out = STORE_CLAIM_DONE;
+    if (st == ML_OK && !done) {
+        if (sqlite3_prepare_v2(s->db, "SELECT run_id, hostname, pid FROM claims WHERE experiment = ? AND config_hash = ?",
+                               -1, &q, NULL) != SQLITE_OK)
+            st = db_fail(s, "cannot read the claims");
+        else {
+            sqlite3_bind_text(q, 1, experiment, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, config_hash, -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW) {
+                const unsigned char *h = sqlite3_column_text(q, 1);
+                if (claim_live(s, sqlite3_column_int64(q, 0), h ? (const char *)h : "", (long)sqlite3_column_int64(q, 2)))
+                    *out = STORE_CLAIM_BUSY;
+            }
+            sqlite3_finalize(q);
+            q = NULL;
+        }
+    }
+    if (st == ML_OK && *out == STORE_CLAIM_TAKEN) {
+        char host[256] = "", now[32];
+        gethostname(host, sizeof host - 1);
+        store_now_iso(now, sizeof now);
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT OR REPLACE INTO claims (experiment, config_hash, run_id, hostname, pid, claimed_at) "
+                               "VALUES (?,?,?,?,?,?)",
+                               -1, &q, NULL) != SQLITE_OK)
+            st = db_fail(s, "cannot claim a configuration");
+        else {
+            sqlite3_bind_text(q, 1, experiment, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, config_hash, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 3, s->run_id);
+            sqlite3_bind_text(q, 4, host, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(q, 5, (sqlite3_int64)getpid());
+            sqlite3_bind_text(q, 6, now, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(q) != SQLITE_DONE)
+                st = db_fail(s, "cannot claim a configuration");
+            sqlite3_finalize(q);
+        }
+    }
+    if (st == ML_OK && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        st = db_fail(s, "cannot commit a claim");
+    if (st != ML_OK)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+ml_status store_release_claims(store *s)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM claims WHERE run_id = ?", -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot release the claims");
+    sqlite3_bind_int64(q, 1, s->run_id);
+    const int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? ML_OK : db_fail(s, "cannot release the claims");
 }
 
 ml_status store_end_run(store *s)
@@ -321,6 +462,18 @@ ml_status store_insert(store *s, const store_result *r, const double *samples, i
     }
     sqlite3_finalize(q);
     sqlite3_finalize(qs);
+    if (ok) { /* the configuration's claim, if it had one, goes with its result */
+        sqlite3_stmt *qc = NULL;
+        ok = sqlite3_prepare_v2(s->db, "DELETE FROM claims WHERE experiment = ? AND config_hash = ? AND run_id = ?", -1,
+                                &qc, NULL) == SQLITE_OK;
+        if (ok) {
+            sqlite3_bind_text(qc, 1, r->experiment, -1, SQLITE_STATIC);
+            sqlite3_bind_text(qc, 2, r->config_hash, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(qc, 3, s->run_id);
+            ok = sqlite3_step(qc) == SQLITE_DONE;
+        }
+        sqlite3_finalize(qc);
+    }
     if (!ok || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         ml_status e = db_fail(s, "cannot write a result (nothing of it was kept)");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

@@ -8,7 +8,7 @@
 
 #include <sqlite3.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct {
     sqlite3 *db;
@@ -38,7 +38,17 @@ ml_status store_begin_run(store *s, int argc, char **argv, uint64_t seed);
 ml_status store_end_run(store *s);
 /* *done = 1 when (experiment, config_hash) already has a row with status ok. */
 ml_status store_has_ok(store *s, const char *experiment, const char *config_hash, int *done);
+/* Inserts the row and its samples in one transaction, dropping this run's claim on it. */
 ml_status store_insert(store *s, const store_result *r, const double *samples, int nsamples);
+
+/* --resume with other sweeps on the same database: in one transaction, a
+ * configuration already ok is DONE, one claimed by another live sweep is
+ * BUSY, anything else is claimed for this run (TAKEN), so that concurrent
+ * workers split the configurations and each runs exactly once. */
+typedef enum { STORE_CLAIM_TAKEN = 0, STORE_CLAIM_DONE = 1, STORE_CLAIM_BUSY = 2 } store_claim_result;
+ml_status store_claim(store *s, const char *experiment, const char *config_hash, store_claim_result *out);
+/* Drops every claim of this run (it stopped before measuring them). */
+ml_status store_release_claims(store *s);
 
 /* ---- reading back (export, merge, plot) ---- */
 
@@ -65,7 +75,7 @@ ml_status store_merge_from(store *s, const char *src, long *kept, long *duplicat
  * series (mixer, or model at level model), x (tokens, or resolution), and the
  * measures; sorted by series, batch and x. */
 typedef struct {
-    char series[64];
+    char series[160]; /* a mixer, or a model spec with its overrides (at most 159 characters) */
     double x, med, p10, p90, peak, macs, thr;
     long batch;
 } store_plot_row;

@@ -19,6 +19,14 @@ ml_status target_plan_model(target *t, const model_config *cfg, int B, int H, in
 {
     memset(t, 0, sizeof *t);
     t->level = TARGET_MODEL, t->be = be, t->B = B, t->H = H, t->W = W;
+    /* the widest tensor of any stage is at most B x H x W x (widest stage) x (its hidden multiple) */
+    int cmax = 1;
+    for (int s = 0; s < cfg->num_stages; s++)
+        cmax = cfg->dims[s] > cmax ? cfg->dims[s] : cmax;
+    const double mult = cfg->expansion > cfg->conv_ratio ? cfg->expansion : cfg->conv_ratio;
+    const size_t f[5] = {(size_t)B, (size_t)H, (size_t)W, (size_t)cmax, (size_t)(mult > 1 ? mult + 1 : 1)};
+    size_t n;
+    ML_TRY(ml_size_product(&n, cfg->name, 5, f, ML_SIZE_HEADROOM));
     ML_TRY(model_plan_on(&t->m, cfg, B, H, W, be));
     t->params = model_param_count(&t->m);
     t->macs = model_macs(&t->m, &fvcore_gu, NULL);
@@ -36,6 +44,9 @@ ml_status target_plan_block(target *t, const mixer_ops *ops, const mixer_config 
     t->level = TARGET_BLOCK, t->be = be, t->B = B, t->H = H, t->W = W;
     mixer_config c = *mc;
     c.threads = be->kind == BACKEND_CPU ? (c.threads > 0 ? c.threads : 1) : 1;
+    const size_t f[4] = {(size_t)B, (size_t)H, (size_t)W, (size_t)width};
+    size_t n;
+    ML_TRY(ml_size_product(&n, "block (B x H x W x C)", 4, f, ML_SIZE_HEADROOM));
     t->bc = block_config_make(width, 8.0 / 3.0, 1.0, ACT_GELU, NORM_LAYER, 1e-6f, 1, ops, &c);
     ML_TRY(block_config_validate(&t->bc));
     ML_TRY(mixer_supports(ops, be, &t->bc.mcfg));
@@ -53,6 +64,9 @@ ml_status target_plan_mixer(target *t, mixer_instance *mi, int B, int H, int W, 
 {
     memset(t, 0, sizeof *t);
     t->level = TARGET_MIXER, t->be = be, t->B = B, t->H = H, t->W = W;
+    const size_t f[4] = {(size_t)B, (size_t)H, (size_t)W, (size_t)mi->cfg.channels};
+    size_t n;
+    ML_TRY(ml_size_product(&n, "mixer run (B x H x W x E)", 4, f, ML_SIZE_HEADROOM));
     t->mi = *mi;
     memset(mi, 0, sizeof *mi); /* the target owns it now */
     ML_TRY(mixer_instance_to(&t->mi, be));
@@ -62,6 +76,42 @@ ml_status target_plan_mixer(target *t, mixer_instance *mi, int B, int H, int W, 
     t->weight_bytes = t->params * sizeof(float);
     t->activation_bytes = (2 * t->n_in + mixer_instance_workspace(&t->mi, B, H, W)) * sizeof(float);
     return ML_OK;
+}
+
+ml_status target_check_memory(const target *t)
+{
+    /* what the command holds on the host besides: an input batch and the output read back */
+    double host = (double)(t->n_in + t->n_out) * sizeof(float), need = host;
+    char what[400];
+    if (t->level == TARGET_MODEL) {
+        const double wb = (double)model_weight_bytes(&t->m), rest = (double)t->activation_bytes;
+        need += wb + (t->be->host_memory ? rest + (double)t->n_in * sizeof(float) : 0.0);
+        snprintf(what, sizeof what, "%s at batch %d, %dx%d (weights, activations, workspace, input and output)",
+                 t->m.cfg.name, t->B, t->H, t->W);
+    } else {
+        /* a mixer's parameters are already allocated (mixer_instance_random / _load checked them) */
+        need += (t->level == TARGET_BLOCK ? (double)t->weight_bytes : 0.0) +
+                (t->be->host_memory ? (double)t->activation_bytes : 0.0);
+        snprintf(what, sizeof what, "%s",
+                 t->level == TARGET_BLOCK ? "this block run (weights, input, buffers, workspace and output)"
+                                          : "this mixer run (input, output and workspace)");
+    }
+    return ml_check_fits(need, what);
+}
+
+ml_status target_check_mixer_plan(const char *name, const mixer_config *cfg, int B, int H, int W, const backend *be)
+{
+    const mixer_ops *ops;
+    ML_TRY(mixer_lookup(name, &ops));
+    ML_TRY(ops->validate(cfg));
+    const size_t f[4] = {(size_t)B, (size_t)H, (size_t)W, (size_t)cfg->channels};
+    size_t n, params;
+    ML_TRY(ml_size_product(&n, "mixer run (B x H x W x E)", 4, f, ML_SIZE_HEADROOM));
+    ML_TRY(mixer_param_floats(ops, cfg, &params));
+    /* parameters (host, and a copy on a device), the input and output on the backend and on the host, workspace */
+    const double ws = (double)ops->workspace_floats(be, cfg, B, H, W);
+    const double need = ((double)params * (be->host_memory ? 1 : 2) + 4.0 * (double)n + ws) * sizeof(float);
+    return ml_check_fits(need, "this mixer run (parameters, input, output and workspace)");
 }
 
 /* n floats of backend memory into *p, or the error. */
@@ -99,11 +149,7 @@ ml_status target_alloc(target *t)
 {
     const backend *be = t->be;
     t->allocated = 1;
-    /* a model checks its own arenas (model_alloc) */
-    if (be->host_memory && t->level != TARGET_MODEL)
-        ML_TRY(ml_check_fits((double)t->weight_bytes + (double)t->activation_bytes,
-                             t->level == TARGET_BLOCK ? "this block run (input, buffers and workspace)"
-                                                      : "this mixer run (input, output and workspace)"));
+    ML_TRY(target_check_memory(t));
     switch (t->level) {
     case TARGET_MODEL:
         ML_TRY(model_alloc(&t->m));

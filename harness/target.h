@@ -50,8 +50,15 @@ ml_status target_plan_block(target *t, const mixer_ops *ops, const mixer_config 
 ml_status target_plan_mixer(target *t, mixer_instance *mi, int B, int H, int W, const backend *be);
 
 /* Allocates weights, activations, workspace and the input on the backend;
- * refuses what does not fit (exit code 5, naming the bytes). */
+ * refuses what does not fit (exit code 5, naming the bytes) before any of it
+ * is allocated (target_check_memory). */
 ml_status target_alloc(target *t);
+/* The memory plan of a planned target: what target_alloc allocates plus the
+ * host input batch and output a command holds, against ml_check_fits. */
+ml_status target_check_memory(const target *t);
+/* The whole plan of a lone mixer run (parameters, input, output, workspace),
+ * checked before its parameters are allocated. */
+ml_status target_check_mixer_plan(const char *name, const mixer_config *cfg, int B, int H, int W, const backend *be);
 /* Seeded weights: a model as timm initialises it; a block N(0, 0.02) with its
  * mixer's own init in the slot; a mixer keeps those it was planned with. */
 ml_status target_init_random(target *t, uint64_t seed);

@@ -1,5 +1,7 @@
 #include "harness/timer.h"
 
+#include "harness/signals.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +88,10 @@ ml_status timer_measure_by(const timer_policy *p, void (*fn)(void *), void *ctx,
 {
     memset(out, 0, sizeof *out);
     double t0 = timer_now_s();
-    for (int i = 0; i < p->warmup_min || timer_now_s() - t0 < p->warmup_s; i++)
+    for (int i = 0; (i < p->warmup_min || timer_now_s() - t0 < p->warmup_s) && !signals_pending(); i++)
         (void)sample(fn, ctx); /* through the sampler: on the GPU it waits, so no queue builds up */
+    if (signals_pending())
+        return ml_fail(ML_ERR_RUNTIME, "interrupted by %s", signals_name(signals_pending()));
 
     size_t cap = 256;
     out->raw_ms = ml_malloc(cap * sizeof(double), "timer samples");
@@ -120,6 +124,11 @@ ml_status timer_measure_by(const timer_policy *p, void (*fn)(void *), void *ctx,
         }
         out->raw_ms[out->samples++] = ms;
         measured += ms * 1e-3;
+        if (signals_pending()) { /* the samples so far are abandoned with the configuration */
+            free(scratch);
+            timer_stats_free(out);
+            return ml_fail(ML_ERR_RUNTIME, "interrupted by %s", signals_name(signals_pending()));
+        }
         double elapsed = b - start;
         if (out->samples >= next_check && measured >= p->min_time_s) {
             int n = out->samples;

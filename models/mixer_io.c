@@ -22,10 +22,30 @@ static int shape_from_file(void *ctx, const char *name, int64_t *shape)
     return t->ndim;
 }
 
+ml_status mixer_param_floats(const mixer_ops *ops, const mixer_config *cfg, size_t *floats)
+{
+    param_spec specs[MIXER_MAX_PARAMS];
+    ML_TRY(ops->validate(cfg));
+    const int n = ops->param_specs(cfg, specs);
+    *floats = 0;
+    for (int i = 0; i < n; i++) {
+        size_t dims[TENSOR_MAX_DIMS], k;
+        for (int d = 0; d < specs[i].ndim; d++)
+            dims[d] = (size_t)specs[i].shape[d];
+        ML_TRY(ml_size_product(&k, specs[i].name, specs[i].ndim, dims, sizeof(float)));
+        ML_TRY(ml_size_add(floats, "mixer parameters", *floats, k));
+    }
+    return ML_OK;
+}
+
 static ml_status alloc_params(mixer_instance *mi)
 {
     mi->be = &backend_cpu;
-    ML_TRY(mi->ops->validate(&mi->cfg));
+    size_t floats;
+    ML_TRY(mixer_param_floats(mi->ops, &mi->cfg, &floats));
+    char what[96];
+    snprintf(what, sizeof what, "the %s parameters", mi->ops->name);
+    ML_TRY(ml_check_fits((double)floats * sizeof(float), what));
     mi->nparams = mi->ops->param_specs(&mi->cfg, mi->specs);
     for (int i = 0; i < mi->nparams; i++) {
         mi->params[i] = ml_calloc(param_spec_numel(&mi->specs[i]), sizeof(float), mi->specs[i].name);

@@ -18,6 +18,9 @@ typedef struct {
     float *dev[MIXER_MAX_PARAMS];    /* the parameters on be (params themselves on the CPU) */
 } mixer_instance;
 
+/* Floats of all parameters of ops at cfg, through the checked product (cfg validated first). */
+ml_status mixer_param_floats(const mixer_ops *ops, const mixer_config *cfg, size_t *floats);
+
 /* Usage error listing the registered mixers when name is unknown. */
 ml_status mixer_lookup(const char *name, const mixer_ops **out);
 

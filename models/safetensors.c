@@ -1,3 +1,4 @@
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "models/safetensors.h"
 
 #include <cJSON.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "safetensors data is little-endian; this code copies it as it lies in memory");
@@ -41,6 +43,13 @@ static ml_status read_whole_file(const char *path, unsigned char **out, size_t *
         return ml_fail(ML_ERR_IO, "cannot read '%s': not a regular file", path);
     }
     size_t len = (size_t)st.st_size;
+    char what[64];
+    snprintf(what, sizeof what, "reading %s", "a safetensors file");
+    ml_status fit = ml_check_fits((double)len, what);
+    if (fit != ML_OK) {
+        fclose(fp);
+        return fit;
+    }
     unsigned char *buf = ml_malloc(len, path);
     if (!buf) {
         fclose(fp);
@@ -64,6 +73,82 @@ static int cmp_by_begin(const void *a, const void *b)
     return (x->begin > y->begin) - (x->begin < y->begin);
 }
 
+static int cmp_by_name(const void *a, const void *b)
+{
+    return strcmp((*(const st_tensor *const *)a)->name, (*(const st_tensor *const *)b)->name);
+}
+
+/* What cJSON lets through and the format does not: a control byte (raw, or
+ * outside strings other than JSON's whitespace) and \u0000 in a string (a C
+ * string would end there: "F32\u0000junk" would read as F32). */
+static ml_status scan_header(const char *path, const unsigned char *h, size_t n)
+{
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char c = h[i];
+        if (in_str) {
+            if (c < 0x20)
+                return ml_fail(ML_ERR_FORMAT, "'%s': header byte %zu: raw control character 0x%02x in a string", path,
+                               i, c);
+            if (c == '"') {
+                in_str = 0;
+            } else if (c == '\\' && i + 1 < n) {
+                if (h[i + 1] == 'u' && i + 5 < n && memcmp(h + i + 2, "0000", 4) == 0)
+                    return ml_fail(ML_ERR_FORMAT, "'%s': header byte %zu: \\u0000 (a NUL) in a string", path, i);
+                i++;
+            }
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            return ml_fail(ML_ERR_FORMAT, "'%s': header byte %zu: control character 0x%02x", path, i, c);
+        }
+    }
+    return ML_OK;
+}
+
+/* The tensors must tile the data section: sorted by offset, the ones with
+ * bytes start at 0, each where the one before ends, the last at its end.
+ * Zero-size tensors hold no bytes and so overlap nothing. Names are unique. */
+static ml_status check_layout(const st_file *f, size_t data_size)
+{
+    const char *path = f->path;
+    if (f->count == 0)
+        return data_size == 0 ? ML_OK
+                              : ml_fail(ML_ERR_FORMAT, "'%s': %zu data bytes but no tensors", path, data_size);
+    st_tensor **order = ml_calloc((size_t)f->count, sizeof *order, "safetensors header");
+    if (!order)
+        return ML_ERR_NOMEM;
+    int n = 0;
+    for (int i = 0; i < f->count; i++)
+        if (f->tensors[i].end > f->tensors[i].begin)
+            order[n++] = &f->tensors[i];
+    qsort(order, (size_t)n, sizeof *order, cmp_by_begin);
+    ml_status s = ML_OK;
+    size_t at = 0;
+    for (int i = 0; i < n && s == ML_OK; i++) {
+        if (order[i]->begin < at)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensors '%s' and '%s' overlap in the data section", path,
+                        order[i - 1]->name, order[i]->name);
+        else if (order[i]->begin > at)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': data bytes %zu..%zu belong to no tensor (before '%s')", path, at,
+                        order[i]->begin, order[i]->name);
+        at = order[i]->end;
+    }
+    if (s == ML_OK && at != data_size)
+        s = ml_fail(ML_ERR_FORMAT,
+                    "'%s': the tensors cover %zu of the %zu data bytes (a wrong header length shifts every tensor)",
+                    path, at, data_size);
+    /* duplicate names: sorted, so equal names are neighbours */
+    for (int i = 0; i < f->count; i++)
+        order[i] = &f->tensors[i];
+    qsort(order, (size_t)f->count, sizeof *order, cmp_by_name);
+    for (int i = 1; i < f->count && s == ML_OK; i++)
+        if (strcmp(order[i - 1]->name, order[i]->name) == 0)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor '%s' appears twice", path, order[i]->name);
+    free(order);
+    return s;
+}
+
 /* Parses one header entry; the caller frees on failure. */
 static ml_status parse_entry(const st_file *f, const cJSON *item, st_tensor *t, size_t data_size)
 {
@@ -84,7 +169,7 @@ static ml_status parse_entry(const st_file *f, const cJSON *item, st_tensor *t, 
         }
     }
     if (esize == 0)
-        return ml_fail(ML_ERR_FORMAT, "'%s': tensor '%s': unknown dtype '%.15s'", path, name,
+        return ml_fail(ML_ERR_FORMAT, "'%s': tensor '%s': unknown dtype '%s'", path, name,
                        dt->valuestring);
     snprintf(t->dtype_name, sizeof t->dtype_name, "%s", dt->valuestring);
     if (!cJSON_IsArray(sh))
@@ -124,19 +209,27 @@ static ml_status parse_entry(const st_file *f, const cJSON *item, st_tensor *t, 
 
 ml_status st_open(st_file *f, const char *path)
 {
+    unsigned char *bytes = NULL;
+    size_t size = 0;
     memset(f, 0, sizeof *f);
+    ML_TRY(read_whole_file(path, &bytes, &size));
+    return st_open_memory(f, path, bytes, size);
+}
+
+ml_status st_open_memory(st_file *f, const char *path, unsigned char *bytes, size_t size)
+{
+    memset(f, 0, sizeof *f);
+    f->bytes = bytes;
+    f->size = size;
     f->path = strdup(path);
-    if (!f->path)
-        return ml_fail(ML_ERR_NOMEM, "out of memory");
-    ml_status s = read_whole_file(path, &f->bytes, &f->size);
-    if (s != ML_OK) {
+    if (!f->path) {
         st_close(f);
-        return s;
+        return ml_fail(ML_ERR_NOMEM, "out of memory");
     }
     if (f->size < 8) {
         st_close(f);
         return ml_fail(ML_ERR_FORMAT, "'%s': truncated: %zu bytes, too short for a safetensors header",
-                       path, f->size);
+                       path, size);
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
@@ -148,26 +241,52 @@ ml_status st_open(st_file *f, const char *path)
                        path, (unsigned long long)hlen, have);
     }
     f->data_start = 8 + (size_t)hlen;
-    cJSON *root = cJSON_ParseWithLength((const char *)f->bytes + 8, (size_t)hlen);
+    ml_status s = scan_header(path, f->bytes + 8, (size_t)hlen);
+    if (s != ML_OK) {
+        st_close(f);
+        return s;
+    }
+    /* cJSON gets its own NUL-terminated copy with slack after it: it never reads past the header */
+    char *text = ml_calloc((size_t)hlen + 64, 1, "safetensors header");
+    if (!text) {
+        st_close(f);
+        return ML_ERR_NOMEM;
+    }
+    memcpy(text, f->bytes + 8, (size_t)hlen);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, (size_t)hlen, &end, 0);
+    size_t rest = root && end ? (size_t)(end - text) : 0;
+    while (root && rest < hlen && (text[rest] == ' ' || text[rest] == '\t' || text[rest] == '\n' || text[rest] == '\r'))
+        rest++;
+    free(text);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         st_close(f);
         return ml_fail(ML_ERR_FORMAT, "'%s': header is not a valid JSON object", path);
     }
+    if (rest != hlen) {
+        cJSON_Delete(root);
+        st_close(f);
+        return ml_fail(ML_ERR_FORMAT, "'%s': header byte %zu: text after the JSON object (only spaces may follow it)",
+                       path, rest);
+    }
     int n = cJSON_GetArraySize(root);
     f->tensors = ml_calloc((size_t)n, sizeof *f->tensors, "safetensors header");
-    st_tensor **order = ml_calloc((size_t)n, sizeof *order, "safetensors header");
-    s = (f->tensors && order) ? ML_OK : ML_ERR_NOMEM;
+    s = f->tensors ? ML_OK : ML_ERR_NOMEM;
     size_t data_size = f->size - f->data_start;
     const cJSON *item;
+    int have_meta = 0;
     cJSON_ArrayForEach(item, root)
     {
         if (s != ML_OK)
             break;
         if (!item->string)
             continue;
-        if (strcmp(item->string, "__metadata__") == 0)
+        if (strcmp(item->string, "__metadata__") == 0) {
+            if (have_meta++)
+                s = ml_fail(ML_ERR_FORMAT, "'%s': '__metadata__' appears twice", path);
             continue;
+        }
         st_tensor *t = &f->tensors[f->count];
         t->name = strdup(item->string);
         f->count++;
@@ -178,22 +297,8 @@ ml_status st_open(st_file *f, const char *path)
         s = parse_entry(f, item, t, data_size);
     }
     cJSON_Delete(root);
-    /* Tensors may not share bytes: a corrupt header could otherwise alias them. */
-    if (s == ML_OK && f->count > 1) {
-        for (int i = 0; i < f->count; i++)
-            order[i] = &f->tensors[i];
-        qsort(order, (size_t)f->count, sizeof *order, cmp_by_begin);
-        for (int i = 1; i < f->count; i++)
-            if (order[i]->begin < order[i - 1]->end && order[i - 1]->end > order[i - 1]->begin)
-                s = ml_fail(ML_ERR_FORMAT, "'%s': tensors '%s' and '%s' overlap in the data section",
-                            path, order[i - 1]->name, order[i]->name);
-        for (int i = 0; s == ML_OK && i < f->count; i++)
-            for (int j = i + 1; j < f->count && s == ML_OK; j++)
-                if (strcmp(f->tensors[i].name, f->tensors[j].name) == 0)
-                    s = ml_fail(ML_ERR_FORMAT, "'%s': tensor '%s' appears twice", path,
-                                f->tensors[i].name);
-    }
-    free(order);
+    if (s == ML_OK)
+        s = check_layout(f, data_size);
     if (s != ML_OK)
         st_close(f);
     return s;
@@ -327,18 +432,50 @@ ml_status st_write(const char *path, const st_entry *entries, int n, const char 
         return ml_fail(ML_ERR_NOMEM, "out of memory writing '%s'", path);
     size_t jlen = strlen(json), padded = ml_align_up(jlen, 8);
 
-    size_t plen = strlen(path) + 16;
-    char *tmp = ml_malloc(plen, "path");
-    if (!tmp) {
-        free(json);
-        return ML_ERR_NOMEM;
+    /* Only a regular file (or none) is replaced by renaming a temporary file
+     * over it; a device, a FIFO or a socket is written in place, and a link
+     * to a regular file has its target replaced, the link kept. */
+    struct stat lsb, sb;
+    const int exists = lstat(path, &lsb) == 0;
+    char *real = NULL;
+    int in_place = 0;
+    if (exists && S_ISLNK(lsb.st_mode)) {
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+            real = realpath(path, NULL);
+        in_place = !real;
+    } else if (exists) {
+        in_place = !S_ISREG(lsb.st_mode);
     }
-    snprintf(tmp, plen, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
+    const char *target = real ? real : path;
+    char *tmp = NULL;
+    FILE *fp = NULL;
+    if (in_place) {
+        fp = fopen(path, "wb");
+    } else {
+        size_t plen = strlen(target) + 16;
+        tmp = ml_malloc(plen, "path");
+        if (!tmp) {
+            free(json), free(real);
+            return ML_ERR_NOMEM;
+        }
+        snprintf(tmp, plen, "%s.tmp.XXXXXX", target);
+        int fd = mkstemp(tmp);
+        if (fd >= 0) {
+            /* the mode an fopen would have given, or the replaced file's */
+            mode_t mask = umask(0);
+            umask(mask);
+            struct stat old;
+            fchmod(fd, stat(target, &old) == 0 ? (old.st_mode & 07777) : (0666 & ~mask));
+            fp = fdopen(fd, "wb");
+            if (!fp)
+                close(fd);
+        }
+        if (!fp && fd >= 0)
+            remove(tmp);
+    }
     if (!fp) {
         ml_status s = ml_fail(ML_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-        free(json);
-        free(tmp);
+        free(json), free(tmp), free(real);
         return s;
     }
     unsigned char len8[8];
@@ -355,12 +492,16 @@ ml_status st_write(const char *path, const st_entry *entries, int n, const char 
             numel *= (size_t)entries[i].shape[d];
         s = write_all(fp, entries[i].data, numel * sizeof(float), path);
     }
+    /* buffered bytes meet a full disk at the flush, not at fwrite */
+    if (fflush(fp) != 0 && s == ML_OK)
+        s = ml_fail(ML_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     if (fclose(fp) != 0 && s == ML_OK)
         s = ml_fail(ML_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    if (s == ML_OK && rename(tmp, path) != 0)
+    if (s == ML_OK && tmp && rename(tmp, target) != 0)
         s = ml_fail(ML_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    if (s != ML_OK)
+    if (s != ML_OK && tmp)
         remove(tmp);
+    free(real);
     free(json);
     free(tmp);
     return s;

@@ -35,6 +35,9 @@ typedef struct {
 } st_file;
 
 ml_status st_open(st_file *f, const char *path);
+/* The same on a file already in memory: takes bytes (malloc'd, size long),
+ * freed by st_close, or at once when the header is refused; path names it in errors. */
+ml_status st_open_memory(st_file *f, const char *path, unsigned char *bytes, size_t size);
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 /* Converts tensor t to F32 into dst (t->numel floats). */

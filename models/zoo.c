@@ -183,8 +183,13 @@ ml_status model_config_from_name(const char *spec, model_config *out)
     snprintf(buf, sizeof buf, "%s", colon + 1);
     if (!buf[0])
         return ml_fail(ML_ERR_USAGE, "'%s': empty override list after ':' (keys: %s)", spec, override_keys);
-    char *save = NULL;
-    for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    for (char *kv = buf, *next; kv; kv = next) {
+        char *comma = strchr(kv, ',');
+        next = comma ? comma + 1 : NULL;
+        if (comma)
+            *comma = '\0';
+        if (!*kv)
+            return ml_fail(ML_ERR_USAGE, "'%s': empty item in the override list (keys: %s)", spec, override_keys);
         char *eq = strchr(kv, '=');
         if (!eq || eq == kv || !eq[1])
             return ml_fail(ML_ERR_USAGE, "override '%s' is not key=value (keys: %s)", kv, override_keys);

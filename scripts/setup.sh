@@ -15,6 +15,9 @@ pkgs=(
     gnuplot-nox              # plots
     zlib1g-dev               # gzip-compressed datasets (IDX)
     dataset-fashion-mnist    # the training data of the accuracy experiments
+    clang-14 libclang-rt-14-dev libomp-14-dev   # libFuzzer harnesses (tests/fuzz)
+    munge slurmctld slurmd slurm-client         # the single-node Slurm cluster of test_slurm
+    python3                  # test_slurm picks free loopback ports with it
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -120,8 +120,97 @@ expect 2 "--precision pedantic needs --device cuda" -- forward --model mambaout_
 expect 2 "--precision 'bf16' is not fp32, tf32 or pedantic" -- forward --model mambaout_test --res 32 --precision bf16
 expect 2 "--device: unknown device 'tpu'" -- forward --model mambaout_test --res 32 --device tpu
 
-expect 5 "this mixer run (input, output and workspace) needs" -- mixer --name dwconv --random --channels 4096 --res 65536x65536
+expect 5 "this mixer run (parameters, input, output and workspace) needs" -- mixer --name dwconv --random --channels 4096 --res 65536x65536
 expect 5 "mambaout_base at batch 4096, 4096x4096" -- forward --model mambaout_base --res 4096 --batch 4096
+
+# ---- issue 11: hostile input around the parsers ----
+# one_line: the last command's stderr is one line with no raw control byte in it
+one_line() {
+    if [ "$(wc -l <"$tmp/err")" -ne 1 ] || tr -d '\n' <"$tmp/err" | LC_ALL=C grep -q '[[:cntrl:]]'; then
+        echo "FAIL: $1: stderr is not one clean line:"
+        cat -A "$tmp/err" | head -3 | sed 's/^/    /'
+        fails=$((fails + 1))
+    else
+        passes=$((passes + 1))
+    fi
+}
+# sizes whose product is 2^64 are refused, never wrapped (1 byte allocated, 0 GMACs)
+expect 2 "mixer run (B x H x W x E): 65536 x 65536 x 65536 x 65536 is too large" -- mixer --name identity --random --channels 65536 --res 65536x65536 --batch 65536
+expect 2 "is too large" -- mixer --name dwconv --random --channels 65536 --res 65536x65536 --batch 65536
+expect 2 "is too large" -- mixer --name ssm --random --channels 65536 --res 65536x65536 --batch 65536 --repeat 0
+# echoed names escape non-printable bytes: one line whatever the file or argument holds
+expect 2 "unknown model 'mambaout\x1b[31m\nx'" -- info "$(printf 'mambaout\033[31m\nx')"
+one_line "model name with ESC and newline"
+mkst "$tmp/nl.safetensors" '{"input":{"dtype":"F32","shape":[1,1,1,2],"data_offsets":[0,8]},"bad\nname\u001b[2J":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}' 12
+expect 4 "unexpected tensor 'bad\nname\x1b[2J'" -- mixer --name identity --weights "$tmp/nl.safetensors" --input "$tmp/nl.safetensors"
+one_line "tensor name with newline and ESC"
+printf '[experiment]\nname = a\n[grid]\nlev\033]0;x\007el = model\n' >"$tmp/ctl.ini"
+expect 2 "ctl.ini:4: unknown key 'lev\x1b]0;x\x07el'" -- sweep "$tmp/ctl.ini" --list
+one_line "INI key with escape bytes"
+# empty items in a model's overrides
+expect 2 "'mambaout_tiny:,,,': empty item in the override list" -- info mambaout_tiny:,,,
+expect 2 "empty item in the override list" -- info mambaout_femto:kernel=5,,act=gelu
+expect 2 "empty item in the override list" -- info mambaout_femto:kernel=5,
+# a safetensors header one byte short would load every tensor one byte off
+j='{"input":{"dtype":"F32","shape":[1,3,32,32],"data_offsets":[0,12288]}}   '
+n=$((${#j} - 1))
+printf "$(printf '\\x%02x\\x00\\x00\\x00\\x00\\x00\\x00\\x00' "$n")" >"$tmp/short1.safetensors"
+printf '%s' "$j" >>"$tmp/short1.safetensors"
+head -c 12288 /dev/zero >>"$tmp/short1.safetensors"
+expect 4 "cover 12288 of the 12289 data bytes" -- forward --model mambaout_test --input "$tmp/short1.safetensors" --repeat 0
+# --output onto something that is not a regular file: written in place, never replaced
+if [ "$(id -u)" = 0 ] && mknod "$tmp/full" c 1 7 2>/dev/null; then
+    expect 3 "cannot write '$tmp/full': No space left on device" -- forward --model mambaout_test --res 32 --repeat 0 --output "$tmp/full"
+    [ -c "$tmp/full" ] && passes=$((passes + 1)) || { echo "FAIL: --output replaced a device node"; fails=$((fails + 1)); }
+else
+    echo "note: cannot make a device node here (not root, or a nodev /tmp): the /dev/full case is not run"
+fi
+mkfifo "$tmp/fifo"
+timeout 20 cat "$tmp/fifo" >"$tmp/fifo.out" &
+catpid=$!
+expect 0 "" -- forward --model mambaout_test --res 32 --repeat 0 --output "$tmp/fifo"
+wait "$catpid"
+[ -p "$tmp/fifo" ] && [ "$(wc -c <"$tmp/fifo.out")" -gt 4000 ] && passes=$((passes + 1)) || { echo "FAIL: --output onto a FIFO: not written through it"; fails=$((fails + 1)); }
+echo old >"$tmp/real.safetensors"
+ln -s real.safetensors "$tmp/link.safetensors"
+expect 0 "" -- forward --model mambaout_test --res 32 --repeat 0 --output "$tmp/link.safetensors"
+[ -L "$tmp/link.safetensors" ] && [ "$(wc -c <"$tmp/real.safetensors")" -gt 4000 ] && passes=$((passes + 1)) || { echo "FAIL: --output onto a link: the link was replaced"; fails=$((fails + 1)); }
+# memory: plans refused before allocating, against what is available
+avail_kb=$(sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo)
+if [ "${avail_kb:-0}" -lt 60000000 ]; then
+    expect 5 "(64.00 GiB) but" -- mixer --name attn --random --channels 65536 --res 1x1
+    grep -q "are available (" "$tmp/err" && passes=$((passes + 1)) || { echo "FAIL: the memory error names what is available"; fails=$((fails + 1)); }
+fi
+expect 5 "(weights, activations, workspace, input and output) needs" -- forward --model mambaout_base --res 4096 --batch 4096
+# under a cgroup memory limit (v2 memory.max or v1 memory.limit_in_bytes): refused naming the cgroup
+cg=""
+if [ "$(id -u)" = 0 ]; then
+    rel=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    v1=$(sed -n 's/^[0-9]*:memory:\(.*\)/\1/p' /proc/self/cgroup)
+    if [ -n "$v1" ] && [ -d "/sys/fs/cgroup/memory$v1" ] && mkdir "/sys/fs/cgroup/memory$v1/mixerlab_test_$$" 2>/dev/null; then
+        cg="/sys/fs/cgroup/memory$v1/mixerlab_test_$$"
+        echo $((64 << 20)) >"$cg/memory.limit_in_bytes" || cg=""
+    elif [ -n "$rel" ] && [ -f "/sys/fs/cgroup$rel/cgroup.controllers" ] && mkdir "/sys/fs/cgroup$rel/mixerlab_test_$$" 2>/dev/null; then
+        cg="/sys/fs/cgroup$rel/mixerlab_test_$$"
+        { echo $((64 << 20)) >"$cg/memory.max"; } 2>/dev/null || { rmdir "$cg"; cg=""; }
+    fi
+fi
+if [ -n "$cg" ]; then
+    incg() { sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' incg "$cg" "$@"; }
+    incg "$bin" mixer --name attn --random --channels 4096 --res 1x1 >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ "$rc" = 5 ] && grep -q "needs .* bytes .* are available (cgroup memory" "$tmp/err" && passes=$((passes + 1)) ||
+        { echo "FAIL: mixer under a 64 MiB cgroup: exit $rc, $(cat "$tmp/err")"; fails=$((fails + 1)); }
+    printf '[experiment]\nname = big\n[grid]\nlevel = mixer\nmixer = %s\ntokens = %s\nwidth = %s\nbatch = 1,2,3,4,5,6,7,8,9,10\nthreads = 1,2,3,4,5,6,7,8,9,10\n' \
+        "dwconv,ssm,attn,identity,dwconv,ssm,attn,identity,dwconv,ssm" "$(seq -s, 1 20)" "$(seq -s, 1 20)" >"$tmp/big.ini"
+    incg "$bin" sweep "$tmp/big.ini" --list >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ "$rc" = 5 ] && grep -q "the sweep's configuration table needs" "$tmp/err" && passes=$((passes + 1)) ||
+        { echo "FAIL: a 400,000-configuration table under 64 MiB: exit $rc, $(head -c 300 "$tmp/err")"; fails=$((fails + 1)); }
+    rmdir "$cg" 2>/dev/null || true
+else
+    echo "note: no memory cgroup could be made here: the cgroup cases are not run"
+fi
 
 # model overrides and the other commands
 expect 2 "unknown override key 'depth' (allowed: mixer, kernel" -- info mambaout_femto:depth=3

@@ -130,6 +130,62 @@ static void test_bad(void)
           "missing spec: %s", ml_last_error());
 }
 
+/* Issue 11: nothing cut silently, lines inih would split, NUL bytes, empty items. */
+static void test_hardening(void)
+{
+    /* a 149-character model value: with ",mixer=ssm" it is 159 characters and fits exactly; with ssm_bidir it
+     * does not, and must be refused (it used to be cut to ",mixer=ssm" and run plain ssm under ssm_bidir's name) */
+    char model[200], text[600];
+    snprintf(model, sizeof model, "mambaout_test:kernel=");
+    while (strlen(model) < 148)
+        strcat(model, "0");
+    strcat(model, "7");
+    CHECK(strlen(model) == 149, "model value length %zu", strlen(model));
+    snprintf(text, sizeof text, "[experiment]\nname = m\n[grid]\nmodel = %s\nmixer = ssm\nresolution = 32\n", model);
+    sweep_spec s;
+    sweep_config *c = NULL;
+    int n = 0;
+    const char *p = write_spec("fits", text);
+    CHECK(spec_parse(p, &s) == ML_OK && spec_expand(&s, &c, &n) == ML_OK && n == 1, "159 characters fit: %s",
+          ml_last_error());
+    char want[256];
+    snprintf(want, sizeof want, "%s,mixer=ssm", model);
+    CHECK(n == 1 && !strcmp(c[0].model, want), "the recorded model is exactly what runs: '%s'", n ? c[0].model : "");
+    free(c);
+    snprintf(text, sizeof text, "[experiment]\nname = m\n[grid]\nmodel = %s\nmixer = ssm, ssm_bidir, ssm_2d\nresolution = 32\n",
+             model);
+    p = write_spec("toolong", text);
+    CHECK(spec_parse(p, &s) == ML_ERR_USAGE && strstr(ml_last_error(), "with mixer ssm_bidir") &&
+              strstr(ml_last_error(), "at most 159"),
+          "a model value that the grid mixer makes too long is refused, naming it: %s", ml_last_error());
+
+    /* a line longer than inih's buffer: named by its own line, not parsed in pieces */
+    char longline[400] = "[experiment]\nname = a\n[grid]\nmixer = dwconv";
+    while (strlen(longline) < 300)
+        strcat(longline, ", ssm");
+    strcat(longline, "\nlevel = mixer\n");
+    expect_bad("longline", longline, "longline.ini:4: line too long (");
+    /* a NUL byte in a list line: refused, not the rest of the line dropped */
+    {
+        static const char nul[] = "[experiment]\nname = a\n[grid]\nmixer = dwconv, ssm\0, attn, identity\n";
+        char path[512];
+        snprintf(path, sizeof path, "%s/nul.ini", dir);
+        FILE *fp = fopen(path, "wb");
+        fwrite(nul, 1, sizeof nul - 1, fp);
+        fclose(fp);
+        CHECK(spec_parse(path, &s) == ML_ERR_USAGE && strstr(ml_last_error(), "nul.ini:4: NUL byte at column 20"),
+              "NUL byte: %s", ml_last_error());
+    }
+    /* empty items, in lists and in a model's overrides */
+    expect_bad("emptyres", "[experiment]\nname = a\n[grid]\nmodel = mambaout_test\nresolution = 224,,384\n",
+               "emptyres.ini:5: resolution: empty");
+    expect_bad("emptyovr", "[experiment]\nname = a\n[grid]\nmodel = mambaout_tiny:,,,\nresolution = 224\n",
+               "emptyovr.ini:4: model: empty list or empty item");
+    /* a raw control byte in a key is escaped in the one-line error */
+    expect_bad("ctrlkey", "[experiment]\nname = a\n[grid]\nlev\x1b[2Jel = model\n", "unknown key 'lev\\x1b[2Jel'");
+    CHECK(!strchr(ml_last_error(), '\x1b') && !strchr(ml_last_error(), '\n'), "error line holds no raw control byte");
+}
+
 /* A stream with known order statistics. */
 static void test_stats(void)
 {
@@ -189,6 +245,7 @@ int main(void)
     test_tmpdir(dir, sizeof dir, "spec");
     test_good();
     test_bad();
+    test_hardening();
     test_stats();
     test_stopping();
     test_tmpdir_remove(dir);

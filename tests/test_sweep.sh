@@ -41,7 +41,7 @@ spec "$tmp/slow.ini" sweep_test 0.25
 [ "$(q "$tmp/a.sqlite" "select count(*) from results where status='ok'")" = 18 ] && ok || bad "18 ok results expected"
 [ "$(q "$tmp/a.sqlite" "select count(*) from samples")" -ge 54 ] && ok || bad "raw samples kept"
 [ "$(q "$tmp/a.sqlite" "select count(*) from runs where git_sha <> '' and finished_at is not null and cpu_model is not null")" = 1 ] && ok || bad "run provenance"
-[ "$(q "$tmp/a.sqlite" "pragma user_version")" = 1 ] && ok || bad "schema version 1"
+[ "$(q "$tmp/a.sqlite" "pragma user_version")" = 2 ] && ok || bad "schema version 2"
 [ "$(q "$tmp/a.sqlite" "select count(*) from results where latency_ms_p10 <= latency_ms_median and latency_ms_median <= latency_ms_p90 and samples >= 3 and macs_convention = 'fvcore'")" = 18 ] && ok || bad "statistics columns"
 
 # --list and --dry-run
@@ -127,6 +127,64 @@ q "$tmp/f.sqlite" "select status || ': ' || message from results where experimen
 grep -q "^oom: mambaout_base at batch 4096, 4096x4096 .* needs" "$tmp/out" && ok || bad "oom row: $(cat "$tmp/out")"
 grep -q "^timeout: one run took .* over max_time_s = 0.001" "$tmp/out" && ok || bad "timeout row: $(cat "$tmp/out")"
 
+# ---- issue 11 ----
+# a model value that a grid mixer makes too long is refused naming it (it used to be cut: ssm numbers under ssm_bidir)
+long="mambaout_test:kernel=$(printf '0%.0s' $(seq 1 127))7"
+printf '[experiment]\nname = longmodel\n[grid]\nmodel = %s\nmixer = ssm, ssm_bidir, ssm_2d\nresolution = 32\n[measure]\nmetrics = params, macs\n' "$long" >"$tmp/long.ini"
+"$bin" sweep "$tmp/long.ini" --db "$tmp/long.sqlite" >/dev/null 2>"$tmp/err"
+[ $? = 2 ] && grep -q "with mixer ssm_bidir is .*(at most 159)" "$tmp/err" && [ ! -e "$tmp/long.sqlite" ] && ok || bad "too long a model value: $(cat "$tmp/err")"
+printf '[experiment]\nname = longmodel\n[grid]\nmodel = %s\nmixer = ssm\nresolution = 32\n[measure]\nmetrics = params, macs\n' "$long" >"$tmp/long2.ini"
+"$bin" sweep "$tmp/long2.ini" --db "$tmp/long.sqlite" >/dev/null 2>"$tmp/err" &&
+    [ "$(q "$tmp/long.sqlite" "select model = '$long,mixer=ssm' and mixer = 'ssm' from results")" = 1 ] && ok || bad "a 159-character model is stored exactly: $(cat "$tmp/err")"
+
+# a page-damaged database is refused (exit 4) before anything is written; an empty path and a bad schema byte fail at once
+cp "$tmp/a.sqlite" "$tmp/dmg.sqlite"
+python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(4096*3); f.write(b'\xde\xad\xbe\xef'*1024)" "$tmp/dmg.sqlite"
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/dmg.sqlite" >/dev/null 2>"$tmp/err"
+[ $? = 4 ] && grep -q "is damaged (PRAGMA quick_check" "$tmp/err" && ok || bad "damaged database: $(cat "$tmp/err")"
+t0=$(date +%s)
+"$bin" sweep "$tmp/fast.ini" --db "" >/dev/null 2>"$tmp/err"
+[ $? = 2 ] && grep -q "empty database path" "$tmp/err" && [ $(($(date +%s) - t0)) -lt 5 ] && ok || bad "empty --db: $(cat "$tmp/err")"
+cp "$tmp/a.sqlite" "$tmp/schema.sqlite"
+python3 -c "import sys; p=sys.argv[1]; d=open(p,'rb').read(); i=d.find(b'CREATE TABLE results'); open(p,'wb').write(d[:i+7]+b'\x01'+d[i+8:])" "$tmp/schema.sqlite"
+t0=$(date +%s)
+"$bin" sweep "$tmp/fast.ini" --db "$tmp/schema.sqlite" >/dev/null 2>"$tmp/err"
+[ $? = 4 ] && grep -q "malformed database schema" "$tmp/err" && [ $(($(date +%s) - t0)) -lt 5 ] && ok || bad "bad schema byte: $(cat "$tmp/err")"
+
+# two --resume sweeps started together on a new database split the work: every configuration exactly once
+"$bin" sweep "$tmp/slow.ini" --db "$tmp/r.sqlite" --resume >"$tmp/o1" 2>/dev/null &
+p1=$!
+"$bin" sweep "$tmp/slow.ini" --db "$tmp/r.sqlite" --resume >"$tmp/o2" 2>/dev/null &
+p2=$!
+wait "$p1" && wait "$p2" && ok || bad "concurrent --resume sweeps failed"
+[ "$(q "$tmp/r.sqlite" "select count(*) || ' ' || count(distinct config_hash) from results")" = "18 18" ] && ok || bad "concurrent --resume: $(q "$tmp/r.sqlite" "select count(*) || ' rows, ' || count(distinct config_hash) || ' configs' from results")"
+[ "$(q "$tmp/r.sqlite" "select count(distinct run_id) from results")" = 2 ] && ok || bad "both --resume sweeps took a share: $(cat "$tmp/o1" "$tmp/o2")"
+
+# SIGINT / SIGTERM: the current configuration abandoned, what is done committed, exit 130 / 143, how to resume
+for sig in INT TERM; do
+    rm -f "$tmp/sig.sqlite"*
+    "$bin" sweep "$tmp/slow.ini" --db "$tmp/sig.sqlite" >/dev/null 2>"$tmp/err" &
+    pid=$!
+    for _ in $(seq 1 100); do
+        n=$(q "$tmp/sig.sqlite" "select count(*) from results" 2>/dev/null || echo 0)
+        [ "${n:-0}" -ge 2 ] && break
+        sleep 0.1
+    done
+    kill -s "$sig" "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    want=$([ "$sig" = INT ] && echo 130 || echo 143)
+    [ "$rc" = "$want" ] && grep -q "^mixerlab: error: sweep interrupted by SIG$sig: .*resume with: mixerlab sweep $tmp/slow.ini --db $tmp/sig.sqlite --resume" "$tmp/err" &&
+        [ "$(grep -c 'mixerlab: error' "$tmp/err")" = 1 ] && ok || bad "SIG$sig: exit $rc (want $want), $(tail -1 "$tmp/err")"
+    n=$(q "$tmp/sig.sqlite" "select count(*) from results")
+    [ "$n" -ge 2 ] && [ "$n" -lt 18 ] && [ "$(q "$tmp/sig.sqlite" "select count(*) from runs where finished_at is not null")" = 1 ] &&
+        [ "$(q "$tmp/sig.sqlite" "select count(*) from claims")" = 0 ] && ok || bad "SIG$sig: $n rows committed, the run closed, no claims left"
+    "$bin" sweep "$tmp/slow.ini" --db "$tmp/sig.sqlite" --resume >/dev/null 2>&1 &&
+        [ "$(q "$tmp/sig.sqlite" "select count(*) || ' ' || count(distinct config_hash) from results where status = 'ok'")" = "18 18" ] && ok || bad "SIG$sig then --resume: each configuration once"
+done
+
 # bad databases, bad arguments
 printf 'this is not sqlite at all, just text that is long enough to look like a header........' >"$tmp/bad.sqlite"
 "$bin" sweep "$tmp/fast.ini" --db "$tmp/bad.sqlite" 2>"$tmp/err"
@@ -149,6 +207,11 @@ fi
 # export and plot
 "$bin" plot sweep_test --db "$tmp/a.sqlite" --out "$tmp/it's" 2>"$tmp/err"
 [ $? = 2 ] && grep -q "may not contain a single quote" "$tmp/err" && ok || bad "plot refuses a quote in --out"
+seg=$(printf 'd%.0s' $(seq 1 250))
+longdir="$tmp/$seg/$seg/$seg/$seg/$seg"
+mkdir -p "$longdir"
+"$bin" plot sweep_test --db "$tmp/a.sqlite" --out "$longdir" >/dev/null 2>"$tmp/err"
+[ $? = 2 ] && grep -q "is too long" "$tmp/err" && ok || bad "plot refuses an --out path it would cut: $(cut -c1-200 "$tmp/err")"
 "$bin" export --db "$tmp/a.sqlite" --experiment sweep_test --csv >"$tmp/out" && [ "$(wc -l <"$tmp/out")" = 19 ] && ok || bad "export --csv: header + 18 rows"
 "$bin" export --db "$tmp/a.sqlite" --json >"$tmp/out" && [ "$(grep -c '"config_hash"' "$tmp/out")" = 18 ] && ok || bad "export --json"
 mkdir -p "$tmp/plots"
