@@ -51,6 +51,16 @@ ml_status cuda_sync(const char *what);
 void *cuda_stream(void);
 void *cuda_blas(void);
 
+/* C = op(A)·op(B) (cuBLAS's column-major SGEMM, trans_* 0 or 1) on handle h
+ * (cuda_blas()), its status recorded naming file and line. cuBLAS is opened
+ * at its first use (dlopen), so commands that never multiply on the GPU do
+ * not load it. */
+void cuda_blas_sgemm(void *h, int trans_a, int trans_b, int m, int n, int k, const float *alpha, const float *A,
+                     int lda, const float *B, int ldb, const float *beta, float *C, int ldc, const char *file,
+                     int line);
+/* The file cuBLAS was loaded from ("" before its first use). */
+const char *cuda_blas_library(void);
+
 /* Records the first asynchronous failure (printf-style) for cuda_sync. */
 void cuda_note_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Called after every kernel launch (CUDA_LAUNCHED): records a launch error

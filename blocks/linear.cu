@@ -4,7 +4,6 @@
 #include "blocks/linear.h"
 #include "base/cuda_rt.h"
 
-#include <cublas_v2.h>
 
 __global__ static void bias_kernel(float *out, size_t ld_out, const float *b, size_t rows, int out_f, int accumulate)
 {
@@ -28,12 +27,12 @@ extern "C" void linear_forward_cuda(float *out, size_t ld_out, const float *in, 
         CUDA_LAUNCHED();
     }
     const float one = 1.0f, beta = (b || accumulate) ? 1.0f : 0.0f;
-    cublasHandle_t h = (cublasHandle_t)cuda_blas();
+    void *h = cuda_blas();
     /* cuBLAS takes int dimensions: taller products go in row chunks */
     const size_t max_rows = (size_t)1 << 28;
     for (size_t r0 = 0; h && r0 < rows; r0 += max_rows) {
         const size_t m = rows - r0 < max_rows ? rows - r0 : max_rows;
-        CUBLAS_NOTE(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out_f, (int)m, in_f, &one, w, in_f, in + r0 * ld_in,
-                                (int)ld_in, &beta, out + r0 * ld_out, (int)ld_out));
+        cuda_blas_sgemm(h, 1, 0, out_f, (int)m, in_f, &one, w, in_f, in + r0 * ld_in, (int)ld_in, &beta,
+                        out + r0 * ld_out, (int)ld_out, __FILE__, __LINE__);
     }
 }

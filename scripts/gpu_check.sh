@@ -112,10 +112,12 @@ main() {
         M=build-gpu/mixerlab T=build-gpu/tests
     fi
     lib="$lib${LD_LIBRARY_PATH:+${lib:+:}$LD_LIBRARY_PATH}"
-    if [ -f "$M" ] && env LD_LIBRARY_PATH="$lib" ldd "$M" 2>&1 | grep -q "libcublas.*not found"; then
-        # cuBLAS: the toolkit's, else PyTorch's wheels (CUDA 13: nvidia/cu13/lib; CUDA 12: nvidia/cublas/lib)
-        local want d dirs
-        want=$(env LD_LIBRARY_PATH="$lib" ldd "$M" 2>&1 | awk '/libcublas\.so.*not found/ {print $1; exit}')
+    # cuBLAS is opened by mixerlab at its first product (dlopen of libcublas.so.13, the loader's path first):
+    # when the loader cannot see it, add the toolkit's or PyTorch's wheels' folder (nvidia/cu13/lib;
+    # CUDA 12: nvidia/cublas/lib) to mixerlab's own LD_LIBRARY_PATH
+    local want=libcublas.so.13 d dirs seen=""
+    for d in ${lib//:/ }; do [ -e "$d/$want" ] && seen=$d; done
+    if [ -z "$seen" ] && ! ldconfig -p 2>/dev/null | grep -q "$want"; then
         dirs=$(timeout 15 "$PY" -c 'import importlib.util as u, os
 s = u.find_spec("nvidia")
 for r in (s.submodule_search_locations or []) if s else []:
