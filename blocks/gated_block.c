@@ -186,6 +186,26 @@ void gate_forward(float *v, size_t ld_v, const float *u, const float *m, size_t 
     }
 }
 
+void gate_backward(float *d_u, float *d_m, const float *d_v, size_t ld_dv, const float *u, const float *m,
+                   size_t rows, int Hd, int E, act_kind act)
+{
+    const int ni = Hd - E;
+    const size_t ld = 2 * (size_t)Hd;
+#pragma omp parallel for schedule(static) if (rows * (size_t)Hd > 32768)
+    for (size_t r = 0; r < rows; r++) {
+        const float *g = u + r * ld, *i = g + Hd, *c = m + r * (size_t)E, *dv = d_v + r * ld_dv;
+        float *dg = d_u + r * ld, *di = dg + Hd, *dm = d_m + r * (size_t)E;
+        for (int j = 0; j < Hd; j++) {
+            const float a = act_apply(act, g[j]), other = j < ni ? i[j] : c[j - ni];
+            dg[j] += dv[j] * act_grad(act, g[j]) * other;
+            if (j < ni)
+                di[j] += dv[j] * a;
+            else
+                dm[j - ni] += dv[j] * a;
+        }
+    }
+}
+
 /* ---- the CPU's fused halves ---- */
 
 void block_chunking(size_t rows, int threads, size_t *nchunks, size_t *chunk_rows)

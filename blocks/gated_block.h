@@ -87,6 +87,10 @@ void block_forward(const backend *be, const block_config *bc, const block_params
 
 /* ---- the gate op and the CPU's fused halves (contracts in blocks/backend.h) ---- */
 void gate_forward(float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
+/* v = act(g)·[i | m]: d_g += d_v·act'(g)·[i | m], d_i += d_v·act(g), d_m += d_v·act(g) (exact erf GELU);
+ * d_u rows 2·Hd apart like u, its c columns untouched. Row-parallel. */
+void gate_backward(float *d_u, float *d_m, const float *d_v, size_t ld_dv, const float *u, const float *m,
+                   size_t rows, int Hd, int E, act_kind act);
 
 /* The CPU chunks the block's pointwise halves: at most BLOCK_CHUNK_ROWS tokens,
  * a whole number of equal chunks per thread, each with a single-threaded

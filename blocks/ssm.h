@@ -31,6 +31,19 @@ static inline size_t ssm_scan_core_workspace(int B, size_t L, int E, int N)
     (void)B, (void)L;
     return (size_t)E * (size_t)N;
 }
+/* The backwards (contracts in blocks/backend.h: conv1d_silu_bwd, scan_bwd). The scan's: every
+ * (sequence, 8-channel block) in parallel inside a chunk, chunks last to first; dB and dC (sums over
+ * channels) go through per-block lane sums added in block order, dA and dD through per-(sequence,
+ * block) partials added in sequence order, so no sum depends on the thread count. Its workspace,
+ * ssm_scan_core_backward_workspace, is O(B·E·N + threads·SSM_CHUNK·N·8), independent of L. */
+void ssm_conv1d_silu_backward(float *d_x, size_t ld_dx, float *d_w, float *d_b, const float *d_u, const float *x,
+                              size_t ld_x, const float *w, const float *b, int B, size_t L, int E, int K,
+                              int reverse);
+void ssm_scan_core_backward(float *d_u, float *d_delta, float *d_xdbl, float *d_A_log, float *d_D, const float *d_y,
+                            const float *u, const float *delta, const float *xdbl, size_t ldx, int R,
+                            const float *A_log, const float *D, const float *states, int B, int H, int W, int E,
+                            int N, ssm_order order, int reverse, int delta_softplus, float *ws, int threads);
+size_t ssm_scan_core_backward_workspace(int B, size_t L, int E, int N, int threads);
 
 /* The CUDA kernels (ssm.cu, CUDA builds only), on device pointers; the
  * chunked scan (ssm_chunk.h) keeps d_state <= SSM_CUDA_MAX_STATE and its ws
