@@ -210,28 +210,80 @@ static size_t attn_workspace_floats(const backend *be, const mixer_config *c, in
            be->attn_ws(B, L, c->channels, c->head_size, c->threads);
 }
 
+/* What a training forward keeps, in this order: qkv (B, L, 3E), o (B, L, E) before the projection,
+ * lse (B, NH, L), each query row's log-sum-exp; nothing of size L × L. */
+static size_t attn_saved_floats(const mixer_config *c, int B, int H, int W)
+{
+    const size_t rows = (size_t)B * H * W, E = (size_t)c->channels;
+    return rows * 3 * E + rows * E + (size_t)B * (E / (size_t)c->head_size) * H * W;
+}
+
+static size_t attn_activation(const mixer_config *c, int B, int H, int W, int training)
+{
+    return mixer_output_floats(c, B, H, W, 0) + (training ? attn_saved_floats(c, B, H, W) : 0);
+}
+
 /* qkv = in · qkv_wᵀ + b;  o = attention(q, k, v);  out = o · proj_wᵀ + b */
-static void attn_run(const backend *be, const mixer_config *c, const float *const *p, float *out, const float *in,
-                     size_t ld_in, float *ws, int B, int H, int W, int causal)
+static void attn_run(const backend *be, const mixer_config *c, const float *const *p, float *out, float *saved,
+                     const float *in, size_t ld_in, float *ws, int B, int H, int W, int causal)
 {
     const int E = c->channels;
     const size_t L = (size_t)H * W, rows = (size_t)B * L;
-    float *qkv = ws, *o = qkv + rows * 3 * E, *scratch = o + rows * E;
+    float *qkv = saved ? saved : ws, *o = qkv + rows * 3 * E, *scratch = ws + rows * 4 * E;
+    float *lse = saved ? o + rows * E : NULL;
     be->linear(qkv, 3 * (size_t)E, in, ld_in, p[ATTN_QKV_W], p[ATTN_QKV_B], rows, E, 3 * E, 0);
-    be->attn(o, NULL, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
+    be->attn(o, lse, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
     be->linear(out, (size_t)E, o, (size_t)E, p[ATTN_PROJ_W], p[ATTN_PROJ_B], rows, E, E, 0);
 }
 
-static void attn_forward(const backend *be, const mixer_config *c, const float *const *p, float *out, const float *in,
-                         size_t ld_in, float *ws, int B, int H, int W)
+static void attn_forward(const backend *be, const mixer_config *c, const float *const *p, float *out, float *saved,
+                         const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
-    attn_run(be, c, p, out, in, ld_in, ws, B, H, W, 0);
+    attn_run(be, c, p, out, saved, in, ld_in, ws, B, H, W, 0);
 }
 
 static void attn_causal_forward(const backend *be, const mixer_config *c, const float *const *p, float *out,
-                                const float *in, size_t ld_in, float *ws, int B, int H, int W)
+                                float *saved, const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
-    attn_run(be, c, p, out, in, ld_in, ws, B, H, W, 1);
+    attn_run(be, c, p, out, saved, in, ld_in, ws, B, H, W, 1);
+}
+
+static size_t attn_backward_workspace_floats(const backend *be, const mixer_config *c, int B, int H, int W)
+{
+    const size_t L = (size_t)H * W, rows = (size_t)B * L;
+    return rows * (size_t)c->channels /* d_o */ + rows * 3 * (size_t)c->channels /* d_qkv */ +
+           be->attn_bwd_ws(B, L, c->channels, c->head_size, c->threads);
+}
+
+/* proj's backward into d_o; the attention core's into d_qkv; qkv's into d_in. */
+static void attn_bwd_run(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                         float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                         const float *saved, float *ws, int B, int H, int W, int causal)
+{
+    const int E = c->channels;
+    const size_t L = (size_t)H * W, rows = (size_t)B * L;
+    const float *qkv = saved, *o = qkv + rows * 3 * E, *lse = o + rows * E;
+    float *d_o = ws, *d_qkv = d_o + rows * E, *scratch = d_qkv + rows * 3 * E;
+    be->zero(d_o, rows * 4 * (size_t)E * sizeof *d_o);
+    be->linear_bwd(d_o, (size_t)E, dp[ATTN_PROJ_W], dp[ATTN_PROJ_B], d_out, (size_t)E, o, (size_t)E, p[ATTN_PROJ_W],
+                   rows, E, E);
+    be->attn_bwd(d_qkv, d_o, qkv, o, lse, B, L, E, c->head_size, causal, scratch, c->threads);
+    be->linear_bwd(d_in, ld_din, dp[ATTN_QKV_W], dp[ATTN_QKV_B], d_qkv, 3 * (size_t)E, in, ld_in, p[ATTN_QKV_W], rows,
+                   E, 3 * E);
+}
+
+static void attn_backward(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                          float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                          const float *saved, float *ws, int B, int H, int W)
+{
+    attn_bwd_run(be, c, p, dp, d_in, ld_din, d_out, in, ld_in, saved, ws, B, H, W, 0);
+}
+
+static void attn_causal_backward(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                                 float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                                 const float *saved, float *ws, int B, int H, int W)
+{
+    attn_bwd_run(be, c, p, dp, d_in, ld_din, d_out, in, ld_in, saved, ws, B, H, W, 1);
 }
 
 static ml_status attn_supports(const backend *be, const mixer_config *c)
@@ -261,13 +313,15 @@ const mixer_ops mixer_attn = {
     .validate = attn_validate,
     .param_specs = attn_param_specs,
     .macs = attn_macs,
-    .activation_floats = mixer_output_floats,
+    .activation_floats = attn_activation,
     .workspace_floats = attn_workspace_floats,
+    .backward_workspace_floats = attn_backward_workspace_floats,
     .init = NULL,
     .infer = attn_infer,
     .supports = attn_supports,
     .describe = attn_describe,
     .forward = attn_forward,
+    .backward = attn_backward,
 };
 
 const mixer_ops mixer_attn_causal = {
@@ -279,11 +333,13 @@ const mixer_ops mixer_attn_causal = {
     .validate = attn_validate,
     .param_specs = attn_param_specs,
     .macs = attn_causal_macs,
-    .activation_floats = mixer_output_floats,
+    .activation_floats = attn_activation,
     .workspace_floats = attn_workspace_floats,
+    .backward_workspace_floats = attn_backward_workspace_floats,
     .init = NULL,
     .infer = attn_infer,
     .supports = attn_supports,
     .describe = attn_describe,
     .forward = attn_causal_forward,
+    .backward = attn_causal_backward,
 };

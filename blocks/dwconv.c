@@ -236,10 +236,26 @@ static size_t dwconv_mixer_workspace(const backend *be, const mixer_config *cfg,
     return be->dwconv_ws(B, H, W, cfg->channels, cfg->kernel);
 }
 
+/* Training keeps nothing: the backward reads only the input. */
 static void dwconv_mixer_forward(const backend *be, const mixer_config *cfg, const float *const *p, float *out,
-                                 const float *in, size_t ld_in, float *ws, int B, int H, int W)
+                                 float *saved, const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
+    (void)saved;
     be->dwconv(out, in, ld_in, p[DWCONV_W], p[DWCONV_B], B, H, W, cfg->channels, cfg->kernel, ws);
+}
+
+static size_t dwconv_mixer_backward_workspace(const backend *be, const mixer_config *cfg, int B, int H, int W)
+{
+    return be->dwconv_bwd_ws(B, H, W, cfg->channels, cfg->kernel);
+}
+
+static void dwconv_mixer_backward(const backend *be, const mixer_config *cfg, const float *const *p,
+                                  float *const *dp, float *d_in, size_t ld_din, const float *d_out, const float *in,
+                                  size_t ld_in, const float *saved, float *ws, int B, int H, int W)
+{
+    (void)saved;
+    be->dwconv_bwd(d_in, ld_din, dp[DWCONV_W], dp[DWCONV_B], d_out, in, ld_in, p[DWCONV_W], B, H, W, cfg->channels,
+                   cfg->kernel, ws);
 }
 
 static ml_status dwconv_supports(const backend *be, const mixer_config *cfg)
@@ -271,9 +287,11 @@ const mixer_ops mixer_dwconv = {
     .macs = dwconv_mixer_macs,
     .activation_floats = mixer_output_floats,
     .workspace_floats = dwconv_mixer_workspace,
+    .backward_workspace_floats = dwconv_mixer_backward_workspace,
     .init = NULL,
     .infer = dwconv_infer,
     .supports = dwconv_supports,
     .describe = dwconv_describe,
     .forward = dwconv_mixer_forward,
+    .backward = dwconv_mixer_backward,
 };

@@ -107,7 +107,7 @@ block_sizes block_buffer_floats(const backend *be, const block_config *bc, int B
     const size_t rows = (size_t)B * H * W;
     block_sizes s = {.t = be->norm_linear_ws ? be->norm_linear_ws(rows, bc->dim, threads) : rows * bc->dim,
                      .u = rows * 2 * (size_t)bc->hidden,
-                     .m = bc->mixer->activation_floats(&bc->mcfg, B, H, W),
+                     .m = bc->mixer->activation_floats(&bc->mcfg, B, H, W, 0),
                      .ws = bc->mixer->workspace_floats(be, &bc->mcfg, B, H, W)};
     return s;
 }
@@ -138,8 +138,8 @@ void block_forward(const backend *be, const block_config *bc, const block_params
         be->linear(buf->u, ldu, buf->t, (size_t)C, p->fc1_w, p->fc1_b, rows, C, 2 * Hd, 0);
     }
     /* c' = mixer(c), c the last E columns of u */
-    bc->mixer->forward(be, &bc->mcfg, (const float *const *)p->mixer, buf->m, buf->u + (2 * Hd - E), ldu, buf->ws, B,
-                       H, W);
+    bc->mixer->forward(be, &bc->mcfg, (const float *const *)p->mixer, buf->m, NULL, buf->u + (2 * Hd - E), ldu, buf->ws,
+                       B, H, W);
     /* v = act(g) · [i | c'];  x += v · fc2ᵀ + b2 */
     if (be->gate_linear) {
         be->gate_linear(x, C, buf->v, buf->ld_v, buf->u, buf->m, rows, Hd, E, bc->act, p->fc2_w, p->fc2_b,

@@ -375,15 +375,43 @@ size_t ssm_direction_workspace(const backend *be, int B, size_t L, int E, int N,
            be->scan_ws(B, L, E, N);
 }
 
+size_t ssm_direction_saved_floats(int B, size_t L, int E, int N, int R)
+{
+    return (size_t)B * L * ((size_t)R + 2 * (size_t)N) + (size_t)B * L * E + ssm_states_floats(B, L, E, N);
+}
+
 void ssm_direction_forward(const backend *be, float *y, int accumulate, const float *u, const ssm_params *p, int B,
-                           int H, int W, int E, int N, int R, ssm_order order, int reverse, float *ws)
+                           int H, int W, int E, int N, int R, ssm_order order, int reverse, float *ws, float *saved)
 {
     const size_t L = (size_t)H * W, rows = (size_t)B * L, ldx = (size_t)R + 2 * (size_t)N;
-    float *xdbl = ws, *delta = xdbl + rows * ldx, *core_ws = delta + rows * E;
+    float *xdbl = saved ? saved : ws, *delta = xdbl + rows * ldx, *core_ws = ws + rows * ldx + rows * E;
+    float *states = saved ? delta + rows * E : NULL;
     be->linear(xdbl, ldx, u, (size_t)E, p->x_proj, NULL, rows, E, (int)ldx, 0);
     be->linear(delta, (size_t)E, xdbl, ldx, p->dt_proj, p->dt_bias, rows, R, E, 0);
     be->act(delta, delta, rows * E, ACT_SOFTPLUS);
-    be->scan(y, NULL, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D, B, H, W, E, N, order, reverse, core_ws);
+    be->scan(y, states, accumulate, u, delta, xdbl, ldx, R, p->A_log, p->D, B, H, W, E, N, order, reverse, core_ws);
+}
+
+size_t ssm_direction_backward_workspace(const backend *be, int B, size_t L, int E, int N, int R, int threads)
+{
+    return (size_t)B * L * ((size_t)R + 2 * (size_t)N) /* d_xdbl */ + (size_t)B * L * E /* dΔ_pre */ +
+           be->scan_bwd_ws(B, L, E, N, threads);
+}
+
+void ssm_direction_backward(const backend *be, float *d_u, const ssm_grads *dp, const float *d_y, const float *u,
+                            const ssm_params *p, const float *saved, int B, int H, int W, int E, int N, int R,
+                            ssm_order order, int reverse, float *ws, int threads)
+{
+    const size_t L = (size_t)H * W, rows = (size_t)B * L, ldx = (size_t)R + 2 * (size_t)N;
+    const float *xdbl = saved, *delta = xdbl + rows * ldx, *states = delta + rows * E;
+    float *d_xdbl = ws, *d_pre = d_xdbl + rows * ldx, *core_ws = d_pre + rows * E;
+    be->zero(d_xdbl, rows * (ldx + E) * sizeof *d_xdbl);
+    be->scan_bwd(d_u, d_pre, d_xdbl, dp->A_log, dp->D, d_y, u, delta, xdbl, ldx, R, p->A_log, p->D, states, B, H, W,
+                 E, N, order, reverse, 1, core_ws, threads);
+    /* Δ_pre = xdbl[:, :R] · dt_projᵀ + dt_bias: its input gradient lands in d_xdbl's first R columns */
+    be->linear_bwd(d_xdbl, ldx, dp->dt_proj, dp->dt_bias, d_pre, (size_t)E, xdbl, ldx, p->dt_proj, rows, R, E);
+    /* xdbl = u · x_projᵀ */
+    be->linear_bwd(d_u, (size_t)E, dp->x_proj, NULL, d_xdbl, ldx, u, (size_t)E, p->x_proj, rows, E, (int)ldx);
 }
 
 uint64_t ssm_scan_macs(size_t L, int E, int N, scan_convention s)
@@ -467,15 +495,60 @@ static void ssm_init(const mixer_config *c, float *const *p, rng_state *rng)
                        p[SSM_A_LOG], p[SSM_D], c->channels, c->d_state, mixer_dt_rank(c), rng);
 }
 
-static void ssm_forward(const backend *be, const mixer_config *c, const float *const *p, float *out, const float *in,
-                        size_t ld_in, float *ws, int B, int H, int W)
+/* What a training forward of `ssm` keeps (ssm_activation): u = SiLU(conv1d(x)) (B, L, E), then
+ * the direction's saved set (ssm_direction_saved_floats: xdbl, Δ after the softplus, the chunk
+ * states). The conv1d's pre-activation is not kept: its backward recomputes it from the input. */
+size_t ssm_branch_saved_floats(const mixer_config *c, int B, int H, int W)
+{
+    const size_t L = (size_t)H * W;
+    return (size_t)B * L * c->channels + ssm_direction_saved_floats(B, L, c->channels, c->d_state, mixer_dt_rank(c));
+}
+
+static size_t ssm_activation(const mixer_config *c, int B, int H, int W, int training)
+{
+    return mixer_output_floats(c, B, H, W, 0) + (training ? ssm_branch_saved_floats(c, B, H, W) : 0);
+}
+
+static void ssm_forward(const backend *be, const mixer_config *c, const float *const *p, float *out, float *saved,
+                        const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
     const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
-    const size_t L = (size_t)H * W;
-    float *u = ws;
+    const size_t L = (size_t)H * W, n = (size_t)B * L * E;
+    float *u = saved ? saved : ws;
     be->conv1d_silu(u, in, ld_in, p[SSM_CONV_W], p[SSM_CONV_B], B, L, E, SSM_CONV_K, 0);
     ssm_params sp = {p[SSM_X_PROJ], p[SSM_DT_W], p[SSM_DT_B], p[SSM_A_LOG], p[SSM_D]};
-    ssm_direction_forward(be, out, 0, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, 0, u + (size_t)B * L * E);
+    ssm_direction_forward(be, out, 0, u, &sp, B, H, W, E, N, R, SSM_ROW_MAJOR, 0, ws + n, saved ? saved + n : NULL);
+}
+
+size_t ssm_branch_backward_workspace(const backend *be, const mixer_config *c, int B, int H, int W)
+{
+    const size_t L = (size_t)H * W;
+    return (size_t)B * L * c->channels /* d_u */ +
+           ssm_direction_backward_workspace(be, B, L, c->channels, c->d_state, mixer_dt_rank(c), c->threads);
+}
+
+void ssm_branch_backward(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                         float *d_in, size_t ld_din, const float *d_y, const float *in, size_t ld_in,
+                         const float *saved, int reverse, float *ws, int B, int H, int W)
+{
+    const int E = c->channels, N = c->d_state, R = mixer_dt_rank(c);
+    const size_t L = (size_t)H * W, n = (size_t)B * L * E;
+    const float *u = saved;
+    float *d_u = ws;
+    be->zero(d_u, n * sizeof *d_u);
+    ssm_params sp = {p[SSM_X_PROJ], p[SSM_DT_W], p[SSM_DT_B], p[SSM_A_LOG], p[SSM_D]};
+    ssm_grads sg = {dp[SSM_X_PROJ], dp[SSM_DT_W], dp[SSM_DT_B], dp[SSM_A_LOG], dp[SSM_D]};
+    ssm_direction_backward(be, d_u, &sg, d_y, u, &sp, saved + n, B, H, W, E, N, R, SSM_ROW_MAJOR, reverse, ws + n,
+                           c->threads);
+    be->conv1d_silu_bwd(d_in, ld_din, dp[SSM_CONV_W], dp[SSM_CONV_B], d_u, in, ld_in, p[SSM_CONV_W], p[SSM_CONV_B], B,
+                        L, E, SSM_CONV_K, reverse);
+}
+
+static void ssm_backward(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                         float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                         const float *saved, float *ws, int B, int H, int W)
+{
+    ssm_branch_backward(be, c, p, dp, d_in, ld_din, d_out, in, ld_in, saved, 0, ws, B, H, W);
 }
 
 ml_status ssm_infer_named(mixer_config *c, mixer_shape_fn shape_of, void *ctx, const char *conv,
@@ -519,11 +592,13 @@ const mixer_ops mixer_ssm = {
     .validate = ssm_validate,
     .param_specs = ssm_param_specs,
     .macs = ssm_macs,
-    .activation_floats = mixer_output_floats,
+    .activation_floats = ssm_activation,
     .workspace_floats = ssm_workspace_floats,
+    .backward_workspace_floats = ssm_branch_backward_workspace,
     .init = ssm_init,
     .infer = ssm_infer,
     .supports = ssm_supports,
     .describe = ssm_describe,
     .forward = ssm_forward,
+    .backward = ssm_backward,
 };
