@@ -150,6 +150,86 @@ void block_forward(const backend *be, const block_config *bc, const block_params
     }
 }
 
+/* ---- training ---- */
+
+block_train_plan block_train_sizes(const backend *be, const block_config *bc, int B, int H, int W)
+{
+    const size_t rows = (size_t)B * H * W, C = (size_t)bc->dim, Hd = (size_t)bc->hidden, E = (size_t)bc->conv_ch;
+    block_train_plan pl;
+    pl.x = rows * C;
+    pl.mean = bc->norm == NORM_LAYER ? rows : 0;
+    pl.rstd = rows;
+    pl.u = rows * 2 * Hd;
+    pl.m = rows * E;
+    pl.v = rows * Hd;
+    pl.saved = mixer_saved_floats(bc->mixer, &bc->mcfg, B, H, W);
+    pl.state = pl.x + pl.mean + pl.rstd + pl.u + pl.m + pl.v + pl.saved;
+    pl.fwd_ws = rows * C + bc->mixer->workspace_floats(be, &bc->mcfg, B, H, W);
+    pl.bwd_ws = rows * (Hd + 2 * Hd + E + 2 * C) + bc->mixer->backward_workspace_floats(be, &bc->mcfg, B, H, W);
+    return pl;
+}
+
+void block_train_bind(const block_config *bc, const block_train_plan *pl, float *base, block_train_state *st)
+{
+    (void)bc;
+    st->x = base;
+    st->mean = pl->mean ? st->x + pl->x : NULL;
+    st->rstd = st->x + pl->x + pl->mean;
+    st->u = st->rstd + pl->rstd;
+    st->m = st->u + pl->u;
+    st->v = st->m + pl->m;
+    st->saved = st->v + pl->v;
+}
+
+void block_forward_train(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H,
+                         int W, const block_train_state *st, float *ws)
+{
+    const size_t rows = (size_t)B * H * W, C = (size_t)bc->dim;
+    const int Hd = bc->hidden, E = bc->conv_ch;
+    const size_t ldu = 2 * (size_t)Hd;
+    float *t = ws, *mws = ws + rows * C;
+    be->copy_rows(st->x, C, x, C, C, rows);
+    if (bc->norm == NORM_RMS)
+        be->rmsnorm(t, C, st->rstd, x, C, p->norm_w, rows, bc->dim, bc->norm_eps);
+    else
+        be->layernorm(t, C, st->mean, st->rstd, x, C, p->norm_w, p->norm_b, rows, bc->dim, bc->norm_eps);
+    be->linear(st->u, ldu, t, C, p->fc1_w, p->fc1_b, rows, bc->dim, 2 * Hd, 0);
+    bc->mixer->forward(be, &bc->mcfg, (const float *const *)p->mixer, st->m, st->saved, st->u + (2 * Hd - E), ldu,
+                       mws, B, H, W);
+    be->gate(st->v, (size_t)Hd, st->u, st->m, rows, Hd, E, bc->act);
+    be->linear(x, C, st->v, (size_t)Hd, p->fc2_w, p->fc2_b, rows, Hd, bc->dim, 1);
+}
+
+void block_backward(const backend *be, const block_config *bc, const block_params *p, const block_params *d_p,
+                    float *d_x, const block_train_state *st, float *ws, int B, int H, int W)
+{
+    const size_t rows = (size_t)B * H * W, C = (size_t)bc->dim;
+    const int Hd = bc->hidden, E = bc->conv_ch;
+    const size_t ldu = 2 * (size_t)Hd;
+    float *d_v = ws, *d_u = d_v + rows * Hd, *d_m = d_u + rows * ldu, *t = d_m + rows * E, *d_t = t + rows * C;
+    float *mws = d_t + rows * C;
+    be->zero(d_v, rows * ((size_t)Hd + ldu + (size_t)E) * sizeof *d_v);
+    /* x_out = x_in + v · fc2ᵀ + b2: d_x (= d_x_out) is fc2's upstream gradient */
+    be->linear_bwd(d_v, (size_t)Hd, d_p->fc2_w, d_p->fc2_b, d_x, C, st->v, (size_t)Hd, p->fc2_w, rows, Hd, bc->dim);
+    be->gate_bwd(d_u, d_m, d_v, (size_t)Hd, st->u, st->m, rows, Hd, E, bc->act);
+    /* the mixer read c = u[:, 2Hd-E:]; its input gradient goes to the same columns of d_u */
+    bc->mixer->backward(be, &bc->mcfg, (const float *const *)p->mixer, d_p->mixer, d_u + (2 * Hd - E), ldu, d_m,
+                        st->u + (2 * Hd - E), ldu, st->saved, mws, B, H, W);
+    /* u = t · fc1ᵀ + b1, t = norm(x_in) recomputed exactly as the forward made it */
+    if (bc->norm == NORM_RMS)
+        be->rmsnorm(t, C, NULL, st->x, C, p->norm_w, rows, bc->dim, bc->norm_eps);
+    else
+        be->layernorm(t, C, NULL, NULL, st->x, C, p->norm_w, p->norm_b, rows, bc->dim, bc->norm_eps);
+    be->zero(d_t, rows * C * sizeof *d_t);
+    be->linear_bwd(d_t, C, d_p->fc1_w, d_p->fc1_b, d_u, ldu, t, C, p->fc1_w, rows, bc->dim, 2 * Hd);
+    /* the residual: d_x_in = d_x_out + the norm's backward of d_t */
+    if (bc->norm == NORM_RMS)
+        be->rmsnorm_bwd(d_x, C, d_p->norm_w, d_t, C, st->x, C, p->norm_w, st->rstd, rows, bc->dim);
+    else
+        be->layernorm_bwd(d_x, C, d_p->norm_w, d_p->norm_b, d_t, C, st->x, C, p->norm_w, st->mean, st->rstd, rows,
+                          bc->dim);
+}
+
 /* ---- the gate op ---- */
 
 static void gate_rows(float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd, int E, act_kind act)
