@@ -65,3 +65,20 @@ void act_forward(float *out, const float *in, size_t n, act_kind k)
         act_row(out + b, in + b, len, k);
     }
 }
+
+ML_CLONES static void act_backward_row(float *d_in, const float *d_out, const float *in, size_t n, act_kind k)
+{
+    for (size_t i = 0; i < n; i++)
+        d_in[i] += d_out[i] * act_grad(k, in[i]);
+}
+
+void act_backward(float *d_in, const float *d_out, const float *in, size_t n, act_kind k)
+{
+    const size_t chunk = 4096;
+    const size_t nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t b = c * chunk, len = n - b < chunk ? n - b : chunk;
+        act_backward_row(d_in + b, d_out + b, in + b, len, k);
+    }
+}

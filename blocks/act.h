@@ -22,6 +22,19 @@ ML_HD static inline float act_apply(act_kind k, float x)
 {
     return k == ACT_SILU ? act_silu(x) : k == ACT_SOFTPLUS ? act_softplus(x) : act_gelu(x);
 }
+/* act'(x), the backward's factor: GELU' = Φ(x) + x·φ(x) (Φ through erfc, so no cancellation for
+ * negative x), SiLU' = s·(1 + x·(1 − s)) with s = sigmoid(x), softplus' = sigmoid(x) below the
+ * threshold and 1 above it. */
+ML_HD static inline float act_grad(act_kind k, float x)
+{
+    if (k == ACT_SILU) {
+        const float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f + x * (1.0f - s));
+    }
+    if (k == ACT_SOFTPLUS)
+        return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x));
+    return 0.5f * erfcf(-x * 0.70710678118654752440f) + x * 0.39894228040143267794f * expf(-0.5f * x * x);
+}
 static inline const char *act_name(act_kind k) { return k == ACT_SILU ? "silu" : k == ACT_SOFTPLUS ? "softplus" : "gelu"; }
 
 /* out[i] = act(in[i]) for one row; out may alias in. Single-threaded. */
@@ -34,6 +47,9 @@ act_isa act_best_isa(void);
 void act_row_isa(float *out, const float *in, size_t n, act_kind k, act_isa isa);
 /* The same over a whole tensor, split across threads. */
 void act_forward(float *out, const float *in, size_t n, act_kind k);
+
+/* d_in[i] += d_out[i] · act'(in[i]) (contract in blocks/backend.h: act_bwd), split across threads. */
+void act_backward(float *d_in, const float *d_out, const float *in, size_t n, act_kind k);
 
 /* The CUDA kernel (act.cu), on device pointers. */
 #ifdef __cplusplus

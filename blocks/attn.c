@@ -71,6 +71,90 @@ void attn_core(float *o, float *lse, const float *qkv, int B, size_t L, int E, i
     }
 }
 
+/* ---- the core's backward (FlashAttention-2's, one query block of rows at a time) ---- */
+
+size_t attn_core_backward_workspace(int B, size_t L, int E, int HS, int threads)
+{
+    (void)B, (void)E, (void)HS;
+    return (size_t)(threads > 0 ? threads : 1) * (2 * ATTN_QUERY_BLOCK * L + ATTN_QUERY_BLOCK);
+}
+
+/* P = exp(S − lse) for the rows of one query block, in place (keys after the query zero when causal). */
+ML_CLONES static void probs_rows(float *S, size_t nrow, size_t nkey, size_t q0, int causal, const float *lse)
+{
+    for (size_t i = 0; i < nrow; i++) {
+        float *row = S + i * nkey;
+        const size_t n = causal ? q0 + i + 1 : nkey;
+        const v8f l = v8_splat(lse[i]);
+        size_t j = 0;
+        for (; j + 8 <= n; j += 8) {
+            v8f v;
+            V8_LOAD(v, row + j);
+            v = v8_exp_nonpos(v - l);
+            V8_STORE(row + j, v);
+        }
+        for (; j < n; j++)
+            row[j] = expf(row[j] - lse[i]);
+        for (j = n; j < nkey; j++)
+            row[j] = 0.0f;
+    }
+}
+
+void attn_core_backward(float *d_qkv, const float *d_o, const float *qkv, const float *o, const float *lse, int B,
+                        size_t L, int E, int HS, int causal, float *ws, int threads)
+{
+    const int NH = E / HS;
+    const size_t nq = (L + ATTN_QUERY_BLOCK - 1) / ATTN_QUERY_BLOCK, tasks = (size_t)B * NH, ld = 3 * (size_t)E;
+    const float scale = (float)(1.0 / sqrt((double)HS));
+    if (threads < 1)
+        threads = 1;
+    /* One (sequence, head) per task: it owns that head's columns of dQ, dK and dV, so every sum
+     * has one order and no two tasks write the same float. Inside, query blocks in order, each
+     * against all its keys at once (ATTN_QUERY_BLOCK × L scores per thread, as the forward). */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (tasks > 1)
+    for (size_t task = 0; task < tasks; task++) {
+        const size_t h = task % (size_t)NH, b = task / (size_t)NH;
+        const float *base = qkv + b * L * ld, *K = base + E + h * HS, *V = base + 2 * (size_t)E + h * HS;
+        float *dbase = d_qkv + b * L * ld, *dK = dbase + E + h * HS, *dV = dbase + 2 * (size_t)E + h * HS;
+        float *S = ws + (size_t)omp_get_thread_num() * (2 * ATTN_QUERY_BLOCK * L + ATTN_QUERY_BLOCK);
+        float *dP = S + ATTN_QUERY_BLOCK * L, *Drow = dP + ATTN_QUERY_BLOCK * L;
+        for (size_t qb = 0; qb < nq; qb++) {
+            const size_t q0 = qb * ATTN_QUERY_BLOCK, nrow = L - q0 < ATTN_QUERY_BLOCK ? L - q0 : ATTN_QUERY_BLOCK;
+            const size_t nkey = causal ? q0 + nrow : L; /* causal: no key after the block's last query */
+            const float *Q = base + q0 * ld + h * HS, *dO = d_o + (b * L + q0) * E + h * HS;
+            const float *O = o + (b * L + q0) * E + h * HS, *l = lse + (b * NH + h) * L + q0;
+            float *dQ = dbase + q0 * ld + h * HS;
+            for (size_t i = 0; i < nrow; i++) { /* D_i = Σ dO_i ∘ O_i */
+                double s = 0.0;
+                for (int d = 0; d < HS; d++)
+                    s += (double)dO[i * E + d] * O[i * E + d];
+                Drow[i] = (float)s;
+            }
+            /* P = exp(s·Q Kᵀ − lse) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nrow, (int)nkey, HS, scale, Q, (int)ld, K,
+                        (int)ld, 0.0f, S, (int)nkey);
+            probs_rows(S, nrow, nkey, q0, causal, l);
+            /* dV += Pᵀ dO;  dP = dO Vᵀ */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nkey, HS, (int)nrow, 1.0f, S, (int)nkey, dO, E,
+                        1.0f, dV, (int)ld);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nrow, (int)nkey, HS, 1.0f, dO, E, V, (int)ld,
+                        0.0f, dP, (int)nkey);
+            /* dS = P ∘ (dP − D) · s (zero wherever P is: the masked keys) */
+            for (size_t i = 0; i < nrow; i++) {
+                float *p = S + i * nkey, *dp = dP + i * nkey;
+                const float Di = Drow[i];
+                for (size_t j = 0; j < nkey; j++)
+                    dp[j] = p[j] * (dp[j] - Di) * scale;
+            }
+            /* dK += dSᵀ Q;  dQ += dS K */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nkey, HS, (int)nrow, 1.0f, dP, (int)nkey, Q,
+                        (int)ld, 1.0f, dK, (int)ld);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nrow, HS, (int)nkey, 1.0f, dP, (int)nkey, K,
+                        (int)ld, 1.0f, dQ, (int)ld);
+        }
+    }
+}
+
 static ml_status attn_validate(const mixer_config *c)
 {
     if (c->channels < 1)
@@ -126,28 +210,80 @@ static size_t attn_workspace_floats(const backend *be, const mixer_config *c, in
            be->attn_ws(B, L, c->channels, c->head_size, c->threads);
 }
 
+/* What a training forward keeps, in this order: qkv (B, L, 3E), o (B, L, E) before the projection,
+ * lse (B, NH, L), each query row's log-sum-exp; nothing of size L × L. */
+static size_t attn_saved_floats(const mixer_config *c, int B, int H, int W)
+{
+    const size_t rows = (size_t)B * H * W, E = (size_t)c->channels;
+    return rows * 3 * E + rows * E + (size_t)B * (E / (size_t)c->head_size) * H * W;
+}
+
+static size_t attn_activation(const mixer_config *c, int B, int H, int W, int training)
+{
+    return mixer_output_floats(c, B, H, W, 0) + (training ? attn_saved_floats(c, B, H, W) : 0);
+}
+
 /* qkv = in · qkv_wᵀ + b;  o = attention(q, k, v);  out = o · proj_wᵀ + b */
-static void attn_run(const backend *be, const mixer_config *c, const float *const *p, float *out, const float *in,
-                     size_t ld_in, float *ws, int B, int H, int W, int causal)
+static void attn_run(const backend *be, const mixer_config *c, const float *const *p, float *out, float *saved,
+                     const float *in, size_t ld_in, float *ws, int B, int H, int W, int causal)
 {
     const int E = c->channels;
     const size_t L = (size_t)H * W, rows = (size_t)B * L;
-    float *qkv = ws, *o = qkv + rows * 3 * E, *scratch = o + rows * E;
+    float *qkv = saved ? saved : ws, *o = qkv + rows * 3 * E, *scratch = ws + rows * 4 * E;
+    float *lse = saved ? o + rows * E : NULL;
     be->linear(qkv, 3 * (size_t)E, in, ld_in, p[ATTN_QKV_W], p[ATTN_QKV_B], rows, E, 3 * E, 0);
-    be->attn(o, NULL, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
+    be->attn(o, lse, qkv, B, L, E, c->head_size, causal, scratch, c->threads);
     be->linear(out, (size_t)E, o, (size_t)E, p[ATTN_PROJ_W], p[ATTN_PROJ_B], rows, E, E, 0);
 }
 
-static void attn_forward(const backend *be, const mixer_config *c, const float *const *p, float *out, const float *in,
-                         size_t ld_in, float *ws, int B, int H, int W)
+static void attn_forward(const backend *be, const mixer_config *c, const float *const *p, float *out, float *saved,
+                         const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
-    attn_run(be, c, p, out, in, ld_in, ws, B, H, W, 0);
+    attn_run(be, c, p, out, saved, in, ld_in, ws, B, H, W, 0);
 }
 
 static void attn_causal_forward(const backend *be, const mixer_config *c, const float *const *p, float *out,
-                                const float *in, size_t ld_in, float *ws, int B, int H, int W)
+                                float *saved, const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
-    attn_run(be, c, p, out, in, ld_in, ws, B, H, W, 1);
+    attn_run(be, c, p, out, saved, in, ld_in, ws, B, H, W, 1);
+}
+
+static size_t attn_backward_workspace_floats(const backend *be, const mixer_config *c, int B, int H, int W)
+{
+    const size_t L = (size_t)H * W, rows = (size_t)B * L;
+    return rows * (size_t)c->channels /* d_o */ + rows * 3 * (size_t)c->channels /* d_qkv */ +
+           be->attn_bwd_ws(B, L, c->channels, c->head_size, c->threads);
+}
+
+/* proj's backward into d_o; the attention core's into d_qkv; qkv's into d_in. */
+static void attn_bwd_run(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                         float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                         const float *saved, float *ws, int B, int H, int W, int causal)
+{
+    const int E = c->channels;
+    const size_t L = (size_t)H * W, rows = (size_t)B * L;
+    const float *qkv = saved, *o = qkv + rows * 3 * E, *lse = o + rows * E;
+    float *d_o = ws, *d_qkv = d_o + rows * E, *scratch = d_qkv + rows * 3 * E;
+    be->zero(d_o, rows * 4 * (size_t)E * sizeof *d_o);
+    be->linear_bwd(d_o, (size_t)E, dp[ATTN_PROJ_W], dp[ATTN_PROJ_B], d_out, (size_t)E, o, (size_t)E, p[ATTN_PROJ_W],
+                   rows, E, E);
+    be->attn_bwd(d_qkv, d_o, qkv, o, lse, B, L, E, c->head_size, causal, scratch, c->threads);
+    be->linear_bwd(d_in, ld_din, dp[ATTN_QKV_W], dp[ATTN_QKV_B], d_qkv, 3 * (size_t)E, in, ld_in, p[ATTN_QKV_W], rows,
+                   E, 3 * E);
+}
+
+static void attn_backward(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                          float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                          const float *saved, float *ws, int B, int H, int W)
+{
+    attn_bwd_run(be, c, p, dp, d_in, ld_din, d_out, in, ld_in, saved, ws, B, H, W, 0);
+}
+
+static void attn_causal_backward(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                                 float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                                 const float *saved, float *ws, int B, int H, int W)
+{
+    attn_bwd_run(be, c, p, dp, d_in, ld_din, d_out, in, ld_in, saved, ws, B, H, W, 1);
 }
 
 static ml_status attn_supports(const backend *be, const mixer_config *c)
@@ -177,13 +313,15 @@ const mixer_ops mixer_attn = {
     .validate = attn_validate,
     .param_specs = attn_param_specs,
     .macs = attn_macs,
-    .activation_floats = mixer_output_floats,
+    .activation_floats = attn_activation,
     .workspace_floats = attn_workspace_floats,
+    .backward_workspace_floats = attn_backward_workspace_floats,
     .init = NULL,
     .infer = attn_infer,
     .supports = attn_supports,
     .describe = attn_describe,
     .forward = attn_forward,
+    .backward = attn_backward,
 };
 
 const mixer_ops mixer_attn_causal = {
@@ -195,11 +333,13 @@ const mixer_ops mixer_attn_causal = {
     .validate = attn_validate,
     .param_specs = attn_param_specs,
     .macs = attn_causal_macs,
-    .activation_floats = mixer_output_floats,
+    .activation_floats = attn_activation,
     .workspace_floats = attn_workspace_floats,
+    .backward_workspace_floats = attn_backward_workspace_floats,
     .init = NULL,
     .infer = attn_infer,
     .supports = attn_supports,
     .describe = attn_describe,
     .forward = attn_causal_forward,
+    .backward = attn_causal_backward,
 };

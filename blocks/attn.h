@@ -20,6 +20,15 @@
 void attn_core(float *o, float *lse, const float *qkv, int B, size_t L, int E, int HS, int causal, float *ws,
                int threads);
 size_t attn_core_workspace(int B, size_t L, int E, int HS, int threads);
+/* The backward (contract in blocks/backend.h: attn_bwd), FlashAttention-2's: D_i = Σ dO_i ∘ O_i;
+ * per query block, P = exp(s·Q Kᵀ − lse) recomputed, dV += Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP − D)·s,
+ * dK += dSᵀ Q, dQ += dS K, the products through BLAS; causal blocks stop at their last query's key.
+ * One (sequence, head) per task, so each gradient float has one writer and one summation order.
+ * ws holds attn_core_backward_workspace floats: per thread, P and dP of one query block against L
+ * keys (2 · ATTN_QUERY_BLOCK · L) and the block's D; never L × L. */
+void attn_core_backward(float *d_qkv, const float *d_o, const float *qkv, const float *o, const float *lse, int B,
+                        size_t L, int E, int HS, int causal, float *ws, int threads);
+size_t attn_core_backward_workspace(int B, size_t L, int E, int HS, int threads);
 
 /* The CUDA core (attn.cu, CUDA builds only), no score matrix: head sizes 32
  * and 64 run a tiled kernel (64 queries x 64 keys per step, online softmax),

@@ -8,6 +8,7 @@
 #include "blocks/layernorm.h"
 #include "blocks/layout.h"
 #include "blocks/linear.h"
+#include "blocks/loss.h"
 #include "blocks/pool.h"
 #include "blocks/rmsnorm.h"
 #include "blocks/ssm.h"
@@ -76,29 +77,57 @@ const backend backend_cpu = {
     .sync = cpu_sync,
     .supports = cpu_supports,
     .layernorm = layernorm_forward,
+    .layernorm_bwd = layernorm_backward,
     .rmsnorm = rmsnorm_forward,
+    .rmsnorm_bwd = rmsnorm_backward,
     .linear = linear_forward,
+    .linear_bwd = linear_backward,
     .conv2d = cpu_conv2d,
     .conv2d_ws = conv2d_workspace_floats,
+    .conv2d_bwd = conv2d_backward,
+    .conv2d_bwd_ws = conv2d_backward_workspace_floats,
     .act = act_forward,
+    .act_bwd = act_backward,
     .gate = gate_forward,
+    .gate_bwd = gate_backward,
     .scale = scale_forward,
+    .scale_bwd = scale_backward,
     .norm_linear = block_norm_linear_cpu,
     .gate_linear = block_gate_linear_cpu,
     .norm_linear_ws = block_norm_linear_cpu_ws,
     .dwconv = dwconv_forward,
     .dwconv_ws = dwconv_workspace_floats,
+    .dwconv_bwd = dwconv_backward,
+    .dwconv_bwd_ws = dwconv_backward_workspace_floats,
     .conv1d_silu = ssm_conv1d_silu,
+    .conv1d_silu_bwd = ssm_conv1d_silu_backward,
     .scan = ssm_scan_core,
     .scan_ws = ssm_scan_core_workspace,
+    .scan_bwd = ssm_scan_core_backward,
+    .scan_bwd_ws = ssm_scan_core_backward_workspace,
     .attn = attn_core,
     .attn_ws = attn_core_workspace,
+    .attn_bwd = attn_core_backward,
+    .attn_bwd_ws = attn_core_backward_workspace,
     .meanpool = meanpool_forward,
+    .meanpool_bwd = meanpool_backward,
     .copy_rows = copy_rows,
+    .copy_rows_bwd = copy_rows_backward,
     .nchw_to_nhwc = nchw_to_nhwc,
     .merge_2x2 = merge_2x2,
+    .merge_2x2_bwd = merge_2x2_backward,
     .insert_token = insert_token,
+    .insert_token_bwd = insert_token_backward,
+    .softmax_xent = softmax_xent,
 };
+
+int backend_has_backward(const backend *be)
+{
+    return be->layernorm_bwd && be->rmsnorm_bwd && be->linear_bwd && be->conv2d_bwd && be->conv2d_bwd_ws &&
+           be->act_bwd && be->gate_bwd && be->scale_bwd && be->dwconv_bwd && be->dwconv_bwd_ws &&
+           be->conv1d_silu_bwd && be->scan_bwd && be->scan_bwd_ws && be->attn_bwd && be->attn_bwd_ws &&
+           be->meanpool_bwd && be->copy_rows_bwd && be->merge_2x2_bwd && be->insert_token_bwd && be->softmax_xent;
+}
 
 float *backend_alloc_floats(const backend *be, size_t n, const char *what)
 {

@@ -3,6 +3,7 @@
 #include "blocks/linear.h"
 #include "base/common.h"
 
+#include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
@@ -231,4 +232,77 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
         }
         linear_forward(out + r0 * s->cout, (size_t)s->cout, ws, kcols, w, b, m, (int)kcols, s->cout, 0);
     }
+}
+
+/* ---- backward ---- */
+
+/* d_in += col2im(dcol) for output pixels r0 .. r0+m-1, input channels ci0 .. ci1-1: the adjoint of
+ * im2col_rows, taps outside the image dropped. */
+static void col2im_add(float *d_in, const float *dcol, const conv2d_shape *s, int H, int W, int Ho, int Wo,
+                       size_t r0, size_t m, int ci0, int ci1)
+{
+    const int K = s->k, Cin = s->cin;
+    const size_t kcols = (size_t)Cin * K * K;
+    for (size_t i = 0; i < m; i++) {
+        const size_t r = r0 + i;
+        const int ow = (int)(r % (size_t)Wo), oh = (int)((r / (size_t)Wo) % (size_t)Ho);
+        const int bb = (int)(r / ((size_t)Wo * Ho));
+        const float *c = dcol + i * kcols;
+        for (int kh = 0; kh < K; kh++) {
+            const int ih = oh * s->stride - s->pad + kh;
+            if (ih < 0 || ih >= H)
+                continue;
+            for (int kw = 0; kw < K; kw++) {
+                const int iw = ow * s->stride - s->pad + kw;
+                if (iw < 0 || iw >= W)
+                    continue;
+                float *dst = d_in + (((size_t)bb * H + ih) * W + iw) * Cin;
+                const float *src = c + kh * K + kw;
+                for (int ci = ci0; ci < ci1; ci++)
+                    dst[ci] += src[(size_t)ci * K * K];
+            }
+        }
+    }
+}
+
+void conv2d_backward(float *d_in, float *d_w, float *d_b, const float *d_out, const float *in, const float *w,
+                     const conv2d_shape *s, int B, int H, int W, float *ws, size_t ws_floats, int threads)
+{
+    const int Ho = conv2d_out_size(s, H), Wo = conv2d_out_size(s, W), Cout = s->cout;
+    const size_t kcols = (size_t)s->cin * s->k * s->k, rows = (size_t)B * Ho * Wo;
+    size_t chunk = ws_floats / (2 * kcols);
+    ML_ASSERT(chunk >= 1);
+    chunk = chunk < CONV2D_BWD_CHUNK_ROWS ? chunk : CONV2D_BWD_CHUNK_ROWS;
+    if (threads < 1)
+        threads = 1;
+    float *col = ws, *dcol = ws + chunk * kcols;
+    for (size_t r0 = 0; r0 < rows && (d_w || d_in); r0 += chunk) {
+        const size_t m = rows - r0 < chunk ? rows - r0 : chunk;
+        const float *dy = d_out + r0 * Cout;
+        if (d_w) {
+#pragma omp parallel num_threads(threads) if (m * kcols > 16384)
+            {
+                size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+                size_t i0 = m * t / nt, i1 = m * (t + 1) / nt;
+                if (i1 > i0)
+                    im2col_rows(col + i0 * kcols, in, s, H, W, Ho, Wo, r0 + i0, i1 - i0);
+            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cout, (int)kcols, (int)m, 1.0f, dy, Cout, col,
+                        (int)kcols, 1.0f, d_w, (int)kcols);
+        }
+        if (d_in) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)kcols, Cout, 1.0f, dy, Cout, w,
+                        (int)kcols, 0.0f, dcol, (int)kcols);
+            /* channels are disjoint in d_in: each thread scatters its own, every tap in pixel order */
+#pragma omp parallel num_threads(threads) if (m * kcols > 16384)
+            {
+                int t = omp_get_thread_num(), nt = omp_get_num_threads();
+                int ci0 = (int)((long)s->cin * t / nt), ci1 = (int)((long)s->cin * (t + 1) / nt);
+                if (ci1 > ci0)
+                    col2im_add(d_in, dcol, s, H, W, Ho, Wo, r0, m, ci0, ci1);
+            }
+        }
+    }
+    if (d_b)
+        column_sums_add(d_b, d_out, (size_t)Cout, rows, Cout);
 }

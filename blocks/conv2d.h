@@ -49,6 +49,23 @@ static inline size_t conv2d_workspace_floats(const conv2d_shape *s, size_t rows,
 void conv2d_forward(float *out, const float *in, const float *w, const float *b,
                     const conv2d_shape *s, int B, int H, int W, float *ws, int threads);
 
+/* The backward (contract in blocks/backend.h: conv2d_bwd), over chunks of output pixels in order:
+ * im2col of the chunk, d_w += d_outᵀ·col (SGEMM, beta 1); d_col = d_out·w (SGEMM) scattered back
+ * into d_in by col2im (input channels in parallel, each channel's taps in a fixed order); d_b +=
+ * Σ d_out. Any gradient may be NULL. ws of conv2d_backward_workspace_floats(s, rows): the chunk's
+ * col and d_col, so at least 2·Cin·K·K floats; the chunk is as many pixels as ws holds, up to
+ * CONV2D_BWD_CHUNK_ROWS, so the same ws gives the same summation order. */
+#define CONV2D_BWD_CHUNK_ROWS 1024
+void conv2d_backward(float *d_in, float *d_w, float *d_b, const float *d_out, const float *in, const float *w,
+                     const conv2d_shape *s, int B, int H, int W, float *ws, size_t ws_floats, int threads);
+
+static inline size_t conv2d_backward_workspace_floats(const conv2d_shape *s, size_t rows, int threads)
+{
+    (void)threads; /* BLAS threads each product; im2col and col2im split inside one chunk */
+    const size_t r = rows < CONV2D_BWD_CHUNK_ROWS ? (rows ? rows : 1) : CONV2D_BWD_CHUNK_ROWS;
+    return 2 * r * (size_t)s->cin * (size_t)s->k * (size_t)s->k;
+}
+
 /* fvcore: B · out_elements · (in/groups) · kh · kw. */
 static inline uint64_t conv2d_macs(const conv2d_shape *s, int B, int Ho, int Wo)
 {

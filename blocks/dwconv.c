@@ -1,5 +1,7 @@
 #include "blocks/dwconv.h"
 
+#include "blocks/linear.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -120,6 +122,89 @@ void dwconv_forward(float *out, const float *in, size_t ld_in, const float *w, c
     }
 }
 
+/* ---- backward ---- */
+
+/* d_w[c, kh, :] for channels c0 .. c0+nc-1 (nc <= 8) and one kernel row kh: Σ over every pixel of
+ * d_out · in at the tap, one image row at a time in eight float lanes, then into double sums. */
+ML_CLONES static void dwconv_dw_row(float *d_w, const float *d_out, const float *in, size_t ld_in, int B, int H,
+                                    int W, int C, int K, int c0, int nc, int kh)
+{
+    const int P = K / 2;
+    double acc[DWCONV_MAX_KERNEL][8] = {{0}};
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const int hi = h + kh - P;
+            if (hi < 0 || hi >= H)
+                continue;
+            v8f racc[DWCONV_MAX_KERNEL];
+            for (int kw = 0; kw < K; kw++)
+                racc[kw] = (v8f){0, 0, 0, 0, 0, 0, 0, 0};
+            const float *grow = d_out + ((size_t)b * H + h) * W * C + c0;
+            const float *xrow = in + ((size_t)b * H + hi) * W * ld_in + c0;
+            for (int x = 0; x < W; x++) {
+                v8f g = {0, 0, 0, 0, 0, 0, 0, 0}, v = g;
+                if (nc == 8)
+                    LOAD8(g, grow + (size_t)x * C);
+                else
+                    memcpy(&g, grow + (size_t)x * C, (size_t)nc * sizeof(float));
+                const int kw0 = P - x > 0 ? P - x : 0, kw1 = W - 1 - x + P < K - 1 ? W - 1 - x + P : K - 1;
+                for (int kw = kw0; kw <= kw1; kw++) {
+                    const float *xv = xrow + (size_t)(x + kw - P) * ld_in;
+                    if (nc == 8)
+                        LOAD8(v, xv);
+                    else
+                        memcpy(&v, xv, (size_t)nc * sizeof(float));
+                    racc[kw] += g * v;
+                }
+            }
+            for (int kw = 0; kw < K; kw++)
+                for (int j = 0; j < 8; j++)
+                    acc[kw][j] += racc[kw][j];
+        }
+    for (int j = 0; j < nc; j++)
+        for (int kw = 0; kw < K; kw++)
+            d_w[(size_t)(c0 + j) * K * K + (size_t)kh * K + kw] += (float)acc[kw][j];
+}
+
+void dwconv_backward(float *d_in, size_t ld_din, float *d_w, float *d_b, const float *d_out, const float *in,
+                     size_t ld_in, const float *w, int B, int H, int W, int C, int K, float *ws)
+{
+    const size_t pixels = (size_t)B * H * W;
+    const int nblk = (C + 7) / 8;
+    const int big = pixels * (size_t)C * (size_t)(K * K) > 262144;
+    if (d_w) {
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (big)
+        for (int k = 0; k < nblk; k++)
+            for (int kh = 0; kh < K; kh++)
+                dwconv_dw_row(d_w, d_out, in, ld_in, B, H, W, C, K, 8 * k, C - 8 * k < 8 ? C - 8 * k : 8, kh);
+    }
+    if (d_b)
+        column_sums_add(d_b, d_out, (size_t)C, pixels, C);
+    if (!d_in)
+        return;
+    /* d_in = the forward conv of d_out with the kernel flipped: tap (kh, kw) of the flipped kernel is
+     * tap (K-1-kh, K-1-kw) of w, and zero padding stays zero padding */
+    float *wt = ws, *zero = ws + (size_t)K * K * C, *tmp = zero + C;
+#pragma omp parallel if (big)
+    {
+#pragma omp for schedule(static)
+        for (int c = 0; c < C; c++) {
+            for (int k = 0; k < K * K; k++)
+                wt[(size_t)k * C + c] = w[(size_t)c * K * K + (size_t)(K * K - 1 - k)];
+            zero[c] = 0.0f;
+        }
+#pragma omp for collapse(2) schedule(static)
+        for (int bb = 0; bb < B; bb++)
+            for (int h = 0; h < H; h++)
+                dwconv_row(tmp + ((size_t)bb * H + h) * W * C, d_out + (size_t)bb * H * W * C, (size_t)C, wt, zero,
+                           H, W, C, K, h);
+#pragma omp for schedule(static)
+        for (size_t q = 0; q < pixels; q++)
+            for (int c = 0; c < C; c++)
+                d_in[q * ld_din + c] += tmp[q * C + c];
+    }
+}
+
 static ml_status dwconv_validate(const mixer_config *cfg)
 {
     if (cfg->kernel < 1 || cfg->kernel % 2 == 0 || cfg->kernel > DWCONV_MAX_KERNEL)
@@ -151,10 +236,26 @@ static size_t dwconv_mixer_workspace(const backend *be, const mixer_config *cfg,
     return be->dwconv_ws(B, H, W, cfg->channels, cfg->kernel);
 }
 
+/* Training keeps nothing: the backward reads only the input. */
 static void dwconv_mixer_forward(const backend *be, const mixer_config *cfg, const float *const *p, float *out,
-                                 const float *in, size_t ld_in, float *ws, int B, int H, int W)
+                                 float *saved, const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
+    (void)saved;
     be->dwconv(out, in, ld_in, p[DWCONV_W], p[DWCONV_B], B, H, W, cfg->channels, cfg->kernel, ws);
+}
+
+static size_t dwconv_mixer_backward_workspace(const backend *be, const mixer_config *cfg, int B, int H, int W)
+{
+    return be->dwconv_bwd_ws(B, H, W, cfg->channels, cfg->kernel);
+}
+
+static void dwconv_mixer_backward(const backend *be, const mixer_config *cfg, const float *const *p,
+                                  float *const *dp, float *d_in, size_t ld_din, const float *d_out, const float *in,
+                                  size_t ld_in, const float *saved, float *ws, int B, int H, int W)
+{
+    (void)saved;
+    be->dwconv_bwd(d_in, ld_din, dp[DWCONV_W], dp[DWCONV_B], d_out, in, ld_in, p[DWCONV_W], B, H, W, cfg->channels,
+                   cfg->kernel, ws);
 }
 
 static ml_status dwconv_supports(const backend *be, const mixer_config *cfg)
@@ -186,9 +287,11 @@ const mixer_ops mixer_dwconv = {
     .macs = dwconv_mixer_macs,
     .activation_floats = mixer_output_floats,
     .workspace_floats = dwconv_mixer_workspace,
+    .backward_workspace_floats = dwconv_mixer_backward_workspace,
     .init = NULL,
     .infer = dwconv_infer,
     .supports = dwconv_supports,
     .describe = dwconv_describe,
     .forward = dwconv_mixer_forward,
+    .backward = dwconv_mixer_backward,
 };

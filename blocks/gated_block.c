@@ -107,7 +107,7 @@ block_sizes block_buffer_floats(const backend *be, const block_config *bc, int B
     const size_t rows = (size_t)B * H * W;
     block_sizes s = {.t = be->norm_linear_ws ? be->norm_linear_ws(rows, bc->dim, threads) : rows * bc->dim,
                      .u = rows * 2 * (size_t)bc->hidden,
-                     .m = bc->mixer->activation_floats(&bc->mcfg, B, H, W),
+                     .m = bc->mixer->activation_floats(&bc->mcfg, B, H, W, 0),
                      .ws = bc->mixer->workspace_floats(be, &bc->mcfg, B, H, W)};
     return s;
 }
@@ -138,8 +138,8 @@ void block_forward(const backend *be, const block_config *bc, const block_params
         be->linear(buf->u, ldu, buf->t, (size_t)C, p->fc1_w, p->fc1_b, rows, C, 2 * Hd, 0);
     }
     /* c' = mixer(c), c the last E columns of u */
-    bc->mixer->forward(be, &bc->mcfg, (const float *const *)p->mixer, buf->m, buf->u + (2 * Hd - E), ldu, buf->ws, B,
-                       H, W);
+    bc->mixer->forward(be, &bc->mcfg, (const float *const *)p->mixer, buf->m, NULL, buf->u + (2 * Hd - E), ldu, buf->ws,
+                       B, H, W);
     /* v = act(g) · [i | c'];  x += v · fc2ᵀ + b2 */
     if (be->gate_linear) {
         be->gate_linear(x, C, buf->v, buf->ld_v, buf->u, buf->m, rows, Hd, E, bc->act, p->fc2_w, p->fc2_b,
@@ -148,6 +148,86 @@ void block_forward(const backend *be, const block_config *bc, const block_params
         be->gate(buf->v, buf->ld_v, buf->u, buf->m, rows, Hd, E, bc->act);
         be->linear(x, (size_t)C, buf->v, buf->ld_v, p->fc2_w, p->fc2_b, rows, Hd, C, 1);
     }
+}
+
+/* ---- training ---- */
+
+block_train_plan block_train_sizes(const backend *be, const block_config *bc, int B, int H, int W)
+{
+    const size_t rows = (size_t)B * H * W, C = (size_t)bc->dim, Hd = (size_t)bc->hidden, E = (size_t)bc->conv_ch;
+    block_train_plan pl;
+    pl.x = rows * C;
+    pl.mean = bc->norm == NORM_LAYER ? rows : 0;
+    pl.rstd = rows;
+    pl.u = rows * 2 * Hd;
+    pl.m = rows * E;
+    pl.v = rows * Hd;
+    pl.saved = mixer_saved_floats(bc->mixer, &bc->mcfg, B, H, W);
+    pl.state = pl.x + pl.mean + pl.rstd + pl.u + pl.m + pl.v + pl.saved;
+    pl.fwd_ws = rows * C + bc->mixer->workspace_floats(be, &bc->mcfg, B, H, W);
+    pl.bwd_ws = rows * (Hd + 2 * Hd + E + 2 * C) + bc->mixer->backward_workspace_floats(be, &bc->mcfg, B, H, W);
+    return pl;
+}
+
+void block_train_bind(const block_config *bc, const block_train_plan *pl, float *base, block_train_state *st)
+{
+    (void)bc;
+    st->x = base;
+    st->mean = pl->mean ? st->x + pl->x : NULL;
+    st->rstd = st->x + pl->x + pl->mean;
+    st->u = st->rstd + pl->rstd;
+    st->m = st->u + pl->u;
+    st->v = st->m + pl->m;
+    st->saved = st->v + pl->v;
+}
+
+void block_forward_train(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H,
+                         int W, const block_train_state *st, float *ws)
+{
+    const size_t rows = (size_t)B * H * W, C = (size_t)bc->dim;
+    const int Hd = bc->hidden, E = bc->conv_ch;
+    const size_t ldu = 2 * (size_t)Hd;
+    float *t = ws, *mws = ws + rows * C;
+    be->copy_rows(st->x, C, x, C, C, rows);
+    if (bc->norm == NORM_RMS)
+        be->rmsnorm(t, C, st->rstd, x, C, p->norm_w, rows, bc->dim, bc->norm_eps);
+    else
+        be->layernorm(t, C, st->mean, st->rstd, x, C, p->norm_w, p->norm_b, rows, bc->dim, bc->norm_eps);
+    be->linear(st->u, ldu, t, C, p->fc1_w, p->fc1_b, rows, bc->dim, 2 * Hd, 0);
+    bc->mixer->forward(be, &bc->mcfg, (const float *const *)p->mixer, st->m, st->saved, st->u + (2 * Hd - E), ldu,
+                       mws, B, H, W);
+    be->gate(st->v, (size_t)Hd, st->u, st->m, rows, Hd, E, bc->act);
+    be->linear(x, C, st->v, (size_t)Hd, p->fc2_w, p->fc2_b, rows, Hd, bc->dim, 1);
+}
+
+void block_backward(const backend *be, const block_config *bc, const block_params *p, const block_params *d_p,
+                    float *d_x, const block_train_state *st, float *ws, int B, int H, int W)
+{
+    const size_t rows = (size_t)B * H * W, C = (size_t)bc->dim;
+    const int Hd = bc->hidden, E = bc->conv_ch;
+    const size_t ldu = 2 * (size_t)Hd;
+    float *d_v = ws, *d_u = d_v + rows * Hd, *d_m = d_u + rows * ldu, *t = d_m + rows * E, *d_t = t + rows * C;
+    float *mws = d_t + rows * C;
+    be->zero(d_v, rows * ((size_t)Hd + ldu + (size_t)E) * sizeof *d_v);
+    /* x_out = x_in + v · fc2ᵀ + b2: d_x (= d_x_out) is fc2's upstream gradient */
+    be->linear_bwd(d_v, (size_t)Hd, d_p->fc2_w, d_p->fc2_b, d_x, C, st->v, (size_t)Hd, p->fc2_w, rows, Hd, bc->dim);
+    be->gate_bwd(d_u, d_m, d_v, (size_t)Hd, st->u, st->m, rows, Hd, E, bc->act);
+    /* the mixer read c = u[:, 2Hd-E:]; its input gradient goes to the same columns of d_u */
+    bc->mixer->backward(be, &bc->mcfg, (const float *const *)p->mixer, d_p->mixer, d_u + (2 * Hd - E), ldu, d_m,
+                        st->u + (2 * Hd - E), ldu, st->saved, mws, B, H, W);
+    /* u = t · fc1ᵀ + b1, t = norm(x_in) recomputed exactly as the forward made it */
+    if (bc->norm == NORM_RMS)
+        be->rmsnorm(t, C, NULL, st->x, C, p->norm_w, rows, bc->dim, bc->norm_eps);
+    else
+        be->layernorm(t, C, NULL, NULL, st->x, C, p->norm_w, p->norm_b, rows, bc->dim, bc->norm_eps);
+    be->zero(d_t, rows * C * sizeof *d_t);
+    be->linear_bwd(d_t, C, d_p->fc1_w, d_p->fc1_b, d_u, ldu, t, C, p->fc1_w, rows, bc->dim, 2 * Hd);
+    /* the residual: d_x_in = d_x_out + the norm's backward of d_t */
+    if (bc->norm == NORM_RMS)
+        be->rmsnorm_bwd(d_x, C, d_p->norm_w, d_t, C, st->x, C, p->norm_w, st->rstd, rows, bc->dim);
+    else
+        be->layernorm_bwd(d_x, C, d_p->norm_w, d_p->norm_b, d_t, C, st->x, C, p->norm_w, st->mean, st->rstd, rows,
+                          bc->dim);
 }
 
 /* ---- the gate op ---- */
@@ -183,6 +263,26 @@ void gate_forward(float *v, size_t ld_v, const float *u, const float *m, size_t 
             continue;
         size_t n = rows - r0 < chunk ? rows - r0 : chunk;
         gate_rows(v + r0 * ld_v, ld_v, u + r0 * 2 * (size_t)Hd, m + r0 * (size_t)E, n, Hd, E, act);
+    }
+}
+
+void gate_backward(float *d_u, float *d_m, const float *d_v, size_t ld_dv, const float *u, const float *m,
+                   size_t rows, int Hd, int E, act_kind act)
+{
+    const int ni = Hd - E;
+    const size_t ld = 2 * (size_t)Hd;
+#pragma omp parallel for schedule(static) if (rows * (size_t)Hd > 32768)
+    for (size_t r = 0; r < rows; r++) {
+        const float *g = u + r * ld, *i = g + Hd, *c = m + r * (size_t)E, *dv = d_v + r * ld_dv;
+        float *dg = d_u + r * ld, *di = dg + Hd, *dm = d_m + r * (size_t)E;
+        for (int j = 0; j < Hd; j++) {
+            const float a = act_apply(act, g[j]), other = j < ni ? i[j] : c[j - ni];
+            dg[j] += dv[j] * act_grad(act, g[j]) * other;
+            if (j < ni)
+                di[j] += dv[j] * a;
+            else
+                dm[j - ni] += dv[j] * a;
+        }
     }
 }
 

@@ -85,8 +85,58 @@ block_sizes block_buffer_floats(const backend *be, const block_config *bc, int B
 void block_forward(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H, int W,
                    const block_buffers *buf);
 
+/* ---- training: a forward that keeps what the backward needs, and the backward ----
+ *
+ * A training plan gives every block its own block_train_state (sized by
+ * block_train_sizes, carved from one buffer by block_train_bind) and shares
+ * one forward and one backward workspace among all blocks. The training
+ * forward runs the primitives unfused (the fused CPU halves stay the inference
+ * path, bit for bit); its x update is the same math as block_forward's. */
+typedef struct {
+    float *x;     /* (rows, C)   the block's input as it entered (the norm's backward reads it) */
+    float *mean;  /* (rows)      LayerNorm's row means; NULL for RMSNorm */
+    float *rstd;  /* (rows)      the norm's 1/sqrt(var + eps) (RMSNorm: 1/sqrt(mean(x²) + eps)) */
+    float *u;     /* (rows, 2Hd) fc1's output, g | i | c: the gate's pre-activation and the mixer's input */
+    float *m;     /* (rows, E)   the mixer's output */
+    float *v;     /* (rows, Hd)  the gate's output, fc2's input */
+    float *saved; /* the mixer's saved buffer (mixer_saved_floats floats) */
+} block_train_state;
+
+/* Floats of each part of one block's training state (0 for mean with RMSNorm), their sum
+ * (`state`, what block_train_bind carves, in the order of block_train_state), and the two shared
+ * workspaces: forward = the normed rows t (rows × C) + the mixer's forward workspace; backward =
+ * d_v (rows × Hd) + d_u (rows × 2Hd) + d_m (rows × E) + t and d_t (rows × C each) + the mixer's
+ * backward workspace (for bc->mcfg.threads threads). */
+typedef struct {
+    size_t x, mean, rstd, u, m, v, saved;
+    size_t state;
+    size_t fwd_ws, bwd_ws;
+} block_train_plan;
+
+block_train_plan block_train_sizes(const backend *be, const block_config *bc, int B, int H, int W);
+/* Points st's buffers into base (plan.state floats, memory of the backend), in struct order. */
+void block_train_bind(const block_config *bc, const block_train_plan *plan, float *base, block_train_state *st);
+
+/* x (B,H,W,C) += block(x), as block_forward, keeping x's old value, the norm statistics, u, m, v
+ * and the mixer's saved buffer in st; ws of plan.fwd_ws floats. */
+void block_forward_train(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H,
+                         int W, const block_train_state *st, float *ws);
+
+/* The backward of block_forward_train. d_x holds d(loss)/d(x_out) on entry and d(loss)/d(x_in) on
+ * return: the residual passes it through and the path's gradient is added to it (d_x_in = d_x_out +
+ * ∂path). d_p, views of a gradient set laid out like the parameters (block_bind on it), accumulates
+ * every one of the block's gradients; st is what the forward kept; ws of plan.bwd_ws floats.
+ * Order: fc2 (linear_bwd), the gate, the mixer (into d_u's c columns), fc1 on the normed rows
+ * recomputed from st->x and the saved statistics, the norm (into d_x). */
+void block_backward(const backend *be, const block_config *bc, const block_params *p, const block_params *d_p,
+                    float *d_x, const block_train_state *st, float *ws, int B, int H, int W);
+
 /* ---- the gate op and the CPU's fused halves (contracts in blocks/backend.h) ---- */
 void gate_forward(float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd, int E, act_kind act);
+/* v = act(g)·[i | m]: d_g += d_v·act'(g)·[i | m], d_i += d_v·act(g), d_m += d_v·act(g) (exact erf GELU);
+ * d_u rows 2·Hd apart like u, its c columns untouched. Row-parallel. */
+void gate_backward(float *d_u, float *d_m, const float *d_v, size_t ld_dv, const float *u, const float *m,
+                   size_t rows, int Hd, int E, act_kind act);
 
 /* The CPU chunks the block's pointwise halves: at most BLOCK_CHUNK_ROWS tokens,
  * a whole number of equal chunks per thread, each with a single-threaded

@@ -27,10 +27,18 @@ static size_t identity_workspace(const backend *be, const mixer_config *cfg, int
 }
 
 static void identity_forward(const backend *be, const mixer_config *cfg, const float *const *p, float *out,
-                             const float *in, size_t ld_in, float *ws, int B, int H, int W)
+                             float *saved, const float *in, size_t ld_in, float *ws, int B, int H, int W)
 {
-    (void)p, (void)ws;
+    (void)p, (void)ws, (void)saved;
     be->copy_rows(out, (size_t)cfg->channels, in, ld_in, (size_t)cfg->channels, (size_t)B * H * W);
+}
+
+static void identity_backward(const backend *be, const mixer_config *cfg, const float *const *p, float *const *dp,
+                              float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                              const float *saved, float *ws, int B, int H, int W)
+{
+    (void)p, (void)dp, (void)in, (void)ld_in, (void)saved, (void)ws;
+    be->copy_rows_bwd(d_in, ld_din, d_out, (size_t)cfg->channels, (size_t)cfg->channels, (size_t)B * H * W);
 }
 
 const mixer_ops mixer_identity = {
@@ -44,9 +52,11 @@ const mixer_ops mixer_identity = {
     .macs = identity_macs,
     .activation_floats = mixer_output_floats,
     .workspace_floats = identity_workspace,
+    .backward_workspace_floats = identity_workspace,
     .init = NULL,
     .infer = NULL,
     .supports = NULL,
     .describe = NULL,
     .forward = identity_forward,
+    .backward = identity_backward,
 };

@@ -18,6 +18,17 @@ void merge_2x2(float *out, const float *x, int B, int h, int w, int C);
 void insert_token(float *out, const float *in, const float *tok, const float *pos, int B, size_t L, size_t at,
                   int C);
 
+/* The backwards (contracts in blocks/backend.h), each accumulating into its gradient:
+ * copy_rows: d_src rows += d_dst rows; scale: d_x += s·d_y; merge_2x2: each input pixel's gradient is
+ * its slot of the merged output (an odd last row or column gets none); insert_token: d_in gets every
+ * token but the inserted one, d_tok the sum over the batch at position `at`, d_pos the sum over the
+ * batch at every position (summed in batch order). */
+void copy_rows_backward(float *d_src, size_t ld_dsrc, const float *d_dst, size_t ld_ddst, size_t n, size_t rows);
+void scale_backward(float *d_x, const float *d_y, size_t n, float s);
+void merge_2x2_backward(float *d_x, const float *d_out, int B, int h, int w, int C);
+void insert_token_backward(float *d_in, float *d_tok, float *d_pos, const float *d_out, int B, size_t L, size_t at,
+                           int C);
+
 /* The CUDA kernels (layout.cu), on device pointers. */
 void copy_rows_cuda(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t n, size_t rows);
 void scale_cuda(float *x, size_t n, float s);

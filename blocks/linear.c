@@ -55,3 +55,41 @@ void linear_forward(float *out, size_t ld_out, const float *in, size_t ld_in, co
                     in + r0 * ld_in, (int)ld_in, w, in_f, beta, out + r0 * ld_out, (int)ld_out);
     }
 }
+
+/* ---- backward ---- */
+
+#define COLSUM_BLOCK 16
+
+void column_sums_add(float *d_b, const float *x, size_t ld, size_t rows, int n)
+{
+    const int nblk = (n + COLSUM_BLOCK - 1) / COLSUM_BLOCK;
+#pragma omp parallel for schedule(static) if (rows * (size_t)n > 65536)
+    for (int k = 0; k < nblk; k++) {
+        const int c0 = k * COLSUM_BLOCK, nc = n - c0 < COLSUM_BLOCK ? n - c0 : COLSUM_BLOCK;
+        double s[COLSUM_BLOCK] = {0};
+        for (size_t r = 0; r < rows; r++)
+            for (int j = 0; j < nc; j++)
+                s[j] += x[r * ld + c0 + j];
+        for (int j = 0; j < nc; j++)
+            d_b[c0 + j] += (float)s[j];
+    }
+}
+
+void linear_backward(float *d_in, size_t ld_din, float *d_w, float *d_b, const float *d_out, size_t ld_dout,
+                     const float *in, size_t ld_in, const float *w, size_t rows, int in_f, int out_f)
+{
+    if (rows == 0)
+        return;
+    for (size_t r0 = 0; r0 < rows; r0 += LINEAR_MAX_ROWS) {
+        const size_t m = rows - r0 < LINEAR_MAX_ROWS ? rows - r0 : LINEAR_MAX_ROWS;
+        const float *dy = d_out + r0 * ld_dout;
+        if (d_in)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, in_f, out_f, 1.0f, dy, (int)ld_dout, w,
+                        in_f, 1.0f, d_in + r0 * ld_din, (int)ld_din);
+        if (d_w)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_f, in_f, (int)m, 1.0f, dy, (int)ld_dout,
+                        in + r0 * ld_in, (int)ld_in, 1.0f, d_w, in_f);
+    }
+    if (d_b)
+        column_sums_add(d_b, d_out, ld_dout, rows, out_f);
+}

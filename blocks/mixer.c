@@ -52,9 +52,15 @@ ml_status mixer_supports(const mixer_ops *ops, const backend *be, const mixer_co
     return ML_OK;
 }
 
-size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W)
+size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W, int training)
 {
+    (void)training;
     return (size_t)B * H * W * (size_t)cfg->channels;
+}
+
+size_t mixer_saved_floats(const mixer_ops *ops, const mixer_config *cfg, int B, int H, int W)
+{
+    return ops->activation_floats(cfg, B, H, W, 1) - ops->activation_floats(cfg, B, H, W, 0);
 }
 
 mixer_config mixer_config_default(int width, int channels)

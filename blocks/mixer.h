@@ -57,11 +57,15 @@ typedef struct mixer_ops {
     /* Fills out (if not NULL) and returns the number of parameter tensors. */
     int (*param_specs)(const mixer_config *cfg, param_spec *out);
     uint64_t (*macs)(const mixer_config *cfg, int B, int H, int W, const macs_opts *o);
-    /* Activation floats: the output (B,H,W,E) plus anything the forward keeps
-     * for a backward pass (nothing yet: forward only). */
-    size_t (*activation_floats)(const mixer_config *cfg, int B, int H, int W);
-    /* Floats of scratch the forward needs on backend be. */
+    /* Activation floats: the output (B,H,W,E) when training = 0 (inference keeps
+     * nothing else, so memory reports are the output alone); with training = 1,
+     * the output plus the `saved` buffer its training forward fills for the
+     * backward (mixer_saved_floats: that part alone). */
+    size_t (*activation_floats)(const mixer_config *cfg, int B, int H, int W, int training);
+    /* Floats of scratch the forward needs on backend be (inference or training). */
     size_t (*workspace_floats)(const backend *be, const mixer_config *cfg, int B, int H, int W);
+    /* Floats of scratch the backward needs on be (for cfg->threads threads). */
+    size_t (*backward_workspace_floats)(const backend *be, const mixer_config *cfg, int B, int H, int W);
     /* Fills the PARAM_INIT_CUSTOM tensors; may be NULL when there are none. */
     void (*init)(const mixer_config *cfg, float *const *params, rng_state *rng);
     /* Sets the sizes (E, N, R, K) from the shapes of the bare parameters, for
@@ -74,18 +78,28 @@ typedef struct mixer_ops {
     /* Appends its settings for a one-line description (", N 16, R 24"); may be NULL. */
     void (*describe)(const mixer_config *cfg, char *buf, size_t n);
     /* out (B,H,W,E) contiguous = mixer(in (B,H,W,E), tokens ld_in floats
-     * apart), every pointer memory of be; ws of workspace_floats. */
-    void (*forward)(const backend *be, const mixer_config *cfg, const float *const *params, float *out,
+     * apart), every pointer memory of be; ws of workspace_floats. saved: NULL
+     * in inference (nothing beyond out is written, and out is what it always
+     * was); in training mixer_saved_floats floats where the forward leaves what
+     * its backward reads (each mixer's .c says what, in which layout). */
+    void (*forward)(const backend *be, const mixer_config *cfg, const float *const *params, float *out, float *saved,
                     const float *in, size_t ld_in, float *ws, int B, int H, int W);
-    /* The backward sibling (the training issue): accumulates d_params (laid
-     * out as params) and d_in; NULL until then. */
+    /* The backward: given d_out (B,H,W,E) contiguous, the forward's input
+     * (unchanged since) and its saved buffer, accumulates (+=) d_in (tokens
+     * ld_din apart) and every d_params[i] (laid out as params[i]; none NULL);
+     * ws of backward_workspace_floats. Needs the backend's _bwd slots
+     * (backend_has_backward). Deterministic: the same inputs and thread count
+     * give bit-identical gradients. */
     void (*backward)(const backend *be, const mixer_config *cfg, const float *const *params, float *const *d_params,
-                     float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in, float *ws, int B,
-                     int H, int W);
+                     float *d_in, size_t ld_din, const float *d_out, const float *in, size_t ld_in,
+                     const float *saved, float *ws, int B, int H, int W);
 } mixer_ops;
 
-/* B·H·W·E: the activation_floats of a mixer that keeps nothing but its output. */
-size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W);
+/* B·H·W·E: the activation_floats of a mixer that keeps nothing but its output
+ * (its backward reads only its input), in inference and training alike. */
+size_t mixer_output_floats(const mixer_config *cfg, int B, int H, int W, int training);
+/* What a training forward keeps for the backward: activation_floats(training 1) - (training 0). */
+size_t mixer_saved_floats(const mixer_ops *ops, const mixer_config *cfg, int B, int H, int W);
 
 /* ML_OK when the mixer runs on be with cfg, else a usage error naming the mixer and the limit. */
 ml_status mixer_supports(const mixer_ops *ops, const backend *be, const mixer_config *cfg);

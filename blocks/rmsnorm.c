@@ -1,5 +1,7 @@
 #include "blocks/rmsnorm.h"
 
+#include "blocks/layernorm.h"
+
 #include "base/common.h"
 
 #include <math.h>
@@ -23,4 +25,26 @@ void rmsnorm_forward(float *out, size_t ld_out, float *rstd, const float *in, si
 #pragma omp parallel for schedule(static) if (rows * (size_t)C > 16384)
     for (size_t r = 0; r < rows; r++)
         rmsnorm_row(out + r * ld_out, rstd ? rstd + r : NULL, in + r * ld_in, w, C, eps);
+}
+
+/* ---- backward ---- */
+
+void rmsnorm_backward(float *d_in, size_t ld_din, float *d_w, const float *d_out, size_t ld_dout, const float *in,
+                      size_t ld_in, const float *w, const float *rstd, size_t rows, int C)
+{
+    if (d_in) {
+#pragma omp parallel for schedule(static) if (rows * (size_t)C > 16384)
+        for (size_t r = 0; r < rows; r++) {
+            const float *x = in + r * ld_in, *dy = d_out + r * ld_dout;
+            float *dx = d_in + r * ld_din;
+            const double s = rstd[r];
+            double dot = 0.0;
+            for (int c = 0; c < C; c++)
+                dot += (double)dy[c] * w[c] * x[c];
+            const double k = s * s * s * dot / C;
+            for (int c = 0; c < C; c++)
+                dx[c] += (float)(s * ((double)dy[c] * w[c]) - x[c] * k);
+        }
+    }
+    norm_param_grads(d_w, NULL, d_out, ld_dout, in, ld_in, NULL, rstd, rows, C);
 }

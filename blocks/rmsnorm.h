@@ -11,6 +11,12 @@
 void rmsnorm_forward(float *out, size_t ld_out, float *rstd, const float *in, size_t ld_in, const float *w /* [C] */,
                      size_t rows, int C, float eps);
 
+/* The backward (contract in blocks/backend.h: rmsnorm_bwd): with r = rstd, ĝ = d_out·w,
+ *   d_in += r·ĝ − in · r³ · mean(ĝ·in),  d_w += Σ_rows d_out·in·r.
+ * d_in or d_w may be NULL; d_w is reduced in row order per column block (as layernorm_backward). */
+void rmsnorm_backward(float *d_in, size_t ld_din, float *d_w, const float *d_out, size_t ld_dout, const float *in,
+                      size_t ld_in, const float *w, const float *rstd, size_t rows, int C);
+
 static inline uint64_t rmsnorm_macs(size_t rows, int C) { return 4ull * rows * (uint64_t)C; }
 
 /* The CUDA kernel (rmsnorm.cu, CUDA builds only): the same on device pointers, one warp per row. */

@@ -31,6 +31,19 @@ static inline size_t ssm_scan_core_workspace(int B, size_t L, int E, int N)
     (void)B, (void)L;
     return (size_t)E * (size_t)N;
 }
+/* The backwards (contracts in blocks/backend.h: conv1d_silu_bwd, scan_bwd). The scan's: every
+ * (sequence, 8-channel block) in parallel inside a chunk, chunks last to first; dB and dC (sums over
+ * channels) go through per-block lane sums added in block order, dA and dD through per-(sequence,
+ * block) partials added in sequence order, so no sum depends on the thread count. Its workspace,
+ * ssm_scan_core_backward_workspace, is O(B·E·N + threads·SSM_CHUNK·N·8), independent of L. */
+void ssm_conv1d_silu_backward(float *d_x, size_t ld_dx, float *d_w, float *d_b, const float *d_u, const float *x,
+                              size_t ld_x, const float *w, const float *b, int B, size_t L, int E, int K,
+                              int reverse);
+void ssm_scan_core_backward(float *d_u, float *d_delta, float *d_xdbl, float *d_A_log, float *d_D, const float *d_y,
+                            const float *u, const float *delta, const float *xdbl, size_t ldx, int R,
+                            const float *A_log, const float *D, const float *states, int B, int H, int W, int E,
+                            int N, ssm_order order, int reverse, int delta_softplus, float *ws, int threads);
+size_t ssm_scan_core_backward_workspace(int B, size_t L, int E, int N, int threads);
 
 /* The CUDA kernels (ssm.cu, CUDA builds only), on device pointers; the
  * chunked scan (ssm_chunk.h) keeps d_state <= SSM_CUDA_MAX_STATE and its ws
@@ -55,7 +68,10 @@ void ssm_scan_core_cuda(float *y, float *states, int accumulate, const float *u,
  *   h_t = exp(Δ_t A) h_{t-1} + Δ_t u_t B_t;  y_t = h_t · C_t + D u_t
  * y (B, L, E) is written (accumulate = 0) or added to (accumulate = 1) in raster
  * order. ws holds ssm_direction_workspace floats: xdbl (B, L, R+2N), Δ (B, L, E),
- * then the scan core's workspace. */
+ * then the scan core's workspace. saved (NULL in inference) gets what the
+ * direction's backward needs, ssm_direction_saved_floats in this order:
+ * xdbl (B, L, R+2N), Δ after the softplus (B, L, E), the scan's state entering
+ * each chunk (B, chunks, N, E); xdbl and Δ are then made there instead of in ws. */
 typedef struct {
     const float *x_proj;  /* [R+2N, E] */
     const float *dt_proj; /* [E, R] */
@@ -65,8 +81,33 @@ typedef struct {
 } ssm_params;
 
 size_t ssm_direction_workspace(const backend *be, int B, size_t L, int E, int N, int R);
+size_t ssm_direction_saved_floats(int B, size_t L, int E, int N, int R);
 void ssm_direction_forward(const backend *be, float *y, int accumulate, const float *u, const ssm_params *p, int B,
-                           int H, int W, int E, int N, int R, ssm_order order, int reverse, float *ws);
+                           int H, int W, int E, int N, int R, ssm_order order, int reverse, float *ws, float *saved);
+
+/* One direction's gradients, laid out as ssm_params; they accumulate. */
+typedef struct {
+    float *x_proj, *dt_proj, *dt_bias, *A_log, *D;
+} ssm_grads;
+
+/* The direction's backward, given d_y (B, L, E) and what its forward saved: the scan's backward
+ * (dΔ through the softplus from the saved Δ), then dt_proj's and x_proj's (linear_bwd); d_u (B, L, E)
+ * accumulates. ws of ssm_direction_backward_workspace floats: d_xdbl (B, L, R+2N), dΔ_pre (B, L, E)
+ * and the scan backward's, for up to `threads` threads. */
+size_t ssm_direction_backward_workspace(const backend *be, int B, size_t L, int E, int N, int R, int threads);
+void ssm_direction_backward(const backend *be, float *d_u, const ssm_grads *dp, const float *d_y, const float *u,
+                            const ssm_params *p, const float *saved, int B, int H, int W, int E, int N, int R,
+                            ssm_order order, int reverse, float *ws, int threads);
+
+/* One conv1d + scan branch (the `ssm` mixer, and each branch of ssm_bidir) in training: its saved
+ * set is u = SiLU(conv1d(x)) (B, L, E) then the direction's (ssm_direction_saved_floats); the
+ * backward, given d_y (B, L, E), accumulates d_in and the branch's seven gradients (dp in
+ * SSM_DIRECTION_PARAMS order; reverse as the forward's); ws of ssm_branch_backward_workspace. */
+size_t ssm_branch_saved_floats(const mixer_config *c, int B, int H, int W);
+size_t ssm_branch_backward_workspace(const backend *be, const mixer_config *c, int B, int H, int W);
+void ssm_branch_backward(const backend *be, const mixer_config *c, const float *const *p, float *const *dp,
+                         float *d_in, size_t ld_din, const float *d_y, const float *in, size_t ld_in,
+                         const float *saved, int reverse, float *ws, int B, int H, int W);
 
 /* MACs of one direction's scan core (not its projections) under a convention. */
 uint64_t ssm_scan_macs(size_t L, int E, int N, scan_convention s);

@@ -13,6 +13,8 @@ static const char mixer_usage[] =
     "                      [--device cpu|cuda]\n"
     "       mixerlab mixer --name NAME --random [--seed S] --channels E --res HxW [--batch B]\n"
     "                      [--kernel K] [--d-state N] [--head-size HS] [--output Y.safetensors]\n"
+    "       mixerlab mixer --name NAME --weights W --input X --grad-output GO.safetensors\n"
+    "                      --output Y.safetensors [--head-size HS] [--threads N]\n"
     "\n"
     "Runs one token mixer on tensor 'input' (B,H,W,E), channels-last, and writes tensor\n"
     "'output' (B,H,W,E). With --weights the parameters carry their bare upstream names\n"
@@ -20,16 +22,19 @@ static const char mixer_usage[] =
     "dt_proj.bias, A_log, D for ssm) and their shapes set E, N, R and K; attention uses\n"
     "head size 32 unless --head-size says otherwise. With --random, seeded weights\n"
     "(initialised as upstream) and a seeded standard-normal input of the given size.\n"
+    "With --grad-output, also the backward (CPU): GO holds 'grad_output' (B,H,W,E),\n"
+    "and Y gets 'output', 'grad_input' and 'grad.<name>' for every parameter.\n"
     "\n"
     "  --name NAME    a registered mixer (mixerlab list)\n"
     "  --repeat N     timed runs after one warm-up (default 3)\n"
     "  --device D     cpu (default) or cuda (CUDA-event timing)\n"
+    "  --grad-output GO  upstream gradient for a backward pass (needs --output; cpu)\n"
     "  --threads N    CPU threads (default: all cores)\n"
     "\n"
     "example: mixerlab mixer --name ssm --random --channels 384 --res 56x56 --output y.safetensors\n";
 
 typedef struct {
-    const char *name, *weights, *input, *output;
+    const char *name, *weights, *input, *output, *grad_output;
     long channels, batch, kernel, d_state, head_size, threads, repeat, h, w;
     uint64_t seed;
     int random, cuda;
@@ -61,6 +66,7 @@ static ml_status parse_mixer(int argc, char **argv, mix_args *a)
         OPT_STRING("--weights", &a->weights),
         OPT_STRING("--input", &a->input),
         OPT_STRING("--output", &a->output),
+        OPT_STRING("--grad-output", &a->grad_output),
         OPT_FLAG("--random", &a->random),
         OPT_LONG("--channels", &a->channels, 1, 65536),
         OPT_STRING("--res", &res),
@@ -89,6 +95,10 @@ static ml_status parse_mixer(int argc, char **argv, mix_args *a)
     } else if (!a->weights || !a->input) {
         return ml_fail(ML_ERR_USAGE, "mixer: give --weights and --input, or --random");
     }
+    if (a->grad_output && !a->output)
+        return ml_fail(ML_ERR_USAGE, "mixer: --grad-output needs --output (where the gradients go)");
+    if (a->grad_output && a->cuda)
+        return ml_fail(ML_ERR_USAGE, "mixer: --grad-output runs on the CPU (the CUDA backend has no backward yet)");
     return ML_OK;
 }
 
@@ -135,7 +145,8 @@ static ml_status make_mixer(const mix_args *a, int E, mixer_instance *mi)
     st_file fw;
     memset(mi, 0, sizeof *mi);
     ML_TRY(st_open(&fw, a->weights));
-    static const char *const allowed[] = {"input", "output", NULL};
+    /* a file this command wrote (or a gradient fixture) may hold the backward's tensors too */
+    static const char *const allowed[] = {"input", "output", "grad_output", "grad_input", "grad.*", NULL};
     ml_status s = mixer_instance_load(mi, a->name, &fw, E, (int)a->head_size, allowed);
     st_close(&fw);
     return s;
@@ -167,6 +178,58 @@ static ml_status run_mixer(target *t, const mix_args *a, const float *in, float 
     printf("time: median %.3f ms, min %.3f ms over %d runs after 1 warm-up\n", st.median_ms, st.min_ms, st.samples);
     timer_stats_free(&st);
     return ML_OK;
+}
+
+/* The backward on the CPU: grad_output (B,H,W,E) from its file, the training forward and the
+ * backward; Y gets output, grad_input and grad.<name> for every parameter. */
+static ml_status run_backward(const target *t, const mix_args *a, const float *in, int B, int H, int W)
+{
+    const mixer_instance *mi = &t->mi;
+    const size_t n = t->n_in;
+    const int64_t shape[4] = {B, H, W, mi->cfg.channels};
+    float *go = NULL, *y = NULL, *gi = NULL, *saved = NULL, *ws = NULL, *bws = NULL, *dp[MIXER_MAX_PARAMS] = {0};
+    st_entry e[2 + MIXER_MAX_PARAMS];
+    char names[MIXER_MAX_PARAMS][PARAM_NAME_MAX + 8];
+    st_file fg;
+    ML_TRY(st_open(&fg, a->grad_output));
+    ml_status s = ML_OK;
+    if (!(go = ml_malloc(n * sizeof *go, "grad_output")))
+        s = ML_ERR_NOMEM;
+    if (s == ML_OK)
+        s = st_load(&fg, "grad_output", 4, shape, go);
+    st_close(&fg);
+    const size_t nsav = mixer_instance_saved_floats(mi, B, H, W), nws = mixer_instance_workspace(mi, B, H, W);
+    const size_t nbws = mixer_instance_backward_workspace(mi, B, H, W);
+    if (s == ML_OK)
+        s = ml_check_fits((double)(3 * n + nsav + nws + nbws) * sizeof(float), "this backward run");
+    if (s == ML_OK && (!(y = ml_malloc(n * sizeof *y, "output")) || !(gi = ml_calloc(n, sizeof *gi, "grad_input")) ||
+                       !(saved = ml_malloc((nsav ? nsav : 1) * sizeof *saved, "saved activations")) ||
+                       !(ws = ml_malloc((nws ? nws : 1) * sizeof *ws, "workspace")) ||
+                       !(bws = ml_malloc((nbws ? nbws : 1) * sizeof *bws, "backward workspace"))))
+        s = ML_ERR_NOMEM;
+    for (int i = 0; i < mi->nparams && s == ML_OK; i++)
+        if (!(dp[i] = ml_calloc(param_spec_numel(&mi->specs[i]), sizeof(float), mi->specs[i].name)))
+            s = ML_ERR_NOMEM;
+    if (s == ML_OK) {
+        mixer_instance_run_train(mi, y, saved, in, B, H, W, ws);
+        mixer_instance_backward(mi, dp, gi, go, in, saved, B, H, W, bws);
+        e[0] = (st_entry){"output", 4, {B, H, W, mi->cfg.channels}, y};
+        e[1] = (st_entry){"grad_input", 4, {B, H, W, mi->cfg.channels}, gi};
+        for (int i = 0; i < mi->nparams; i++) {
+            snprintf(names[i], sizeof names[i], "grad.%s", mi->specs[i].name);
+            e[2 + i] = (st_entry){names[i], mi->specs[i].ndim, {0}, dp[i]};
+            for (int d = 0; d < mi->specs[i].ndim; d++)
+                e[2 + i].shape[d] = mi->specs[i].shape[d];
+        }
+        const char *meta[] = {"mixer", a->name, NULL};
+        s = st_write(a->output, e, 2 + mi->nparams, meta);
+        if (s == ML_OK)
+            printf("wrote output, grad_input and %d parameter gradients to %s\n", mi->nparams, a->output);
+    }
+    for (int i = 0; i < mi->nparams; i++)
+        free(dp[i]);
+    free(go), free(y), free(gi), free(saved), free(ws), free(bws);
+    return s;
 }
 
 static int cmd_mixer(int argc, char **argv)
@@ -210,7 +273,9 @@ static int cmd_mixer(int argc, char **argv)
         s = ML_ERR_NOMEM;
     if (s == ML_OK)
         s = run_mixer(&t, &a, in, out);
-    if (s == ML_OK && a.output) {
+    if (s == ML_OK && a.grad_output)
+        s = run_backward(&t, &a, in, B, H, W);
+    else if (s == ML_OK && a.output) {
         st_entry e = {"output", 4, {B, H, W, t.mi.cfg.channels}, out};
         const char *meta[] = {"mixer", a.name, NULL};
         s = st_write(a.output, &e, 1, meta);

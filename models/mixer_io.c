@@ -83,8 +83,11 @@ ml_status mixer_instance_load(mixer_instance *mi, const char *name, const st_fil
         int known = 0;
         for (int k = 0; k < mi->nparams && !known; k++)
             known = strcmp(mi->specs[k].name, tn) == 0;
-        for (int k = 0; allowed && allowed[k] && !known; k++)
-            known = strcmp(allowed[k], tn) == 0;
+        for (int k = 0; allowed && allowed[k] && !known; k++) {
+            const size_t len = strlen(allowed[k]);
+            known = len && allowed[k][len - 1] == '*' ? strncmp(allowed[k], tn, len - 1) == 0
+                                                       : strcmp(allowed[k], tn) == 0;
+        }
         if (!known)
             return ml_fail(ML_ERR_FORMAT, "'%s': unexpected tensor '%s' (not a parameter of %s)", f->path, tn,
                            name);
@@ -161,7 +164,33 @@ size_t mixer_instance_workspace(const mixer_instance *mi, int B, int H, int W)
 
 void mixer_instance_run(const mixer_instance *mi, float *out, const float *in, int B, int H, int W, float *ws)
 {
-    mi->ops->forward(mi->be, &mi->cfg, (const float *const *)mi->dev, out, in, (size_t)mi->cfg.channels, ws, B, H, W);
+    mi->ops->forward(mi->be, &mi->cfg, (const float *const *)mi->dev, out, NULL, in, (size_t)mi->cfg.channels, ws, B, H,
+                     W);
+}
+
+size_t mixer_instance_saved_floats(const mixer_instance *mi, int B, int H, int W)
+{
+    return mixer_saved_floats(mi->ops, &mi->cfg, B, H, W);
+}
+
+size_t mixer_instance_backward_workspace(const mixer_instance *mi, int B, int H, int W)
+{
+    return mi->ops->backward_workspace_floats(mi->be, &mi->cfg, B, H, W);
+}
+
+void mixer_instance_run_train(const mixer_instance *mi, float *out, float *saved, const float *in, int B, int H, int W,
+                              float *ws)
+{
+    mi->ops->forward(mi->be, &mi->cfg, (const float *const *)mi->dev, out, saved, in, (size_t)mi->cfg.channels, ws, B,
+                     H, W);
+}
+
+void mixer_instance_backward(const mixer_instance *mi, float *const *d_params, float *d_in, const float *d_out,
+                             const float *in, const float *saved, int B, int H, int W, float *ws)
+{
+    const size_t E = (size_t)mi->cfg.channels;
+    mi->ops->backward(mi->be, &mi->cfg, (const float *const *)mi->dev, d_params, d_in, E, d_out, in, E, saved, ws, B,
+                      H, W);
 }
 
 void mixer_instance_free(mixer_instance *mi)

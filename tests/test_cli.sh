@@ -281,6 +281,15 @@ if [ "$nmix" -lt 7 ] || [ "$(grep -c '"mixer":' "$tmp/out")" -ne $((2 * nmix)) ]
 fi
 expect 0 "" -- mixer --name ssm_2d --weights "$mx/ssm_2d_b.safetensors" --input "$mx/ssm_2d_b.safetensors" --output "$tmp/o.safetensors" --repeat 1
 [ -s "$tmp/o.safetensors" ] || { echo "FAIL: mixer wrote no output"; fails=$((fails + 1)); }
+# the backward of a lone mixer: a gradient fixture holds the weights, the input and grad_output
+gx="$fx/grads/ssm_b.safetensors"
+expect 2 "--grad-output needs --output" -- mixer --name ssm --weights "$gx" --input "$gx" --grad-output "$gx"
+expect 3 "cannot open '$tmp/nogo.safetensors'" -- mixer --name ssm --weights "$gx" --input "$gx" --grad-output "$tmp/nogo.safetensors" --output "$tmp/g.safetensors"
+expect 4 "missing tensor 'grad_output'" -- mixer --name ssm --weights "$gx" --input "$gx" --grad-output "$mx/ssm_a.safetensors" --output "$tmp/g.safetensors"
+expect 0 "" -- mixer --name ssm --weights "$gx" --input "$gx" --grad-output "$gx" --output "$tmp/g.safetensors" --repeat 0
+for t in output grad_input grad.A_log grad.conv1d.weight; do
+    grep -qaF "\"$t\"" "$tmp/g.safetensors" || { echo "FAIL: mixer --grad-output wrote no '$t'"; fails=$((fails + 1)); }
+done
 expect 0 "" -- forward --model vim_tiny --res 64 --repeat 0
 expect 0 "" -- forward --model "vmamba_tiny:d_state=4" --res 64 --repeat 0
 

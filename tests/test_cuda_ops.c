@@ -363,11 +363,11 @@ static void test_mixers(rng_state *r)
             CHECK(mixer_instance_random(&mi, o->name, &cfg, 11) == ML_OK, "%s: %s", o->name, ml_last_error());
             float *x = rand_floats(r, (size_t)B * H * W * ld, -1.5, 1.5), *ref = alloc_guarded(n);
             float *ws = malloc(mixer_instance_workspace(&mi, B, H, W) * sizeof *ws);
-            o->forward(cpu, &mi.cfg, (const float *const *)mi.params, ref, x, ld, ws, B, H, W);
+            o->forward(cpu, &mi.cfg, (const float *const *)mi.params, ref, NULL, x, ld, ws, B, H, W);
             CHECK(mixer_instance_to(&mi, gpu) == ML_OK, "%s to cuda: %s", o->name, ml_last_error());
             const size_t gw = mixer_instance_workspace(&mi, B, H, W);
             float *dws = dev_zeros(gw), *dx = to_dev(x, (size_t)B * H * W * ld), *dy = dev_zeros(n);
-            o->forward(gpu, &mi.cfg, (const float *const *)mi.dev, dy, dx, ld, dws, B, H, W);
+            o->forward(gpu, &mi.cfg, (const float *const *)mi.dev, dy, NULL, dx, ld, dws, B, H, W);
             char what[64];
             snprintf(what, sizeof what, "mixer %s B%d %dx%d E%d", o->name, B, H, W, E);
             compare(dy, ref, n, 1e-4, what);

@@ -148,7 +148,7 @@ static void test_ssm_chunked(void)
             memcpy(ref, y0, n * sizeof *ref);
             memcpy(y, y0, n * sizeof *y);
             ssm_direction_forward(&backend_cpu, ref, acc, u, &p, B, H, W, E, N, R, col_major ? SSM_COL_MAJOR : SSM_ROW_MAJOR,
-                                  reverse, ws);
+                                  reverse, ws, NULL);
             const float *xdbl = ws, *delta = ws + (size_t)B * L * ldx; /* as the CPU scan left them */
             for (int pass = 0; pass < 2; pass++) {
                 for (int b = 0; b < B; b++)

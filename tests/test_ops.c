@@ -464,7 +464,7 @@ static void test_identity(rng_state *r)
     size_t ld = 10, n = (size_t)B * H * W * E;
     float *x = rand_floats(r, (size_t)B * H * W * ld, -1, 1), *y = alloc_guarded(n);
     mixer_config mc = mixer_config_default(E, E);
-    mixer_identity.forward(&backend_cpu, &mc, NULL, y, x, ld, NULL, B, H, W);
+    mixer_identity.forward(&backend_cpu, &mc, NULL, y, NULL, x, ld, NULL, B, H, W);
     int exact = 1;
     for (size_t t = 0; t < (size_t)B * H * W; t++)
         exact &= memcmp(y + t * E, x + t * ld, (size_t)E * sizeof(float)) == 0;
