@@ -19,7 +19,7 @@ static const char eval_usage[] =
     "count unless M names one (num_classes=K).\n"
     "\n"
     "  --data D     fashion-mnist (Debian's dataset-fashion-mnist), or fashion-mnist:dir=PATH\n"
-    "  --weights W  a checkpoint (as mixerlab train writes it, timm's names); without it the\n"
+    "  --weights W  a checkpoint in safetensors with timm's names; without it the\n"
     "               model is initialised from --seed (a baseline: chance accuracy)\n"
     "  --res R      input resolution (default 32; the 28x28 images are resized)\n"
     "  --batch B    images per forward (default 100)\n"
