@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* per thread: a loader thread's failure never overwrites the main thread's message */
@@ -222,5 +224,40 @@ ml_status ml_size_add(size_t *out, const char *what, size_t a, size_t b)
     if (__builtin_add_overflow(a, b, out))
         return ml_fail(ML_ERR_USAGE, "%s: %zu + %zu is too large (does not fit in %zu bits)", what, a, b,
                        sizeof(size_t) * 8);
+    return ML_OK;
+}
+
+ml_status ml_read_file(const char *path, size_t max_bytes, const char *what, unsigned char **out, size_t *size)
+{
+    *out = NULL;
+    *size = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return ml_fail(ML_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return ml_fail(ML_ERR_IO, "cannot read '%s': not a regular file", path);
+    }
+    const size_t len = (size_t)st.st_size;
+    ml_status s = ML_OK;
+    if (max_bytes && len > max_bytes)
+        s = ml_fail(ML_ERR_FORMAT, "'%s': %zu bytes, over the %zu-byte limit for %s", path, len, max_bytes, what);
+    else if (!max_bytes)
+        s = ml_check_fits((double)len, what);
+    unsigned char *buf = s == ML_OK ? ml_malloc(len ? len : 1, path) : NULL;
+    if (s != ML_OK || !buf) {
+        fclose(fp);
+        return s != ML_OK ? s : ML_ERR_NOMEM;
+    }
+    const size_t got = fread(buf, 1, len, fp);
+    const int err = ferror(fp), saved = errno;
+    fclose(fp);
+    if (err || got != len) {
+        free(buf);
+        return ml_fail(ML_ERR_IO, "cannot read '%s': %s", path, err ? strerror(saved) : "short read");
+    }
+    *out = buf;
+    *size = len;
     return ML_OK;
 }

@@ -69,6 +69,13 @@ ml_status ml_size_product(size_t *out, const char *what, int n, const size_t *fa
 /* a + b, refused the same way when it wraps. */
 ml_status ml_size_add(size_t *out, const char *what, size_t a, size_t b);
 
+/* A whole regular file into a new buffer (*out, freed by the caller; *size
+ * bytes). A missing, unreadable or non-regular file (a directory, a FIFO, a
+ * device) is ML_ERR_IO; a file over max_bytes is ML_ERR_FORMAT naming `what`
+ * and the limit; with max_bytes 0 there is no limit but the memory this
+ * process can still get (ml_check_fits). */
+ml_status ml_read_file(const char *path, size_t max_bytes, const char *what, unsigned char **out, size_t *size);
+
 /* Checked allocation: on failure records ML_ERR_NOMEM naming what and how much. */
 void *ml_malloc(size_t bytes, const char *what);
 void *ml_calloc(size_t count, size_t size, const char *what);

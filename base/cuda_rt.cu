@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The error-check family: the failing statement, file and line, and CUDA's
- * own message, recorded as the current error. */
-#define CUDA_TRY(stmt)                                                                                    \
-    do {                                                                                                  \
-        cudaError_t e_ = (stmt);                                                                          \
-        if (e_ != cudaSuccess)                                                                            \
-            return ml_fail(ML_ERR_RUNTIME, "CUDA: %s failed at %s:%d: %s", #stmt, __FILE__, __LINE__,     \
-                           cudaGetErrorString(e_));                                                       \
-    } while (0)
-
 extern "C" int cuda_compiled(void) { return 1; }
 
 extern "C" const char *cuda_build_info(void)

@@ -76,4 +76,17 @@ void cuda_blas_status(int status, const char *call, const char *file, int line);
 #define CUDA_LAUNCHED() cuda_after_launch(__FILE__, __LINE__)
 #define CUBLAS_NOTE(stmt) cuda_blas_status((int)(stmt), #stmt, __FILE__, __LINE__)
 
+#ifdef __CUDACC__
+/* In CUDA sources: a runtime call that must succeed, or the function
+ * returns an ml_status naming the failing statement, file and line, and
+ * CUDA's own message. */
+#define CUDA_TRY(stmt)                                                                                    \
+    do {                                                                                                  \
+        cudaError_t e_ = (stmt);                                                                          \
+        if (e_ != cudaSuccess)                                                                            \
+            return ml_fail(ML_ERR_RUNTIME, "CUDA: %s failed at %s:%d: %s", #stmt, __FILE__, __LINE__,     \
+                           cudaGetErrorString(e_));                                                       \
+    } while (0)
+#endif
+
 #endif

@@ -441,33 +441,9 @@ ml_status image_decode_rgb8(image_rgb8 *out, const uint8_t *bytes, size_t size, 
 ml_status image_load_rgb8(image_rgb8 *out, const char *path, size_t max_pixels)
 {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return ml_fail(ML_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return ml_fail(ML_ERR_IO, "cannot read '%s': not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > IMAGE_MAX_FILE_BYTES) {
-        fclose(fp);
-        return ml_fail(ML_ERR_FORMAT, "'%s': %lld bytes, over the %zu-byte limit for an image file", path,
-                       (long long)st.st_size, IMAGE_MAX_FILE_BYTES);
-    }
-    size_t len = (size_t)st.st_size;
-    uint8_t *buf = ml_malloc(len, path);
-    if (!buf) {
-        fclose(fp);
-        return ML_ERR_NOMEM;
-    }
-    size_t got = fread(buf, 1, len, fp);
-    int err = ferror(fp);
-    int saved = errno;
-    fclose(fp);
-    if (err || got != len) {
-        free(buf);
-        return ml_fail(ML_ERR_IO, "cannot read '%s': %s", path, err ? strerror(saved) : "short read");
-    }
+    unsigned char *buf;
+    size_t len;
+    ML_TRY(ml_read_file(path, IMAGE_MAX_FILE_BYTES, "an image file", &buf, &len));
     ml_status s = image_decode_rgb8(out, buf, len, path, max_pixels);
     free(buf);
     return s;

@@ -8,16 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-/* The error-check family: the failing statement, file and line, and CUDA's
- * own message, recorded as the current error. */
-#define CUDA_TRY(stmt)                                                                                    \
-    do {                                                                                                  \
-        cudaError_t e_ = (stmt);                                                                          \
-        if (e_ != cudaSuccess)                                                                            \
-            return ml_fail(ML_ERR_RUNTIME, "CUDA: %s failed at %s:%d: %s", #stmt, __FILE__, __LINE__,     \
-                           cudaGetErrorString(e_));                                                       \
-    } while (0)
-
 /* The same check where the caller cannot return a status: the failure is
  * recorded for the next cuda_sync, which reports it. Returns 1 on success. */
 static int cuda_ok(cudaError_t e, const char *stmt, const char *file, int line)

@@ -32,41 +32,6 @@ void st_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
         snprintf(buf + used, n - used, "]");
 }
 
-static ml_status read_whole_file(const char *path, unsigned char **out, size_t *size)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return ml_fail(ML_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return ml_fail(ML_ERR_IO, "cannot read '%s': not a regular file", path);
-    }
-    size_t len = (size_t)st.st_size;
-    char what[64];
-    snprintf(what, sizeof what, "reading %s", "a safetensors file");
-    ml_status fit = ml_check_fits((double)len, what);
-    if (fit != ML_OK) {
-        fclose(fp);
-        return fit;
-    }
-    unsigned char *buf = ml_malloc(len, path);
-    if (!buf) {
-        fclose(fp);
-        return ML_ERR_NOMEM;
-    }
-    size_t got = fread(buf, 1, len, fp);
-    int err = ferror(fp);
-    fclose(fp);
-    if (err || got != len) {
-        free(buf);
-        return ml_fail(ML_ERR_IO, "cannot read '%s': %s", path, err ? strerror(errno) : "short read");
-    }
-    *out = buf;
-    *size = len;
-    return ML_OK;
-}
-
 static int cmp_by_begin(const void *a, const void *b)
 {
     const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
@@ -212,7 +177,7 @@ ml_status st_open(st_file *f, const char *path)
     unsigned char *bytes = NULL;
     size_t size = 0;
     memset(f, 0, sizeof *f);
-    ML_TRY(read_whole_file(path, &bytes, &size));
+    ML_TRY(ml_read_file(path, 0, "reading a safetensors file", &bytes, &size));
     return st_open_memory(f, path, bytes, size);
 }
 
