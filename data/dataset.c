@@ -3,8 +3,12 @@
 #include "base/rng.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 ml_status fashion_mnist_open(dataset *d, const char *dir, size_t limit);
+ml_status folder_open(dataset *d, const char *dir, size_t limit);
+
+#define KNOWN_DATASETS "fashion-mnist, folder:dir=PATH or an image folder's path"
 
 /* NAME[:key=value,...]: the name, and the value of key "dir" if given (other keys refused). */
 static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, size_t nd)
@@ -12,7 +16,7 @@ static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, 
     const char *colon = strchr(spec, ':');
     const size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
     if (len == 0 || len >= nn)
-        return ml_fail(ML_ERR_USAGE, "--data: '%.80s' is not a dataset name (known: fashion-mnist)", spec);
+        return ml_fail(ML_ERR_USAGE, "--data: '%.80s' is not a dataset name (known: " KNOWN_DATASETS ")", spec);
     memcpy(name, spec, len);
     name[len] = '\0';
     dir[0] = '\0';
@@ -34,14 +38,48 @@ static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, 
     return ML_OK;
 }
 
-ml_status dataset_open(dataset *d, const char *spec, size_t limit)
+dataset_options dataset_options_default(void)
+{
+    return (dataset_options){1.0, "bicubic", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0, 1};
+}
+
+/* A spec that names a folder by its path: a '/' in it, or a directory of that name. */
+static int is_folder_path(const char *spec)
+{
+    struct stat st;
+    return strchr(spec, '/') || (stat(spec, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
+ml_status dataset_open_with(dataset *d, const char *spec, size_t limit, const dataset_options *opt)
 {
     char name[64], dir[512];
     memset(d, 0, sizeof *d);
+    d->opt = opt ? *opt : dataset_options_default();
+    if (strcmp(spec, "fashion-mnist") != 0 && strncmp(spec, "fashion-mnist:", 14) != 0 &&
+        strncmp(spec, "folder:", 7) != 0 && is_folder_path(spec)) {
+        if (strlen(spec) >= sizeof d->source)
+            return ml_fail(ML_ERR_USAGE, "--data: the folder's path is longer than %zu characters",
+                           sizeof d->source - 1);
+        return folder_open(d, spec, limit);
+    }
     ML_TRY(parse_spec(spec, name, sizeof name, dir, sizeof dir));
-    if (strcmp(name, "fashion-mnist") == 0)
-        return fashion_mnist_open(d, dir[0] ? dir : NULL, limit);
-    return ml_fail(ML_ERR_USAGE, "--data: unknown dataset '%s' (known: fashion-mnist)", name);
+    if (strcmp(name, "fashion-mnist") == 0) {
+        const dataset_options o = d->opt;
+        const ml_status s = fashion_mnist_open(d, dir[0] ? dir : NULL, limit);
+        d->opt = o;
+        return s;
+    }
+    if (strcmp(name, "folder") == 0) {
+        if (!dir[0])
+            return ml_fail(ML_ERR_USAGE, "--data folder: needs dir=PATH (the folder with one sub-folder per class)");
+        return folder_open(d, dir, limit);
+    }
+    return ml_fail(ML_ERR_USAGE, "--data: unknown dataset '%s' (known: " KNOWN_DATASETS ")", name);
+}
+
+ml_status dataset_open(dataset *d, const char *spec, size_t limit)
+{
+    return dataset_open_with(d, spec, limit, NULL);
 }
 
 void dataset_close(dataset *d)

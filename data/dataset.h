@@ -13,6 +13,20 @@
 
 typedef enum { DATA_TRAIN = 0, DATA_TEST = 1 } data_split;
 
+/* How an image folder is preprocessed (timm's eval transform; Fashion-MNIST
+ * has its own fixed one and ignores these), and how it is read. */
+typedef struct {
+    double crop_pct;        /* the shorter side is resized to floor(R / crop_pct) */
+    char interpolation[16]; /* "bicubic" or "bilinear" */
+    float mean[3], std[3];
+    int skip_bad; /* a bad image: a warning on stderr, label -1, zero pixels */
+    int workers;  /* decoding threads per batch (at least 1) */
+} dataset_options;
+
+/* MambaOut's timm cfg (crop_pct 1.0, bicubic, ImageNet mean and std), no
+ * skipping, one worker. */
+dataset_options dataset_options_default(void);
+
 typedef struct dataset dataset;
 struct dataset {
     char name[64];     /* "fashion-mnist" */
@@ -26,12 +40,22 @@ struct dataset {
                        uint64_t seed, float *x, int32_t *labels);
     void (*release)(dataset *d);
     void *impl;
+    dataset_options opt;
 };
 
 /* Opens a dataset by its spec, NAME[:key=value,...]: "fashion-mnist" (the
- * Debian package's files) or "fashion-mnist:dir=PATH". limit > 0 keeps the
- * first limit training samples. Errors name the file and what is wrong. */
+ * Debian package's files), "fashion-mnist:dir=PATH", or an image folder:
+ * "folder:dir=PATH" or the folder's path itself (anything with a '/' or an
+ * existing directory). limit > 0 keeps the first limit training samples
+ * (Fashion-MNIST) or images (a folder, in timm's order). opt NULL: the
+ * defaults. Errors name the file and what is wrong. */
 ml_status dataset_open(dataset *d, const char *spec, size_t limit);
+ml_status dataset_open_with(dataset *d, const char *spec, size_t limit, const dataset_options *opt);
+
+/* An image folder's class name of a label and path of its i-th image (NULL
+ * for other datasets or out of range). */
+const char *dataset_class_name(const dataset *d, int label);
+const char *dataset_item_path(const dataset *d, size_t i);
 void dataset_close(dataset *d);
 
 /* The order of an epoch's training samples: a seeded permutation of 0..n-1. */

@@ -2,6 +2,7 @@
 #include "data/loader.h"
 #include "harness/args.h"
 #include "harness/cli.h"
+#include "harness/cli_data.h"
 #include "harness/target.h"
 #include "train/metrics.h"
 
@@ -11,33 +12,52 @@
 
 static const char eval_usage[] =
     "usage: mixerlab eval --model M --data DATASET [--weights W.safetensors] [--res R] [--batch B]\n"
-    "                     [--limit N] [--device cpu|cuda] [--threads N] [--seed S] [--json]\n"
+    "                     [--limit N] [--crop-pct P] [--interpolation bicubic|bilinear] [--skip-bad]\n"
+    "                     [--workers N] [--device cpu|cuda] [--threads N] [--seed S] [--json]\n"
     "\n"
     "Top-1 and top-5 accuracy, the mean cross-entropy and the image count of model M on\n"
     "the test split of DATASET, and the images per second of the whole evaluation\n"
     "(batches are made ahead on a thread of their own). The head has the dataset's class\n"
     "count unless M names one (num_classes=K).\n"
     "\n"
-    "  --data D     fashion-mnist (Debian's dataset-fashion-mnist), or fashion-mnist:dir=PATH\n"
-    "  --weights W  a checkpoint in safetensors with timm's names; without it the\n"
-    "               model is initialised from --seed (a baseline: chance accuracy)\n"
-    "  --res R      input resolution (default 32; the 28x28 images are resized)\n"
+    "  --data D     an image folder (DIR/<class>/<image>.jpg|.jpeg|.png, as timm's ImageFolder\n"
+    "               reads it: classes in sorted folder-name order), given by its path or as\n"
+    "               folder:dir=PATH; fashion-mnist (Debian's dataset-fashion-mnist), or\n"
+    "               fashion-mnist:dir=PATH\n"
+    "  --weights W  a checkpoint in safetensors with timm's names (timm's hub files for\n"
+    "               MambaOut); without it the model is initialised from --seed (a baseline:\n"
+    "               chance accuracy)\n"
+    "  --res R      input resolution (default: for a folder, the model's test size as timm's\n"
+    "               validate.py takes it, 288 for MambaOut and 224 for VMamba and Vim; 32 for\n"
+    "               fashion-mnist, whose 28x28 images are resized)\n"
+    "  --crop-pct P, --interpolation I   a folder's transform (default: the model's cfg,\n"
+    "               MambaOut 1.0 bicubic, VMamba and Vim 0.875 bicubic): the shorter side is\n"
+    "               resized to floor(R / P) with PIL's filter, then centre-cropped to R x R\n"
+    "  --skip-bad   a folder's unreadable or damaged image is a warning and is left out\n"
+    "               (counted as skipped) instead of an error\n"
+    "  --workers N  threads decoding a folder's images, beside the model's (default: half\n"
+    "               the cores, at least 1)\n"
     "  --batch B    images per forward (default 100)\n"
-    "  --limit N    the first N test images\n"
-    "  --json       one object: top1, top5, loss, images, images_per_s\n"
+    "  --limit N    the first N test images (a folder: in timm's order)\n"
+    "  --json       one object: top1, top5, loss, images, skipped, images_per_s\n"
     "\n"
-    "example: mixerlab eval --model mambaout_test --weights fm.safetensors --data fashion-mnist\n";
+    "examples:\n"
+    "  mixerlab eval --model mambaout_femto --weights mambaout_femto.safetensors --data ~/imagenet/val --res 224\n"
+    "  mixerlab eval --model mambaout_test --weights fm.safetensors --data fashion-mnist\n";
 
 typedef struct {
     const char *model, *data, *weights, *device;
     long res, batch, limit, threads;
     uint64_t seed;
     int json, ignore_unexpected;
+    data_flags df;
 } eval_args;
+
+static const char *const interp_names[] = {"bicubic", "bilinear", NULL};
 
 static ml_status parse_eval(int argc, char **argv, eval_args *a)
 {
-    *a = (eval_args){.device = "cpu", .res = 32, .batch = 100};
+    *a = (eval_args){.device = "cpu", .batch = 100, .df = {.interp = -1}};
     const arg_spec specs[] = {
         OPT_STRING("--model", &a->model),
         OPT_STRING("--data", &a->data),
@@ -46,6 +66,10 @@ static ml_status parse_eval(int argc, char **argv, eval_args *a)
         OPT_LONG("--res", &a->res, 16, MODEL_MAX_RES),
         OPT_LONG("--batch", &a->batch, 1, 4096),
         OPT_LONG("--limit", &a->limit, 1, 1L << 40),
+        OPT_DOUBLE("--crop-pct", &a->df.crop_pct, 0.01, 100),
+        OPT_CHOICE("--interpolation", &a->df.interp, interp_names, "interpolation"),
+        OPT_FLAG("--skip-bad", &a->df.skip_bad),
+        OPT_LONG("--workers", &a->df.workers, 1, 256),
         OPT_LONG("--threads", &a->threads, 1, 1024),
         OPT_U64("--seed", &a->seed),
         OPT_FLAG("--json", &a->json),
@@ -56,16 +80,14 @@ static ml_status parse_eval(int argc, char **argv, eval_args *a)
     if (!a->model)
         return ml_fail(ML_ERR_USAGE, "eval: --model is required (known: %s)", model_zoo_names());
     if (!a->data)
-        return ml_fail(ML_ERR_USAGE, "eval: --data is required (e.g. fashion-mnist)");
+        return ml_fail(ML_ERR_USAGE, "eval: --data is required (an image folder's path, or fashion-mnist)");
     return cli_check_device(a->device, "eval");
 }
 
 /* The model for the dataset: its class count unless the spec names one; weights from the file or the seed. */
-static ml_status setup_model(const eval_args *a, const dataset *d, target *t)
+static ml_status setup_model(const eval_args *a, model_config cfg, const dataset *d, target *t)
 {
-    model_config cfg;
     const backend *be;
-    ML_TRY(model_config_from_name(a->model, &cfg));
     if (!cfg.classes_set)
         cfg.num_classes = d->classes;
     else if (cfg.num_classes < d->classes)
@@ -121,7 +143,7 @@ static ml_status run_eval(target *t, const dataset *d, size_t n, int res, class_
     return s;
 }
 
-static void report(const eval_args *a, const dataset *d, const class_metrics *m, double seconds)
+static void report(const eval_args *a, const dataset *d, int res, const class_metrics *m, double seconds)
 {
     const double n = m->count ? (double)m->count : 1.0;
     const double top1 = m->top1 / n, top5 = m->top5 / n, loss = m->loss_sum / n, ips = m->count / seconds;
@@ -133,13 +155,17 @@ static void report(const eval_args *a, const dataset *d, const class_metrics *m,
         cJSON_AddNumberToObject(o, "top5", top5);
         cJSON_AddNumberToObject(o, "loss", loss);
         cJSON_AddNumberToObject(o, "images", (double)m->count);
+        cJSON_AddNumberToObject(o, "skipped", (double)m->skipped);
         cJSON_AddNumberToObject(o, "images_per_s", ips);
         cli_print_json(o);
         return;
     }
-    char b[32];
-    printf("%s on %s (test split, %s images, %ldx%ld): top-1 %.2f%%, top-5 %.2f%%, mean loss %.4f; %.1f images/s\n",
-           a->model, d->name, cli_commas(m->count, b, sizeof b), a->res, a->res, 100 * top1, 100 * top5, loss, ips);
+    char b[32], sk[64] = "";
+    if (m->skipped)
+        snprintf(sk, sizeof sk, ", %zu bad images skipped", m->skipped);
+    printf("%s on %s (%s, %s images%s, %dx%d): top-1 %.2f%%, top-5 %.2f%%, mean loss %.4f; %.1f images/s\n",
+           a->model, d->name, d->native_res ? "test split" : d->source, cli_commas(m->count, b, sizeof b), sk, res,
+           res, 100 * top1, 100 * top5, loss, ips);
 }
 
 static int cmd_eval(int argc, char **argv)
@@ -147,18 +173,24 @@ static int cmd_eval(int argc, char **argv)
     eval_args a;
     ML_TRY(parse_eval(argc, argv, &a));
     cli_set_threads((int)a.threads);
+    model_config cfg;
+    ML_TRY(model_config_from_name(a.model, &cfg));
     dataset d;
-    ML_TRY(dataset_open(&d, a.data, 0));
+    ML_TRY(cli_open_data(&d, a.data, a.limit > 0 ? (size_t)a.limit : 0, &cfg, &a.df));
+    const int res = (int)(a.res ? a.res : d.native_res ? 32 : cfg.data.test_res);
     target t;
     memset(&t, 0, sizeof t);
     class_metrics m = {0};
-    ml_status s = setup_model(&a, &d, &t);
     const size_t n = a.limit > 0 && (size_t)a.limit < d.n[DATA_TEST] ? (size_t)a.limit : d.n[DATA_TEST];
+    eval_args run = a; /* the model planned at the resolution and at most the images there are */
+    run.res = res;
+    run.batch = n > 0 && n < (size_t)a.batch ? (long)n : a.batch;
+    ml_status s = setup_model(&run, cfg, &d, &t);
     const double t0 = timer_now_s();
     if (s == ML_OK)
-        s = run_eval(&t, &d, n, (int)a.res, &m);
+        s = run_eval(&t, &d, n, res, &m);
     if (s == ML_OK)
-        report(&a, &d, &m, timer_now_s() - t0);
+        report(&a, &d, res, &m, timer_now_s() - t0);
     target_free(&t);
     dataset_close(&d);
     return s;

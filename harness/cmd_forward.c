@@ -273,7 +273,7 @@ static int cmd_forward(int argc, char **argv)
     if (s == ML_OK)
         s = run_forward(&t, &a, input, logits);
     if (s == ML_OK && a.output) {
-        st_entry e = {"logits", 2, {B, cfg.num_classes}, logits};
+        st_entry e = {.name = "logits", .ndim = 2, .shape = {B, cfg.num_classes}, .data = logits};
         const char *meta[] = {"model", cfg.name, NULL};
         s = st_write(a.output, &e, 1, meta);
         if (s == ML_OK)

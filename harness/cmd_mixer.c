@@ -213,11 +213,11 @@ static ml_status run_backward(const target *t, const mix_args *a, const float *i
     if (s == ML_OK) {
         mixer_instance_run_train(mi, y, saved, in, B, H, W, ws);
         mixer_instance_backward(mi, dp, gi, go, in, saved, B, H, W, bws);
-        e[0] = (st_entry){"output", 4, {B, H, W, mi->cfg.channels}, y};
-        e[1] = (st_entry){"grad_input", 4, {B, H, W, mi->cfg.channels}, gi};
+        e[0] = (st_entry){.name = "output", .ndim = 4, .shape = {B, H, W, mi->cfg.channels}, .data = y};
+        e[1] = (st_entry){.name = "grad_input", .ndim = 4, .shape = {B, H, W, mi->cfg.channels}, .data = gi};
         for (int i = 0; i < mi->nparams; i++) {
             snprintf(names[i], sizeof names[i], "grad.%s", mi->specs[i].name);
-            e[2 + i] = (st_entry){names[i], mi->specs[i].ndim, {0}, dp[i]};
+            e[2 + i] = (st_entry){.name = names[i], .ndim = mi->specs[i].ndim, .shape = {0}, .data = dp[i]};
             for (int d = 0; d < mi->specs[i].ndim; d++)
                 e[2 + i].shape[d] = mi->specs[i].shape[d];
         }
@@ -276,7 +276,7 @@ static int cmd_mixer(int argc, char **argv)
     if (s == ML_OK && a.grad_output)
         s = run_backward(&t, &a, in, B, H, W);
     else if (s == ML_OK && a.output) {
-        st_entry e = {"output", 4, {B, H, W, t.mi.cfg.channels}, out};
+        st_entry e = {.name = "output", .ndim = 4, .shape = {B, H, W, t.mi.cfg.channels}, .data = out};
         const char *meta[] = {"mixer", a.name, NULL};
         s = st_write(a.output, &e, 1, meta);
         if (s == ML_OK)

@@ -28,6 +28,16 @@ typedef enum { STEM_MAMBAOUT = 0, STEM_PATCH = 1 } stem_kind;
 typedef enum { DOWN_CONV = 0, DOWN_MERGE = 1 } down_kind;
 typedef enum { HEAD_MLP = 0, HEAD_NORM_LINEAR = 1, HEAD_TOKEN = 2 } head_kind;
 
+/* The preprocessing a family's published checkpoints were evaluated with
+ * (timm's pretrained cfg for MambaOut; the original repositories' eval
+ * settings for VMamba and Vim): timm's validate.py evaluates at test_res. */
+typedef struct {
+    int train_res, test_res;
+    double crop_pct;        /* the shorter side is resized to floor(R / crop_pct) */
+    char interpolation[16]; /* "bicubic" or "bilinear" */
+    float mean[3], std[3];
+} model_data_cfg;
+
 typedef struct {
     char name[160];   /* as asked for, overrides included */
     char family[32];  /* MambaOut, VMamba, Vim */
@@ -51,6 +61,7 @@ typedef struct {
     int head_mlp_ratio;
     const mixer_ops *mixer;
     mixer_config mixer_cfg; /* kernel, d_state, head_size; widths are set per stage */
+    model_data_cfg data;    /* how the family's published checkpoints are evaluated */
 } model_config;
 
 /* A weight and its bias (NULL where the layer has none). */

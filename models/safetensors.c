@@ -382,13 +382,13 @@ ml_status st_write(const char *path, const st_entry *entries, int n, const char 
         cJSON *t = cJSON_AddObjectToObject(root, e->name);
         if (!t)
             break;
-        cJSON_AddStringToObject(t, "dtype", "F32");
+        cJSON_AddStringToObject(t, "dtype", e->i64 ? "I64" : "F32");
         cJSON *sh = cJSON_AddArrayToObject(t, "shape");
         for (int d = 0; d < e->ndim; d++)
             cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)e->shape[d]));
         cJSON *off = cJSON_AddArrayToObject(t, "data_offsets");
         cJSON_AddItemToArray(off, cJSON_CreateNumber((double)offset));
-        offset += numel * sizeof(float);
+        offset += numel * (e->i64 ? sizeof(int64_t) : sizeof(float));
         cJSON_AddItemToArray(off, cJSON_CreateNumber((double)offset));
     }
     char *json = cJSON_PrintUnformatted(root);
@@ -455,7 +455,8 @@ ml_status st_write(const char *path, const st_entry *entries, int n, const char 
         size_t numel = 1;
         for (int d = 0; d < entries[i].ndim; d++)
             numel *= (size_t)entries[i].shape[d];
-        s = write_all(fp, entries[i].data, numel * sizeof(float), path);
+        s = entries[i].i64 ? write_all(fp, entries[i].i64, numel * sizeof(int64_t), path)
+                           : write_all(fp, entries[i].data, numel * sizeof(float), path);
     }
     /* buffered bytes meet a full disk at the flush, not at fwrite */
     if (fflush(fp) != 0 && s == ML_OK)

@@ -52,9 +52,10 @@ typedef struct {
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     const float *data;
+    const int64_t *i64; /* instead of data: an I64 tensor (labels) */
 } st_entry;
 
-/* Writes F32 tensors atomically (temporary file, then rename): a failed write
+/* Writes F32 (and I64) tensors atomically (temporary file, then rename): a failed write
  * (disk full, unwritable folder) leaves any earlier file untouched. meta is a
  * NULL-terminated list of key, value string pairs for __metadata__ (may be NULL). */
 ml_status st_write(const char *path, const st_entry *entries, int n, const char *const *meta);

@@ -70,6 +70,9 @@ static void config_from_entry(const zoo_entry *z, model_config *out)
     out->num_classes = 1000;
     out->mixer_cfg = mixer_config_default(0, 0);
     out->head_mlp_ratio = 4;
+    /* ImageNet's mean and std, bicubic, 224 x 224 with a 0.875 crop (VMamba's
+     * and Vim's test transforms); MambaOut's timm cfg below differs */
+    out->data = (model_data_cfg){224, 224, 0.875, "bicubic", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
     switch (z->fam) {
     case FAMILY_MAMBAOUT: /* timm's MambaOut */
         snprintf(out->family, sizeof out->family, "MambaOut");
@@ -77,6 +80,7 @@ static void config_from_entry(const zoo_entry *z, model_config *out)
         out->head = HEAD_MLP, out->norm = NORM_LAYER, out->eps = 1e-6f;
         out->expansion = 8.0 / 3.0, out->conv_ratio = 1.0, out->act = ACT_GELU, out->fc_bias = 1;
         out->mixer = &mixer_dwconv;
+        out->data.test_res = 288, out->data.crop_pct = 1.0; /* timm's mambaout _cfg */
         break;
     case FAMILY_VMAMBA: /* x + out_proj(LN(SS2D(in_proj(LN x)).x) · SiLU(z)), E = 2C, no biases */
         snprintf(out->family, sizeof out->family, "VMamba");

@@ -7,8 +7,10 @@
  * share that is exact is printed per case (and must be at least 99%).
  * Then bad input: truncation sweeps, random damage, limits, unreadable files
  * and bad folder layouts, each a one-line error with the right code. */
+#include "data/dataset.h"
 #include "data/image.h"
 #include "data/imagefolder.h"
+#include "data/loader.h"
 #include "data/resample.h"
 #include "models/safetensors.h"
 #include "test_util.h"
@@ -655,6 +657,98 @@ static void test_folder(void)
           "natural order");
 }
 
+/* ------------------------------------------ an image folder as a dataset --- */
+
+/* The folder of tests/fixtures/eval/layout.txt through the folder dataset
+ * (decode, timm's transform, timm's order and labels, two decoding workers,
+ * the loader's batches of 3) against timm's ImageDataset + create_transform
+ * tensors (scripts/make_eval_fixtures.py). */
+static void test_folder_dataset(const char *fixtures)
+{
+    char p[1024], root[400];
+    snprintf(root, sizeof root, "%s/evalset", g_tmp);
+    snprintf(p, sizeof p, "%s/eval/layout.txt", fixtures);
+    FILE *lay = fopen(p, "r");
+    CHECK(lay != NULL, "cannot open %s", p);
+    if (!lay)
+        return;
+    char cls[64], file[128];
+    while (fscanf(lay, "%63s %127s", cls, file) == 2) {
+        size_t n;
+        uint8_t *b = read_fixture(file, &n);
+        snprintf(p, sizeof p, "%s/%s", cls, file);
+        touch(root, p);
+        snprintf(p, sizeof p, "%s/%s/%s", root, cls, file);
+        FILE *o = fopen(p, "wb");
+        if (b && o)
+            fwrite(b, 1, n, o);
+        if (o)
+            fclose(o);
+        free(b);
+    }
+    fclose(lay);
+    st_file ref;
+    snprintf(p, sizeof p, "%s/eval/inputs.safetensors", fixtures);
+    if (st_open(&ref, p) != ML_OK) {
+        CHECK(0, "%s", ml_last_error());
+        return;
+    }
+    const st_tensor *ti = st_find(&ref, "input");
+    const int n = ti ? (int)ti->shape[0] : 0, R = ti ? (int)ti->shape[2] : 0;
+    const size_t per = (size_t)3 * R * R;
+    float *want = malloc((size_t)n * per * sizeof *want + 1), *wl = malloc((size_t)n * sizeof *wl + 1);
+    CHECK(ti && st_read_f32(&ref, ti, want) == ML_OK && st_read_f32(&ref, st_find(&ref, "labels"), wl) == ML_OK,
+          "inputs.safetensors: %s", ml_last_error());
+    dataset_options o = dataset_options_default(); /* MambaOut's: 1.0, bicubic, ImageNet mean/std */
+    o.workers = 2;
+    dataset d;
+    snprintf(p, sizeof p, "folder:dir=%s", root);
+    ml_status s = dataset_open_with(&d, p, 0, &o);
+    CHECK(s == ML_OK, "open %s: %s", p, ml_last_error());
+    if (s == ML_OK) {
+        CHECK(d.n[DATA_TEST] == (size_t)n && d.classes == 3, "%zu images, %d classes (want %d, 3)", d.n[DATA_TEST],
+              d.classes, n);
+        size_t *order = malloc((size_t)n * sizeof *order);
+        for (int i = 0; i < n; i++)
+            order[i] = (size_t)i;
+        loader *l = NULL;
+        s = loader_start(&l, &d, DATA_TEST, order, (size_t)n, 3, R, 0, 0, 0);
+        int at = 0, labels_ok = 1;
+        size_t exact = 0;
+        double md = 0;
+        while (s == ML_OK) {
+            const float *x;
+            const int32_t *lb;
+            int count;
+            if ((s = loader_next(l, &x, &lb, &count)) != ML_OK || count == 0)
+                break;
+            for (int i = 0; i < count && at + i < n; i++) {
+                labels_ok &= lb[i] == (int32_t)wl[at + i];
+                for (size_t k = 0; k < per; k++) {
+                    const float a = x[(size_t)i * per + k], b = want[(size_t)(at + i) * per + k];
+                    exact += a == b;
+                    md = fmax(md, fabs((double)a - b));
+                }
+            }
+            at += count;
+        }
+        loader_stop(l);
+        CHECK(s == ML_OK, "loader: %s", ml_last_error());
+        CHECK(at == n && labels_ok, "%d images, labels %s timm's", at, labels_ok ? "equal" : "differ from");
+        const double level = 1.0 / 255.0 / 0.224999994f;
+        printf("  folder dataset (%d images, 3 classes) vs timm ImageDataset + create_transform: labels %s, %zu/%zu "
+               "values bit-exact, max |diff| %.3g\n", at, labels_ok ? "equal" : "DIFFER", exact, (size_t)n * per, md);
+        CHECK(md <= level * 1.0001, "folder dataset: max |diff| %.3g over one level", md);
+        CHECK((double)exact >= MIN_EXACT_SHARE * (double)n * (double)per, "folder dataset: %zu exact", exact);
+        CHECK(strcmp(dataset_class_name(&d, 0), "Ant") == 0 && strcmp(dataset_class_name(&d, 2), "c10") == 0,
+              "class order %s, ..., %s", dataset_class_name(&d, 0), dataset_class_name(&d, 2));
+        free(order);
+        dataset_close(&d);
+    }
+    free(want), free(wl);
+    st_close(&ref);
+}
+
 int main(int argc, char **argv)
 {
     const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
@@ -679,6 +773,7 @@ int main(int argc, char **argv)
     test_crop_and_plan();
     printf("image folder:\n");
     test_folder();
+    test_folder_dataset(fixtures);
     st_close(&g_ref);
     test_tmpdir_remove(g_tmp);
     return test_summary("test_image");

@@ -48,7 +48,8 @@ static void test_roundtrip(void)
     char path[512];
     snprintf(path, sizeof path, "%s/rt.safetensors", tmpdir);
     float a[6] = {1.5f, -2.25f, 3e-8f, 1e30f, -0.0f, 7.0f}, b[3] = {0.1f, 0.2f, 0.3f};
-    st_entry e[2] = {{"a.weight", 2, {2, 3}, a}, {"b", 1, {3}, b}};
+    st_entry e[2] = {{.name = "a.weight", .ndim = 2, .shape = {2, 3}, .data = a},
+                     {.name = "b", .ndim = 1, .shape = {3}, .data = b}};
     const char *meta[] = {"k", "v", NULL};
     CHECK(st_write(path, e, 2, meta) == ML_OK, "write: %s", ml_last_error());
     st_file f;
@@ -259,7 +260,7 @@ static void test_checkpoint_strict(void)
         memcpy(e[i].shape, m.params[i].shape, sizeof m.params[i].shape);
         e[i].data = m.pdata[i];
     }
-    e[m.n_params] = (st_entry){"extra.weight", 1, {4}, m.pdata[0]};
+    e[m.n_params] = (st_entry){.name = "extra.weight", .ndim = 1, .shape = {4}, .data = m.pdata[0]};
     st_write(path2, e, m.n_params + 1, NULL);
     st_open(&f, path2);
     CHECK(model_load(&m2, &f, 0) == ML_ERR_FORMAT && strstr(ml_last_error(), "unexpected tensor 'extra.weight'"),

@@ -7,6 +7,10 @@ void metrics_add(class_metrics *m, const float *logits, const int32_t *labels, i
     for (int r = 0; r < n; r++) {
         const float *z = logits + (size_t)r * classes;
         const int y = labels[r];
+        if (y < 0) { /* an image the dataset skipped (--skip-bad) */
+            m->skipped++;
+            continue;
+        }
         double mx = z[0];
         for (int c = 1; c < classes; c++)
             mx = z[c] > mx ? z[c] : mx;

@@ -10,9 +10,11 @@
 typedef struct {
     double loss_sum;  /* Σ −log softmax(z)[label], in double */
     size_t top1, top5, count;
+    size_t skipped; /* rows whose label was -1 (not counted above) */
 } class_metrics;
 
-/* Adds rows 0..n of logits (n, classes) with their labels to m. */
+/* Adds rows 0..n of logits (n, classes) with their labels to m; a row
+ * labelled -1 (a bad image the dataset skipped) only counts as skipped. */
 void metrics_add(class_metrics *m, const float *logits, const int32_t *labels, int n, int classes);
 
 #endif
