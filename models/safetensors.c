@@ -363,6 +363,59 @@ static ml_status write_all(FILE *fp, const void *p, size_t n, const char *path)
     return ML_OK;
 }
 
+/* Where st_write writes: only a regular file (or none) is replaced by
+ * renaming a temporary file (*tmp) over it; a device, a FIFO or a socket is
+ * written in place, and a link to a regular file has its target (*real)
+ * replaced, the link kept. */
+static ml_status open_output(const char *path, FILE **out, char **out_tmp, char **out_real)
+{
+    struct stat lsb, sb;
+    const int exists = lstat(path, &lsb) == 0;
+    char *real = NULL;
+    int in_place = 0;
+    if (exists && S_ISLNK(lsb.st_mode)) {
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+            real = realpath(path, NULL);
+        in_place = !real;
+    } else if (exists) {
+        in_place = !S_ISREG(lsb.st_mode);
+    }
+    const char *target = real ? real : path;
+    char *tmp = NULL;
+    FILE *fp = NULL;
+    if (in_place) {
+        fp = fopen(path, "wb");
+    } else {
+        size_t plen = strlen(target) + 16;
+        tmp = ml_malloc(plen, "path");
+        if (!tmp) {
+            free(real);
+            return ML_ERR_NOMEM;
+        }
+        snprintf(tmp, plen, "%s.tmp.XXXXXX", target);
+        int fd = mkstemp(tmp);
+        if (fd >= 0) {
+            /* the mode an fopen would have given, or the replaced file's */
+            mode_t mask = umask(0);
+            umask(mask);
+            struct stat old;
+            fchmod(fd, stat(target, &old) == 0 ? (old.st_mode & 07777) : (0666 & ~mask));
+            fp = fdopen(fd, "wb");
+            if (!fp)
+                close(fd);
+        }
+        if (!fp && fd >= 0)
+            remove(tmp);
+    }
+    if (!fp) {
+        ml_status s = ml_fail(ML_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        free(tmp), free(real);
+        return s;
+    }
+    *out = fp, *out_tmp = tmp, *out_real = real;
+    return ML_OK;
+}
+
 ml_status st_write(const char *path, const st_entry *entries, int n, const char *const *meta)
 {
     cJSON *root = cJSON_CreateObject();
@@ -397,56 +450,18 @@ ml_status st_write(const char *path, const st_entry *entries, int n, const char 
         return ml_fail(ML_ERR_NOMEM, "out of memory writing '%s'", path);
     size_t jlen = strlen(json), padded = ml_align_up(jlen, 8);
 
-    /* Only a regular file (or none) is replaced by renaming a temporary file
-     * over it; a device, a FIFO or a socket is written in place, and a link
-     * to a regular file has its target replaced, the link kept. */
-    struct stat lsb, sb;
-    const int exists = lstat(path, &lsb) == 0;
-    char *real = NULL;
-    int in_place = 0;
-    if (exists && S_ISLNK(lsb.st_mode)) {
-        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
-            real = realpath(path, NULL);
-        in_place = !real;
-    } else if (exists) {
-        in_place = !S_ISREG(lsb.st_mode);
-    }
-    const char *target = real ? real : path;
-    char *tmp = NULL;
+    char *tmp = NULL, *real = NULL;
     FILE *fp = NULL;
-    if (in_place) {
-        fp = fopen(path, "wb");
-    } else {
-        size_t plen = strlen(target) + 16;
-        tmp = ml_malloc(plen, "path");
-        if (!tmp) {
-            free(json), free(real);
-            return ML_ERR_NOMEM;
-        }
-        snprintf(tmp, plen, "%s.tmp.XXXXXX", target);
-        int fd = mkstemp(tmp);
-        if (fd >= 0) {
-            /* the mode an fopen would have given, or the replaced file's */
-            mode_t mask = umask(0);
-            umask(mask);
-            struct stat old;
-            fchmod(fd, stat(target, &old) == 0 ? (old.st_mode & 07777) : (0666 & ~mask));
-            fp = fdopen(fd, "wb");
-            if (!fp)
-                close(fd);
-        }
-        if (!fp && fd >= 0)
-            remove(tmp);
-    }
-    if (!fp) {
-        ml_status s = ml_fail(ML_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-        free(json), free(tmp), free(real);
+    ml_status s = open_output(path, &fp, &tmp, &real);
+    if (s != ML_OK) {
+        free(json);
         return s;
     }
+    const char *target = real ? real : path;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    ml_status s = write_all(fp, len8, 8, path);
+    s = write_all(fp, len8, 8, path);
     if (s == ML_OK)
         s = write_all(fp, json, jlen, path);
     for (size_t i = jlen; s == ML_OK && i < padded; i++)

@@ -3,7 +3,7 @@
  *  - central differences in double of a naive double restatement of each
  *    forward (every op, every mixer, the Gated CNN block), at awkward sizes, of
  *    J = ⟨out, g⟩ with g a random upstream gradient; the C backward (float) must
- *    be within TOL (max|a−b| / max|ref|, DESIGN §8) per tensor: d_in and every
+ *    be within TOL (max|a−b| / max|ref|) per tensor: d_in and every
  *    d_param. Gradient buffers are prefilled with random values first, so a
  *    backward that overwrites instead of accumulating (+=) fails too;
  *  - a few direct float central differences of the C forward itself, a looser
