@@ -4,13 +4,14 @@
 
 #include <string.h>
 
+const char *const cli_interp_names[] = {"bicubic", "bilinear", NULL};
+
 ml_status cli_open_data(dataset *d, const char *spec, size_t limit, const model_config *cfg, const data_flags *f)
 {
-    static const char *const interp[] = {"bicubic", "bilinear"};
     dataset_options o = dataset_options_default();
     o.crop_pct = f->crop_pct > 0 ? f->crop_pct : cfg->data.crop_pct;
     snprintf(o.interpolation, sizeof o.interpolation, "%s",
-             f->interp >= 0 && f->interp < 2 ? interp[f->interp] : cfg->data.interpolation);
+             f->interp >= 0 && f->interp < 2 ? cli_interp_names[f->interp] : cfg->data.interpolation);
     memcpy(o.mean, cfg->data.mean, sizeof o.mean);
     memcpy(o.std, cfg->data.std, sizeof o.std);
     o.skip_bad = f->skip_bad;

@@ -53,8 +53,6 @@ typedef struct {
     data_flags df;
 } eval_args;
 
-static const char *const interp_names[] = {"bicubic", "bilinear", NULL};
-
 static ml_status parse_eval(int argc, char **argv, eval_args *a)
 {
     *a = (eval_args){.device = "cpu", .batch = 100, .df = {.interp = -1}};
@@ -66,10 +64,7 @@ static ml_status parse_eval(int argc, char **argv, eval_args *a)
         OPT_LONG("--res", &a->res, 16, MODEL_MAX_RES),
         OPT_LONG("--batch", &a->batch, 1, 4096),
         OPT_LONG("--limit", &a->limit, 1, 1L << 40),
-        OPT_DOUBLE("--crop-pct", &a->df.crop_pct, 0.01, 100),
-        OPT_CHOICE("--interpolation", &a->df.interp, interp_names, "interpolation"),
-        OPT_FLAG("--skip-bad", &a->df.skip_bad),
-        OPT_LONG("--workers", &a->df.workers, 1, 256),
+        DATA_FLAG_SPECS(a->df),
         OPT_LONG("--threads", &a->threads, 1, 1024),
         OPT_U64("--seed", &a->seed),
         OPT_FLAG("--json", &a->json),

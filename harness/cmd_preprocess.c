@@ -37,8 +37,6 @@ typedef struct {
     data_flags df;
 } preprocess_args;
 
-static const char *const interp_names[] = {"bicubic", "bilinear", NULL};
-
 static ml_status parse_preprocess(int argc, char **argv, preprocess_args *a)
 {
     *a = (preprocess_args){.df = {.interp = -1}};
@@ -48,10 +46,7 @@ static ml_status parse_preprocess(int argc, char **argv, preprocess_args *a)
         OPT_STRING("--output", &a->output),
         OPT_LONG("--res", &a->res, 16, 4096),
         OPT_LONG("--limit", &a->limit, 1, 1L << 40),
-        OPT_DOUBLE("--crop-pct", &a->df.crop_pct, 0.01, 100),
-        OPT_CHOICE("--interpolation", &a->df.interp, interp_names, "interpolation"),
-        OPT_FLAG("--skip-bad", &a->df.skip_bad),
-        OPT_LONG("--workers", &a->df.workers, 1, 256),
+        DATA_FLAG_SPECS(a->df),
         OPT_END,
     };
     ML_TRY(args_parse("preprocess", argc, argv, specs, NULL, 0, NULL));
