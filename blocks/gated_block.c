@@ -182,7 +182,7 @@ void block_train_bind(const block_config *bc, const block_train_plan *pl, float 
 }
 
 void block_forward_train(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H,
-                         int W, const block_train_state *st, float *ws)
+                         int W, const block_train_state *st, const float *drop_scale, float *ws)
 {
     const size_t rows = (size_t)B * H * W, C = (size_t)bc->dim;
     const int Hd = bc->hidden, E = bc->conv_ch;
@@ -197,11 +197,19 @@ void block_forward_train(const backend *be, const block_config *bc, const block_
     bc->mixer->forward(be, &bc->mcfg, (const float *const *)p->mixer, st->m, st->saved, st->u + (2 * Hd - E), ldu,
                        mws, B, H, W);
     be->gate(st->v, (size_t)Hd, st->u, st->m, rows, Hd, E, bc->act);
-    be->linear(x, C, st->v, (size_t)Hd, p->fc2_w, p->fc2_b, rows, Hd, bc->dim, 1);
+    if (!drop_scale) {
+        be->linear(x, C, st->v, (size_t)Hd, p->fc2_w, p->fc2_b, rows, Hd, bc->dim, 1);
+        return;
+    }
+    /* drop path: the path of sample b is scaled by drop_scale[b] before the residual add (t is free now) */
+    be->linear(t, C, st->v, (size_t)Hd, p->fc2_w, p->fc2_b, rows, Hd, bc->dim, 0);
+    const size_t per = rows / (size_t)B * C;
+    for (int b = 0; b < B; b++)
+        be->scale_bwd(x + b * per, t + b * per, per, drop_scale[b]);
 }
 
 void block_backward(const backend *be, const block_config *bc, const block_params *p, const block_params *d_p,
-                    float *d_x, const block_train_state *st, float *ws, int B, int H, int W)
+                    float *d_x, const block_train_state *st, const float *drop_scale, float *ws, int B, int H, int W)
 {
     const size_t rows = (size_t)B * H * W, C = (size_t)bc->dim;
     const int Hd = bc->hidden, E = bc->conv_ch;
@@ -209,8 +217,17 @@ void block_backward(const backend *be, const block_config *bc, const block_param
     float *d_v = ws, *d_u = d_v + rows * Hd, *d_m = d_u + rows * ldu, *t = d_m + rows * E, *d_t = t + rows * C;
     float *mws = d_t + rows * C;
     be->zero(d_v, rows * ((size_t)Hd + ldu + (size_t)E) * sizeof *d_v);
-    /* x_out = x_in + v · fc2ᵀ + b2: d_x (= d_x_out) is fc2's upstream gradient */
-    be->linear_bwd(d_v, (size_t)Hd, d_p->fc2_w, d_p->fc2_b, d_x, C, st->v, (size_t)Hd, p->fc2_w, rows, Hd, bc->dim);
+    /* x_out = x_in + s_b · (v · fc2ᵀ + b2): d_x (= d_x_out), scaled per sample by the drop path's s_b
+     * (into d_t, free until fc1's backward), is fc2's upstream gradient */
+    const float *d_y = d_x;
+    if (drop_scale) {
+        const size_t per = rows / (size_t)B * C;
+        be->zero(d_t, rows * C * sizeof *d_t);
+        for (int b = 0; b < B; b++)
+            be->scale_bwd(d_t + b * per, d_x + b * per, per, drop_scale[b]);
+        d_y = d_t;
+    }
+    be->linear_bwd(d_v, (size_t)Hd, d_p->fc2_w, d_p->fc2_b, d_y, C, st->v, (size_t)Hd, p->fc2_w, rows, Hd, bc->dim);
     be->gate_bwd(d_u, d_m, d_v, (size_t)Hd, st->u, st->m, rows, Hd, E, bc->act);
     /* the mixer read c = u[:, 2Hd-E:]; its input gradient goes to the same columns of d_u */
     bc->mixer->backward(be, &bc->mcfg, (const float *const *)p->mixer, d_p->mixer, d_u + (2 * Hd - E), ldu, d_m,

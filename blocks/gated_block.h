@@ -118,18 +118,21 @@ block_train_plan block_train_sizes(const backend *be, const block_config *bc, in
 void block_train_bind(const block_config *bc, const block_train_plan *plan, float *base, block_train_state *st);
 
 /* x (B,H,W,C) += block(x), as block_forward, keeping x's old value, the norm statistics, u, m, v
- * and the mixer's saved buffer in st; ws of plan.fwd_ws floats. */
+ * and the mixer's saved buffer in st; ws of plan.fwd_ws floats. drop_scale (B host floats, or NULL
+ * for none): stochastic depth as timm's DropPath, x_b += drop_scale[b] · path_b (0 for a dropped
+ * sample, 1/keep for a kept one). */
 void block_forward_train(const backend *be, const block_config *bc, const block_params *p, float *x, int B, int H,
-                         int W, const block_train_state *st, float *ws);
+                         int W, const block_train_state *st, const float *drop_scale, float *ws);
 
 /* The backward of block_forward_train. d_x holds d(loss)/d(x_out) on entry and d(loss)/d(x_in) on
  * return: the residual passes it through and the path's gradient is added to it (d_x_in = d_x_out +
  * ∂path). d_p, views of a gradient set laid out like the parameters (block_bind on it), accumulates
- * every one of the block's gradients; st is what the forward kept; ws of plan.bwd_ws floats.
+ * every one of the block's gradients; st is what the forward kept; drop_scale the forward's; ws of
+ * plan.bwd_ws floats.
  * Order: fc2 (linear_bwd), the gate, the mixer (into d_u's c columns), fc1 on the normed rows
  * recomputed from st->x and the saved statistics, the norm (into d_x). */
 void block_backward(const backend *be, const block_config *bc, const block_params *p, const block_params *d_p,
-                    float *d_x, const block_train_state *st, float *ws, int B, int H, int W);
+                    float *d_x, const block_train_state *st, const float *drop_scale, float *ws, int B, int H, int W);
 
 /* ---- the gate op and the CPU's fused halves (contracts in blocks/backend.h) ---- */
 void gate_forward(float *v, size_t ld_v, const float *u, const float *m, size_t rows, int Hd, int E, act_kind act);

@@ -1168,6 +1168,52 @@ static void f_block(double *out, const void *c)
     free(t), free(u), free(m), free(vv);
 }
 
+/* Drop path on a block of batch 2 (sample 0 dropped, sample 1 kept with scale 2.5): the forward
+ * adds s_b times the path (yref - x_in) to x_in; the backward's parameter gradients are, bit for
+ * bit, those of the undropped block under the upstream gradient s_b·g, and its input gradient is g
+ * plus that block's path gradient. */
+static void check_drop_path(const backend *be, const block_config *bc, const block_params *bp, const var *v, int np,
+                            const block_train_state *st, float *fws, float *bws, const float *g, const double *yref,
+                            int B, int H, int W)
+{
+    const size_t n = (size_t)B * H * W * bc->dim, per = n / (size_t)B;
+    const float scale[2] = {0.0f, 2.5f};
+    float *x = malloc(n * sizeof *x), *da = malloc(n * sizeof *da), *db = malloc(n * sizeof *db);
+    double *want = malloc(n * sizeof *want);
+    float *ga[BLOCK_MAX_PARAMS], *gb[BLOCK_MAX_PARAMS];
+    for (int i = 0; i < np; i++) {
+        ga[i] = calloc(v[1 + i].n, sizeof(float));
+        gb[i] = calloc(v[1 + i].n, sizeof(float));
+    }
+    memcpy(x, v[0].f, n * sizeof *x);
+    block_forward_train(be, bc, bp, x, B, H, W, st, scale, fws);
+    for (size_t i = 0; i < n; i++)
+        want[i] = v[0].f[i] + scale[i / per] * (yref[i] - v[0].f[i]);
+    CHECK(memcmp(x, v[0].f, per * sizeof *x) == 0, "drop path: the dropped sample's output is not its input");
+    CHECK(rel_err(x, want, n) <= TOL, "drop path: forward rel err %.3g", rel_err(x, want, n));
+    block_params pa, pb;
+    block_bind(bc, ga, &pa);
+    block_bind(bc, gb, &pb);
+    memcpy(da, g, n * sizeof *da);
+    block_backward(be, bc, bp, &pa, da, st, scale, bws, B, H, W);
+    for (size_t i = 0; i < n; i++)
+        db[i] = g[i] * scale[i / per];
+    float *gs = malloc(n * sizeof *gs);
+    memcpy(gs, db, n * sizeof *gs);
+    block_backward(be, bc, bp, &pb, db, st, NULL, bws, B, H, W);
+    int same = 1;
+    for (int i = 0; i < np; i++)
+        same &= memcmp(ga[i], gb[i], v[1 + i].n * sizeof(float)) == 0;
+    CHECK(same, "drop path: parameter gradients differ from the undropped block's under s·g");
+    double *path = malloc(n * sizeof *path);
+    for (size_t i = 0; i < n; i++) /* g + ∂path(s·g) */
+        path[i] = (double)g[i] + ((double)db[i] - (double)gs[i]);
+    CHECK(rel_err(da, path, n) <= TOL, "drop path: input gradient rel err %.3g", rel_err(da, path, n));
+    for (int i = 0; i < np; i++)
+        free(ga[i]), free(gb[i]);
+    free(x), free(da), free(db), free(want), free(gs), free(path);
+}
+
 /* The Gated CNN block with a mixer: block_forward_train against the double block, block_backward
  * (d_x in place: d_x_out in, d_x_in = d_x_out + path out) against central differences. */
 static void grad_block(rng_state *r, const mixer_ops *mixer, int B, int H, int W, int C, double ratio, act_kind act,
@@ -1211,7 +1257,7 @@ static void grad_block(rng_state *r, const mixer_ops *mixer, int B, int H, int W
     block_train_bind(&bc, &pl, state, &st);
     float *x = alloc_guarded(n);
     memcpy(x, v[0].f, n * sizeof *x);
-    block_forward_train(be, &bc, &bp, x, B, H, W, &st, fws);
+    block_forward_train(be, &bc, &bp, x, B, H, W, &st, NULL, fws);
     double *yref = malloc(n * sizeof *yref);
     f_block(yref, &ctx);
     const double ef = rel_err(x, yref, n);
@@ -1221,7 +1267,7 @@ static void grad_block(rng_state *r, const mixer_ops *mixer, int B, int H, int W
     v[0].d = alloc_guarded(n);
     v[0].pre = calloc(n, sizeof(float));
     memcpy(v[0].d, g, n * sizeof(float));
-    block_backward(be, &bc, &bp, &dbp, v[0].d, &st, bws, B, H, W);
+    block_backward(be, &bc, &bp, &dbp, v[0].d, &st, NULL, bws, B, H, W);
     CHECK(guard_intact(state, pl.state) && guard_intact(fws, pl.fwd_ws) && guard_intact(bws, pl.bwd_ws) &&
               guard_intact(x, n),
           "block %s wrote past its state or a workspace", mixer->name);
@@ -1234,7 +1280,7 @@ static void grad_block(rng_state *r, const mixer_ops *mixer, int B, int H, int W
     }
     block_params dbp2;
     block_bind(&bc, tg2, &dbp2);
-    block_backward(be, &bc, &bp, &dbp2, d2, &st, bws, B, H, W);
+    block_backward(be, &bc, &bp, &dbp2, d2, &st, NULL, bws, B, H, W);
     int same = memcmp(d2, v[0].d, n * sizeof *d2) == 0;
     for (int i = 0; i < np; i++) {
         same &= memcmp(tg2[i], v[1 + i].d, v[1 + i].n * sizeof(float)) == 0;
@@ -1245,6 +1291,8 @@ static void grad_block(rng_state *r, const mixer_ops *mixer, int B, int H, int W
     snprintf(what, sizeof what, "block %s C%d Hd%d E%d %s %s%s", mixer->name, C, bc.hidden, bc.conv_ch, act_name(act),
              norm_kind_name(nk), fc_bias ? "" : " no bias");
     check_vars(what, v, nv, &g_worst_block);
+    if (B == 2)
+        check_drop_path(be, &bc, &bp, v, np, &st, fws, bws, g, yref, B, H, W);
     free(state), free(fws), free(bws), free(x), free(yref), free(g), free(gd), free(d2);
     vars_free(v, nv);
 }
@@ -1484,9 +1532,9 @@ static void block_grads(const block_config *bc, float *const *tp, float *const *
     block_bind(bc, tp, &bp);
     block_bind(bc, tg, &dbp);
     memcpy(x, x0, n * sizeof *x);
-    block_forward_train(be, bc, &bp, x, B, H, W, &st, fws);
+    block_forward_train(be, bc, &bp, x, B, H, W, &st, NULL, fws);
     memcpy(dx, g, n * sizeof *dx);
-    block_backward(be, bc, &bp, &dbp, dx, &st, bws, B, H, W);
+    block_backward(be, bc, &bp, &dbp, dx, &st, NULL, bws, B, H, W);
     CHECK(guard_intact(state, pl.state) && guard_intact(fws, pl.fwd_ws) && guard_intact(bws, pl.bwd_ws),
           "block %s (threads) wrote past a buffer", bc->mixer->name);
     free(state), free(fws), free(bws), free(x);
