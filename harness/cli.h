@@ -15,7 +15,7 @@ typedef struct {
 } cli_command;
 
 extern const cli_command cli_info, cli_list, cli_forward, cli_mixer, cli_table, cli_bench_cpu, cli_bench_mixers,
-    cli_bench_runner, cli_bench_cuda, cli_sweep, cli_export, cli_merge, cli_plot, cli_eval, cli_preprocess;
+    cli_bench_runner, cli_bench_cuda, cli_sweep, cli_export, cli_merge, cli_plot, cli_eval, cli_preprocess, cli_grad;
 
 /* Sets OpenMP and OpenBLAS thread counts (n <= 0: all online cores). */
 void cli_set_threads(int n);
@@ -40,5 +40,10 @@ const char *cli_blas_info(void);
  * ../NAME in a build folder of the tree), then the install prefix, then the
  * source tree it was built from. NULL (with a recorded I/O error) when none has it. */
 const char *cli_data_dir(const char *name);
+
+/* Reads tensor 'input' [B,3,H,W] (F32, F16 or BF16) of a safetensors file and checks it is a size
+ * the models accept; with labels non-NULL also 'labels' [B] (I64 or I32, each in 0..num_classes-1).
+ * *out and *labels are malloc'd (NULL on failure). */
+ml_status cli_load_input(const char *path, float **out, int *B, int *H, int *W, int **labels, int num_classes);
 
 #endif

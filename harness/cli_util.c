@@ -1,6 +1,7 @@
 /* Small helpers shared by the commands (threads, devices, formatting). */
 #include "harness/cli.h"
 #include "harness/cuda_measure.h"
+#include "models/model.h"
 
 #include <cJSON.h>
 #include <cblas.h>
@@ -140,4 +141,60 @@ const char *cli_data_dir(const char *name)
     }
     ml_fail(ML_ERR_IO, "cannot find mixerlab's '%s' folder (looked in %s)", name, list);
     return NULL;
+}
+
+ml_status cli_load_input(const char *path, float **out, int *B, int *H, int *W, int **labels, int num_classes)
+{
+    st_file f;
+    ML_TRY(st_open(&f, path));
+    const st_tensor *t = st_find(&f, "input");
+    ml_status s = ML_OK;
+    char shape[96];
+    if (!t) {
+        s = ml_fail(ML_ERR_FORMAT, "'%s': missing tensor 'input'", path);
+    } else {
+        st_shape_str(shape, sizeof shape, t->ndim, t->shape);
+        if (t->ndim != 4 || t->shape[1] != 3)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' has shape %s, expected [B, 3, H, W]", path,
+                        shape);
+        else if (t->shape[0] < 1 || t->shape[0] > MODEL_MAX_BATCH)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s: batch must be 1..%d", path, shape,
+                        MODEL_MAX_BATCH);
+        else if (t->shape[2] < MODEL_MIN_RES || t->shape[2] > MODEL_MAX_RES ||
+                 t->shape[3] < MODEL_MIN_RES || t->shape[3] > MODEL_MAX_RES)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s: H and W must be %d..%d", path, shape,
+                        MODEL_MIN_RES, MODEL_MAX_RES);
+    }
+    const st_tensor *lt = labels && s == ML_OK ? st_find(&f, "labels") : NULL;
+    if (labels && s == ML_OK) {
+        if (!lt)
+            s = ml_fail(ML_ERR_FORMAT, "'%s': missing tensor 'labels'", path);
+        else if (lt->ndim != 1 || lt->shape[0] != t->shape[0]) {
+            st_shape_str(shape, sizeof shape, lt->ndim, lt->shape);
+            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'labels' has shape %s, expected [%lld] (one per image)", path,
+                        shape, (long long)t->shape[0]);
+        }
+    }
+    *out = NULL;
+    if (labels)
+        *labels = NULL;
+    if (s == ML_OK) {
+        *B = (int)t->shape[0], *H = (int)t->shape[2], *W = (int)t->shape[3];
+        *out = ml_malloc(t->numel * sizeof(float), "input batch");
+        s = *out ? st_read_f32(&f, t, *out) : ML_ERR_NOMEM;
+    }
+    if (s == ML_OK && labels) {
+        *labels = ml_malloc(lt->numel * sizeof **labels, "labels");
+        s = *labels ? st_read_labels(&f, lt, num_classes, *labels) : ML_ERR_NOMEM;
+    }
+    if (s != ML_OK) {
+        free(*out);
+        *out = NULL;
+        if (labels) {
+            free(*labels);
+            *labels = NULL;
+        }
+    }
+    st_close(&f);
+    return s;
 }

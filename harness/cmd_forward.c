@@ -89,42 +89,6 @@ static ml_status parse_forward(int argc, char **argv, fwd_args *a)
     return ML_OK;
 }
 
-/* Reads tensor 'input' [B,3,H,W] and checks it is a size the model accepts. */
-static ml_status load_input(const char *path, float **out, int *B, int *H, int *W)
-{
-    st_file f;
-    ML_TRY(st_open(&f, path));
-    const st_tensor *t = st_find(&f, "input");
-    ml_status s = ML_OK;
-    char shape[96];
-    if (!t) {
-        s = ml_fail(ML_ERR_FORMAT, "'%s': missing tensor 'input'", path);
-    } else {
-        st_shape_str(shape, sizeof shape, t->ndim, t->shape);
-        if (t->ndim != 4 || t->shape[1] != 3)
-            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' has shape %s, expected [B, 3, H, W]", path,
-                        shape);
-        else if (t->shape[0] < 1 || t->shape[0] > MODEL_MAX_BATCH)
-            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s: batch must be 1..%d", path, shape,
-                        MODEL_MAX_BATCH);
-        else if (t->shape[2] < MODEL_MIN_RES || t->shape[2] > MODEL_MAX_RES ||
-                 t->shape[3] < MODEL_MIN_RES || t->shape[3] > MODEL_MAX_RES)
-            s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' %s: H and W must be %d..%d", path, shape,
-                        MODEL_MIN_RES, MODEL_MAX_RES);
-    }
-    if (s == ML_OK) {
-        *B = (int)t->shape[0], *H = (int)t->shape[2], *W = (int)t->shape[3];
-        *out = ml_malloc(t->numel * sizeof(float), "input batch");
-        s = *out ? st_read_f32(&f, t, *out) : ML_ERR_NOMEM;
-        if (s != ML_OK) {
-            free(*out);
-            *out = NULL;
-        }
-    }
-    st_close(&f);
-    return s;
-}
-
 static void print_top5(const float *logits, int B, int classes)
 {
     const int K = classes < 5 ? classes : 5;
@@ -249,7 +213,7 @@ static int cmd_forward(int argc, char **argv)
     float *input = NULL, *logits = NULL;
     int B = (int)a.batch, H = (int)a.res, W = (int)a.res;
     if (a.input)
-        ML_TRY(load_input(a.input, &input, &B, &H, &W));
+        ML_TRY(cli_load_input(a.input, &input, &B, &H, &W, NULL, 0));
     target t;
     const backend *be;
     ml_status s = backend_by_name(a.cuda ? "cuda" : "cpu", &be);

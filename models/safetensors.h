@@ -42,6 +42,9 @@ void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 /* Converts tensor t to F32 into dst (t->numel floats). */
 ml_status st_read_f32(const st_file *f, const st_tensor *t, float *dst);
+/* Reads an I64 or I32 tensor of class indices into dst (t->numel ints), refusing any outside
+ * 0..num_classes-1 (naming the index and value). */
+ml_status st_read_labels(const st_file *f, const st_tensor *t, int num_classes, int *dst);
 /* Finds name, checks it has exactly the given shape, converts into dst. */
 ml_status st_load(const st_file *f, const char *name, int ndim, const int64_t *shape, float *dst);
 /* "[2, 3, 64, 64]" */

@@ -13,6 +13,7 @@ _DT = {
     np.dtype("<f8"): "F64",
     np.dtype("<i2"): "I16",
     np.dtype("u1"): "U8",
+    np.dtype("<i8"): "I64",
 }
 
 
@@ -75,6 +76,8 @@ def read_safetensors(path):
         elif v["dtype"] == "BF16":
             u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
             out[k] = u.view("<f4").reshape(v["shape"])
+        elif v["dtype"] in ("I64", "I32"):
+            out[k] = np.frombuffer(raw, dtype="<i8" if v["dtype"] == "I64" else "<i4").reshape(v["shape"])
         else:
             raise ValueError(v["dtype"])
     assert base + end_max == len(data), "trailing bytes"

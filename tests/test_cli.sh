@@ -290,6 +290,15 @@ expect 0 "" -- mixer --name ssm --weights "$gx" --input "$gx" --grad-output "$gx
 for t in output grad_input grad.A_log grad.conv1d.weight; do
     grep -qaF "\"$t\"" "$tmp/g.safetensors" || { echo "FAIL: mixer --grad-output wrote no '$t'"; fails=$((fails + 1)); }
 done
+# the gradients of a whole model (their values: test_model_train, against timm's autograd)
+gm="$fx/grads/model_mambaout_test.safetensors"
+expect 2 "--weights, --input and --output are required" -- grad --model mambaout_test --input "$gm" --output "$tmp/g.safetensors"
+expect 4 "missing tensor 'labels'" -- grad --model mambaout_test --weights "$fx/mambaout_test_weights.safetensors" --input "$fx/mambaout_test_r64.safetensors" --output "$tmp/g.safetensors" --ignore-unexpected
+expect 4 "'labels'[0] = 943 is not a class of 0..9" -- grad --model mambaout_test:num_classes=10 --weights "$gm" --input "$fx/grads/model_mambaout_femto.safetensors" --output "$tmp/g.safetensors" --ignore-unexpected
+expect 4 "tensor 'head.fc.weight' has shape [10, 192], expected [1000, 192]" -- grad --model mambaout_test --weights "$gm" --input "$gm" --output "$tmp/g.safetensors" --ignore-unexpected
+expect 4 "unexpected tensor" -- grad --model mambaout_test:num_classes=10 --weights "$gm" --input "$gm" --output "$tmp/g.safetensors"
+expect 0 "" -- grad --model mambaout_test:num_classes=10 --weights "$gm" --input "$gm" --output "$tmp/g.safetensors" --ignore-unexpected
+grep -q "loss 2.497334" "$tmp/out" || { echo "FAIL: grad printed no loss 2.497334 (timm's 2.49733520)"; fails=$((fails + 1)); }
 expect 0 "" -- forward --model vim_tiny --res 64 --repeat 0
 expect 0 "" -- forward --model "vmamba_tiny:d_state=4" --res 64 --repeat 0
 
