@@ -181,6 +181,37 @@ ml_status st_open(st_file *f, const char *path)
     return st_open_memory(f, path, bytes, size);
 }
 
+/* The string values of __metadata__ (the format's Dict[str, str]; other values are left out). */
+static ml_status keep_metadata(st_file *f, const cJSON *meta)
+{
+    const cJSON *it;
+    int n = 0;
+    cJSON_ArrayForEach(it, meta) n += it->string && cJSON_IsString(it);
+    if (!n)
+        return ML_OK;
+    if (!(f->meta = ml_calloc(2 * (size_t)n, sizeof *f->meta, "safetensors metadata")))
+        return ML_ERR_NOMEM;
+    cJSON_ArrayForEach(it, meta)
+    {
+        if (!it->string || !cJSON_IsString(it))
+            continue;
+        char *k = strdup(it->string), *v = strdup(it->valuestring);
+        f->meta[2 * f->n_meta] = k, f->meta[2 * f->n_meta + 1] = v;
+        f->n_meta++;
+        if (!k || !v)
+            return ml_fail(ML_ERR_NOMEM, "out of memory");
+    }
+    return ML_OK;
+}
+
+const char *st_meta(const st_file *f, const char *key)
+{
+    for (int i = 0; i < f->n_meta; i++)
+        if (!strcmp(f->meta[2 * i], key))
+            return f->meta[2 * i + 1];
+    return NULL;
+}
+
 ml_status st_open_memory(st_file *f, const char *path, unsigned char *bytes, size_t size)
 {
     memset(f, 0, sizeof *f);
@@ -250,6 +281,8 @@ ml_status st_open_memory(st_file *f, const char *path, unsigned char *bytes, siz
         if (strcmp(item->string, "__metadata__") == 0) {
             if (have_meta++)
                 s = ml_fail(ML_ERR_FORMAT, "'%s': '__metadata__' appears twice", path);
+            else
+                s = keep_metadata(f, item);
             continue;
         }
         st_tensor *t = &f->tensors[f->count];
@@ -274,6 +307,9 @@ void st_close(st_file *f)
     for (int i = 0; i < f->count; i++)
         free(f->tensors[i].name);
     free(f->tensors);
+    for (int i = 0; i < 2 * f->n_meta; i++)
+        free(f->meta[i]);
+    free(f->meta);
     free(f->bytes);
     free(f->path);
     memset(f, 0, sizeof *f);

@@ -32,6 +32,8 @@ typedef struct {
     size_t data_start;
     st_tensor *tensors;
     int count;
+    char **meta; /* __metadata__'s string entries: key, value, key, value, ... */
+    int n_meta;
 } st_file;
 
 ml_status st_open(st_file *f, const char *path);
@@ -40,6 +42,8 @@ ml_status st_open(st_file *f, const char *path);
 ml_status st_open_memory(st_file *f, const char *path, unsigned char *bytes, size_t size);
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
+/* A string of __metadata__, or NULL. */
+const char *st_meta(const st_file *f, const char *key);
 /* Converts tensor t to F32 into dst (t->numel floats). */
 ml_status st_read_f32(const st_file *f, const st_tensor *t, float *dst);
 /* Reads an I64 or I32 tensor of class indices into dst (t->numel ints), refusing any outside

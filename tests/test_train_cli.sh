@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# mixerlab train end to end on Fashion-MNIST (a few hundred images): a run
+# stopped by SIGTERM, SIGINT or kill -9 and resumed ends with weights
+# bit-identical to an uninterrupted run; eval reads the checkpoint and gets the
+# accuracy train reported; every bad input gets its documented exit code.
+#   usage: test_train_cli.sh path/to/mixerlab
+set -u
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+if [ ! -s /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    echo "SKIP: Debian's dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
+    exit 77
+fi
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
+base=(train --model mambaout_test --data fashion-mnist --limit 640 --batch 32 --epochs 3 --eval-limit 200
+      --drop-path 0.1 --seed 3 --quiet)
+
+# the uninterrupted run
+"$bin" "${base[@]}" --out "$tmp/a.safetensors" --json >"$tmp/a.json" 2>"$tmp/a.err" || fail "plain run: $(cat "$tmp/a.err")"
+grep -q '"epochs":	3' "$tmp/a.json" || fail "plain run did not do 3 epochs: $(cat "$tmp/a.json")"
+
+# stopped by a signal at some step, then resumed: the same bytes
+stop_and_resume() { # name signal exit-code
+    local name=$1 sig=$2 want=$3 rc
+    "$bin" "${base[@]}" --out "$tmp/$name.safetensors" >/dev/null 2>"$tmp/$name.err" &
+    local pid=$!
+    sleep 1.2
+    kill -s "$sig" "$pid" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    if [ "$rc" -eq 0 ]; then
+        echo "note: the $sig run finished before the signal; its resume below is a no-op"
+    elif [ "$rc" -ne "$want" ]; then
+        fail "$sig: exit $rc, want $want: $(cat "$tmp/$name.err")"
+    elif [ "$sig" != KILL ] && ! grep -q "rerun the same command with --resume" "$tmp/$name.err"; then
+        fail "$sig: no resume hint: $(cat "$tmp/$name.err")"
+    fi
+    if [ "$sig" = KILL ] && [ ! -s "$tmp/$name.safetensors.state" ]; then
+        "$bin" "${base[@]}" --out "$tmp/$name.safetensors" >/dev/null 2>"$tmp/$name.err" || fail "$sig: rerun from scratch failed"
+    else
+        "$bin" "${base[@]}" --out "$tmp/$name.safetensors" --resume >/dev/null 2>"$tmp/$name.err" ||
+            fail "$sig: --resume failed: $(cat "$tmp/$name.err")"
+    fi
+    cmp -s "$tmp/a.safetensors" "$tmp/$name.safetensors" || fail "$sig: resumed weights differ from the uninterrupted run's"
+}
+stop_and_resume term TERM 143
+stop_and_resume int INT 130
+base+=(--checkpoint-minutes 0.005)  # every 0.3 s: kill -9 finds a recent checkpoint
+"$bin" "${base[@]}" --out "$tmp/a2.safetensors" 2>/dev/null >/dev/null || fail "run with frequent checkpoints"
+cmp -s "$tmp/a2.safetensors" "$tmp/a.safetensors" || fail "checkpointing every 0.3 s changed the weights"
+stop_and_resume kill KILL 137
+
+# eval reads the checkpoint and agrees with train's last evaluation
+"$bin" eval --model mambaout_test --weights "$tmp/a.safetensors" --data fashion-mnist --limit 200 --batch 32 --json \
+    >"$tmp/e.json" || fail "eval of the checkpoint"
+t1=$(sed -n 's/.*"top1":	\([0-9.e-]*\).*/\1/p' "$tmp/a.json")
+e1=$(sed -n 's/.*"top1":	\([0-9.e-]*\).*/\1/p' "$tmp/e.json")
+[ -n "$t1" ] && [ "$t1" = "$e1" ] || fail "eval top-1 '$e1' is not train's '$t1'"
+
+expect() { # code needle args...
+    local code=$1 needle=$2 rc
+    shift 2
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ "$rc" -ne "$code" ] || ! grep -qF -- "$needle" "$tmp/err"; then
+        fail "mixerlab $* -> exit $rc (want $code, '$needle'): $(head -3 "$tmp/err")"
+    elif [ "$(grep -c 'error:' "$tmp/err")" -ne 1 ]; then
+        fail "mixerlab $*: not one error line: $(cat "$tmp/err")"
+    fi
+}
+expect 2 "--resume: there is no training state" "${base[@]}" --out "$tmp/none.safetensors" --resume
+expect 2 "it has 'lr=0.001' where this run has 'lr=0.002'" "${base[@]}" --lr 0.002 --out "$tmp/a.safetensors" --resume
+expect 2 "has 'model=mambaout_test' where this run has 'model=mambaout_test:mixer=identity'" train --model mambaout_test:mixer=identity --data fashion-mnist --limit 640 \
+    --batch 32 --epochs 3 --eval-limit 200 --drop-path 0.1 --seed 3 --quiet --out "$tmp/a.safetensors" --resume
+head -c 5000 "$tmp/a.safetensors.state" >"$tmp/t.safetensors.state"
+expect 4 "t.safetensors.state" "${base[@]}" --out "$tmp/t.safetensors" --resume
+expect 4 "unexpected tensor" eval --model mambaout_test --weights "$tmp/a.safetensors.state" --data fashion-mnist --limit 10
+expect 4 "missing tensor" eval --model vmamba_test --weights "$tmp/a.safetensors" --data fashion-mnist --limit 10
+expect 3 "/nonexistent" train --model mambaout_test --data fashion-mnist:dir=/nonexistent --out "$tmp/x.safetensors"
+mkdir "$tmp/fm" && cp /usr/share/datasets/fashion-mnist/* "$tmp/fm/"
+head -c 100000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >"$tmp/fm/train-images-idx3-ubyte.gz"
+expect 4 "train-images-idx3-ubyte.gz" train --model mambaout_test --data "fashion-mnist:dir=$tmp/fm" --out "$tmp/x.safetensors"
+expect 2 "do not make one batch" train --model mambaout_test --data fashion-mnist --limit 10 --batch 32 --out "$tmp/x.safetensors"
+expect 2 "--data and --out are required" train --model mambaout_test --data fashion-mnist
+expect 2 "--lr" train --model mambaout_test --data fashion-mnist --out "$tmp/x.safetensors" --lr 0
+# a learning rate that blows the loss up: the step is named, the last good checkpoint stays
+expect 1 "the loss is" train --model mambaout_test --data fashion-mnist --limit 640 --batch 32 --epochs 3 --lr 1e25 \
+    --smoothing 0 --warmup-epochs 0 --quiet --checkpoint-minutes 0.0002 --out "$tmp/nan.safetensors"
+bad=$(sed -n 's/.*the loss is [^ ]* at step \([0-9]*\).*/\1/p' "$tmp/err")
+if [ -s "$tmp/nan.safetensors.state" ]; then
+    kept=$(grep -ao '"step":"[0-9]*"' "$tmp/nan.safetensors.state" | head -1 | tr -dc 0-9)
+    [ -n "$bad" ] && [ -n "$kept" ] && [ "$kept" -lt "$bad" ] || fail "NaN at step '$bad' but the kept checkpoint is at step '$kept'"
+    "$bin" eval --model mambaout_test --weights "$tmp/nan.safetensors" --data fashion-mnist --limit 10 >/dev/null 2>&1 ||
+        fail "the checkpoint kept before the NaN does not load"
+fi
+
+[ "$fails" -eq 0 ] && echo "test_train_cli: all checks passed"
+[ "$fails" -eq 0 ]

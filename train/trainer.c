@@ -1,0 +1,461 @@
+#include "train/trainer.h"
+
+#include "base/rng.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "models/model_train.h"
+#include "train/metrics.h"
+#include "train/optim.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+train_config train_config_default(void)
+{
+    train_config c = {0};
+    c.epochs = 10, c.batch = 64;
+    c.lr = 1e-3, c.min_lr = 1e-5, c.warmup_lr = 1e-6, c.weight_decay = 0.05, c.warmup_epochs = 1;
+    c.smoothing = 0.1;
+    c.checkpoint_s = 300;
+    return c;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Everything that decides the weights, as key=value; a resume must match it exactly. */
+static void config_string(const train_config *c, const model_config *cfg, size_t limit, char *buf, size_t n)
+{
+    snprintf(buf, n,
+             "model=%s;classes=%d;data=%s;limit=%zu;res=%d;batch=%d;epochs=%d;lr=%.17g;min_lr=%.17g;"
+             "warmup_lr=%.17g;weight_decay=%.17g;warmup_epochs=%.17g;drop_path=%.17g;smoothing=%.17g;"
+             "clip_grad=%.17g;seed=%llu",
+             cfg->name, cfg->num_classes, c->data, limit, c->res, c->batch, c->epochs, c->lr, c->min_lr,
+             c->warmup_lr, c->weight_decay, c->warmup_epochs, c->drop_path, c->smoothing, c->clip_grad,
+             (unsigned long long)c->seed);
+}
+
+/* The first key=value of a that b does not have, for the mismatch message. */
+static void first_difference(const char *a, const char *b, char *out, size_t n)
+{
+    char ca[2048], *save = NULL;
+    snprintf(ca, sizeof ca, "%s", a);
+    for (char *tok = strtok_r(ca, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+        const char *eq = strchr(tok, '=');
+        const size_t klen = eq ? (size_t)(eq - tok) + 1 : strlen(tok);
+        const char *p = b;
+        int same = 0, seen = 0;
+        while (p && *p) {
+            if (!strncmp(p, tok, klen)) {
+                seen = 1;
+                const size_t vlen = strcspn(p, ";");
+                same = vlen == strlen(tok) && !strncmp(p, tok, vlen);
+                break;
+            }
+            p = strchr(p, ';');
+            p = p ? p + 1 : NULL;
+        }
+        if (!same) {
+            const size_t vlen = seen ? strcspn(p, ";") : 0;
+            snprintf(out, n, "'%s' where this run has '%.*s'", tok, (int)vlen, seen ? p : "");
+            return;
+        }
+    }
+    snprintf(out, n, "a different configuration");
+}
+
+/* ---- the state between steps ---- */
+
+typedef struct {
+    model m;
+    model_trainer t;
+    adamw o;
+    dataset d;
+    char config[2048];
+    char state_path[1024];
+    long steps_per_epoch, step;
+    int epoch;        /* 0-based: the epoch being run */
+    long batch_pos;   /* batches of it done */
+    double seconds;   /* training seconds so far */
+    train_result *r;
+} run;
+
+static ml_status log_json(const train_result *r, char **out)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < r->n_log; i++) {
+        const train_epoch *e = &r->log[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "epoch", e->epoch);
+        cJSON_AddNumberToObject(o, "step", (double)e->step);
+        cJSON_AddNumberToObject(o, "lr", e->lr);
+        cJSON_AddNumberToObject(o, "train_loss", e->train_loss);
+        cJSON_AddNumberToObject(o, "test_top1", e->test_top1);
+        cJSON_AddNumberToObject(o, "test_top5", e->test_top5);
+        cJSON_AddNumberToObject(o, "test_loss", e->test_loss);
+        cJSON_AddNumberToObject(o, "seconds", e->seconds);
+        cJSON_AddItemToArray(a, o);
+    }
+    *out = a ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return *out ? ML_OK : ml_fail(ML_ERR_NOMEM, "out of memory writing the training log");
+}
+
+/* OUT.state (weights, moments, position, configuration, curve), then OUT (weights alone). */
+static ml_status save_checkpoint(run *u, const char *out)
+{
+    model *m = &u->m;
+    st_entry *e = ml_calloc((size_t)m->n_params + 2, sizeof *e, "checkpoint table");
+    if (!e)
+        return ML_ERR_NOMEM;
+    for (int i = 0; i < m->n_params; i++) {
+        e[i].name = m->params[i].name;
+        e[i].ndim = m->params[i].ndim;
+        memcpy(e[i].shape, m->params[i].shape, sizeof m->params[i].shape);
+        e[i].data = m->pdata[i];
+    }
+    e[m->n_params] = (st_entry){.name = "optim.m", .ndim = 1, .shape = {(int64_t)u->o.floats}, .data = u->o.m};
+    e[m->n_params + 1] = (st_entry){.name = "optim.v", .ndim = 1, .shape = {(int64_t)u->o.floats}, .data = u->o.v};
+    char epoch[32], pos[32], step[32], adam[32], secs[48], *log = NULL;
+    snprintf(epoch, sizeof epoch, "%d", u->epoch);
+    snprintf(pos, sizeof pos, "%ld", u->batch_pos);
+    snprintf(step, sizeof step, "%ld", u->step);
+    snprintf(adam, sizeof adam, "%ld", u->o.step);
+    snprintf(secs, sizeof secs, "%.17g", u->seconds);
+    ml_status s = log_json(u->r, &log);
+    const char *meta[] = {"format", "mixerlab training state", "config", u->config, "epoch", epoch,
+                          "batch", pos, "step", step, "adam_step", adam, "seconds", secs,
+                          "log", log ? log : "[]", NULL};
+    if (s == ML_OK)
+        s = st_write(u->state_path, e, m->n_params + 2, meta);
+    free(e);
+    free(log);
+    return s == ML_OK ? model_save(m, out) : s;
+}
+
+static ml_status parse_long_meta(const st_file *f, const char *key, long lo, long hi, long *out)
+{
+    const char *v = st_meta(f, key);
+    char *end;
+    errno = 0;
+    const long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || *end || end == v || x < lo || x > hi)
+        return ml_fail(ML_ERR_FORMAT, "'%s': training state '%s' is missing or out of range", f->path, key);
+    *out = x;
+    return ML_OK;
+}
+
+static void restore_log(train_result *r, const char *json)
+{
+    cJSON *a = json ? cJSON_Parse(json) : NULL, *o;
+    r->n_log = 0;
+    cJSON_ArrayForEach(o, a)
+    {
+        if (r->n_log == (int)(sizeof r->log / sizeof r->log[0]))
+            break;
+        train_epoch *e = &r->log[r->n_log++];
+        e->epoch = cJSON_GetObjectItem(o, "epoch") ? cJSON_GetObjectItem(o, "epoch")->valueint : 0;
+        e->step = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "step"));
+        e->lr = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "lr"));
+        e->train_loss = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "train_loss"));
+        e->test_top1 = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "test_top1"));
+        e->test_top5 = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "test_top5"));
+        e->test_loss = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "test_loss"));
+        e->seconds = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "seconds"));
+    }
+    cJSON_Delete(a);
+}
+
+static ml_status load_state(run *u)
+{
+    st_file f;
+    ml_status s = st_open(&f, u->state_path);
+    if (s == ML_ERR_IO)
+        return ml_fail(ML_ERR_USAGE, "--resume: there is no training state '%s' to resume from (%s)", u->state_path,
+                       ml_last_error());
+    ML_TRY(s);
+    const char *fmt = st_meta(&f, "format"), *cfg = st_meta(&f, "config");
+    char diff[2200];
+    if (!fmt || strcmp(fmt, "mixerlab training state") || !cfg)
+        s = ml_fail(ML_ERR_FORMAT, "'%s' is not a mixerlab training state", u->state_path);
+    else if (strcmp(cfg, u->config)) {
+        first_difference(cfg, u->config, diff, sizeof diff);
+        s = ml_fail(ML_ERR_USAGE, "--resume: '%s' is from another training: it has %s", u->state_path, diff);
+    }
+    long epoch = 0, pos = 0, step = 0, adam = 0;
+    if (s == ML_OK)
+        s = parse_long_meta(&f, "epoch", 0, TRAIN_MAX_EPOCHS, &epoch);
+    if (s == ML_OK)
+        s = parse_long_meta(&f, "batch", 0, u->steps_per_epoch, &pos);
+    if (s == ML_OK)
+        s = parse_long_meta(&f, "step", 0, (long)TRAIN_MAX_EPOCHS * u->steps_per_epoch, &step);
+    if (s == ML_OK)
+        s = parse_long_meta(&f, "adam_step", 0, step, &adam);
+    if (s == ML_OK && step != epoch * u->steps_per_epoch + pos)
+        s = ml_fail(ML_ERR_FORMAT, "'%s': step %ld is not epoch %ld, batch %ld", u->state_path, step, epoch, pos);
+    const int64_t shape[1] = {(int64_t)u->o.floats};
+    if (s == ML_OK)
+        s = model_load(&u->m, &f, 1);
+    if (s == ML_OK)
+        s = st_load(&f, "optim.m", 1, shape, u->o.m);
+    if (s == ML_OK)
+        s = st_load(&f, "optim.v", 1, shape, u->o.v);
+    if (s == ML_OK) {
+        const char *secs = st_meta(&f, "seconds");
+        u->seconds = secs ? strtod(secs, NULL) : 0.0;
+        u->epoch = (int)epoch, u->batch_pos = pos, u->step = step, u->o.step = adam;
+        restore_log(u->r, st_meta(&f, "log"));
+        if (u->r->n_log) {
+            const train_epoch *e = &u->r->log[u->r->n_log - 1];
+            u->r->top1 = e->test_top1, u->r->top5 = e->test_top5, u->r->loss = e->test_loss;
+        }
+    }
+    st_close(&f);
+    return s;
+}
+
+/* ---- evaluation: the inference forward over the test split ---- */
+
+static ml_status evaluate(run *u, size_t limit, int res, class_metrics *cm)
+{
+    model *m = &u->m;
+    const dataset *d = &u->d;
+    const size_t n = limit && limit < d->n[DATA_TEST] ? limit : d->n[DATA_TEST];
+    const size_t per = (size_t)3 * res * res;
+    size_t *order = ml_malloc((n ? n : 1) * sizeof *order, "test order");
+    float *x = ml_malloc((size_t)m->B * per * sizeof *x, "test batch");
+    ml_status s = order && x ? ML_OK : ML_ERR_NOMEM;
+    for (size_t i = 0; i < n && s == ML_OK; i++)
+        order[i] = i;
+    loader *l = NULL;
+    if (s == ML_OK)
+        s = loader_start(&l, d, DATA_TEST, order, n, m->B, res, 0, 0, 0);
+    memset(cm, 0, sizeof *cm);
+    while (s == ML_OK) {
+        const float *bx;
+        const int32_t *labels;
+        int count;
+        if ((s = loader_next(l, &bx, &labels, &count)) != ML_OK || count == 0)
+            break;
+        const float *in = bx;
+        if (count < m->B) { /* a short last batch, padded with its first image */
+            memcpy(x, bx, (size_t)count * per * sizeof *x);
+            for (int k = count; k < m->B; k++)
+                memcpy(x + (size_t)k * per, bx, per * sizeof *x);
+            in = x;
+        }
+        model_forward(m, in, NULL, NULL);
+        metrics_add(cm, m->logits, labels, count, m->cfg.num_classes);
+    }
+    if (l)
+        loader_stop(l);
+    free(order), free(x);
+    return s;
+}
+
+/* ---- the loop ---- */
+
+static void progress(const run *u, const train_config *c, double loss, double ips, double lr)
+{
+    const long total = (long)c->epochs * u->steps_per_epoch, left = total - u->step;
+    const double eta = ips > 0 ? (double)left * c->batch / ips : 0;
+    fprintf(stderr, "epoch %d/%d  step %ld/%ld  loss %.4f  lr %.3g  %.1f img/s  ETA %dm%02ds\n", u->epoch + 1,
+            c->epochs, u->step, total, loss, lr, ips, (int)(eta / 60), (int)fmod(eta, 60));
+}
+
+/* One optimiser step on one batch; the loss, or a runtime error when it is not finite. */
+static ml_status train_step(run *u, const train_config *c, const float *x, const int32_t *labels,
+                            const lr_schedule *sch, float *drop, double *loss_out, double *lr_out)
+{
+    model *m = &u->m;
+    if (drop) {
+        rng_state rng;
+        rng_seed(&rng, c->seed ^ (0x64726f70ULL + 0x9E3779B97F4A7C15ULL * (uint64_t)(u->step + 1)));
+        model_drop_path_scales(m, c->drop_path, &rng, drop);
+    }
+    model_train_zero_grads(&u->t);
+    model_forward_train(&u->t, x, drop);
+    const float loss = model_backward(&u->t, (const int *)labels, (float)c->smoothing, drop);
+    if (!isfinite(loss))
+        return ml_fail(ML_ERR_RUNTIME,
+                       "the loss is %s at step %ld (epoch %d): training stopped; the last checkpoint is kept "
+                       "(try a lower --lr or --clip-grad)",
+                       isnan(loss) ? "NaN" : "infinite", u->step + 1, u->epoch + 1);
+    float *grads = (float *)u->t.grad_arena.base;
+    if (c->clip_grad > 0)
+        grad_clip(&u->o, grads, c->clip_grad);
+    const double lr = lr_at(sch, u->step);
+    adamw_step(&u->o, (float *)m->weights.base, grads, lr);
+    u->step++;
+    *loss_out = loss, *lr_out = lr;
+    return ML_OK;
+}
+
+/* The batches of the current epoch from batch_pos on; checkpoints on time and on a stop request. */
+static ml_status run_epoch(run *u, const train_config *c, const lr_schedule *sch, size_t *order, float *drop,
+                           double *loss_sum, double *lr)
+{
+    const dataset *d = &u->d;
+    const size_t n = (size_t)u->steps_per_epoch * c->batch;
+    dataset_epoch_order(order, d->n[DATA_TRAIN], c->seed, u->epoch);
+    loader *l = NULL;
+    const uint64_t aug = c->seed ^ (0x6175676dULL * (uint64_t)(u->epoch + 1));
+    ML_TRY(loader_start(&l, d, DATA_TRAIN, order, n, c->batch, c->res, 1, aug, (size_t)u->batch_pos));
+    ml_status s = ML_OK;
+    double last_print = now_s(), last_ckpt = now_s(), t_mark = now_s();
+    long steps_mark = u->step;
+    while (s == ML_OK && u->batch_pos < u->steps_per_epoch) {
+        const float *x;
+        const int32_t *labels;
+        int count;
+        if ((s = loader_next(l, &x, &labels, &count)) != ML_OK)
+            break;
+        ML_ASSERT(count == c->batch);
+        const double t0 = now_s();
+        double loss = 0;
+        s = train_step(u, c, x, labels, sch, drop, &loss, lr);
+        if (s != ML_OK)
+            break;
+        u->seconds += now_s() - t0;
+        u->batch_pos++;
+        *loss_sum += loss;
+        const double t = now_s();
+        if (c->progress && (t - last_print >= 5.0 || u->batch_pos == u->steps_per_epoch)) {
+            progress(u, c, loss, (double)(u->step - steps_mark) * c->batch / (t - t_mark), *lr);
+            last_print = t;
+        }
+        const int stop = c->stop_requested && c->stop_requested();
+        if (stop || (c->checkpoint_s > 0 && t - last_ckpt >= c->checkpoint_s && u->batch_pos < u->steps_per_epoch)) {
+            s = save_checkpoint(u, c->out);
+            last_ckpt = now_s();
+            if (s == ML_OK && stop)
+                u->r->stopped = 1;
+            if (stop)
+                break;
+        }
+    }
+    loader_stop(l);
+    return s;
+}
+
+static ml_status setup(run *u, const train_config *c)
+{
+    model_config cfg;
+    ML_TRY(model_config_from_name(c->model, &cfg));
+    if (c->epochs < 1 || c->epochs > TRAIN_MAX_EPOCHS || c->batch < 1 || c->res < MODEL_MIN_RES)
+        return ml_fail(ML_ERR_USAGE, "train: epochs 1..%d, batch >= 1 and resolution >= %d are needed",
+                       TRAIN_MAX_EPOCHS, MODEL_MIN_RES);
+    if (!(c->lr > 0) || !(c->weight_decay >= 0) || !(c->smoothing >= 0 && c->smoothing < 1) ||
+        !(c->drop_path >= 0 && c->drop_path < 1) || !(c->warmup_epochs >= 0))
+        return ml_fail(ML_ERR_USAGE, "train: lr > 0, weight decay >= 0, smoothing and drop path in [0, 1) and "
+                                     "warm-up epochs >= 0 are needed");
+    ML_TRY(dataset_open(&u->d, c->data, c->limit));
+    if (!cfg.classes_set)
+        cfg.num_classes = u->d.classes;
+    else if (cfg.num_classes < u->d.classes)
+        return ml_fail(ML_ERR_USAGE, "train: %s has %d classes but %s has %d", c->model, cfg.num_classes, u->d.name,
+                       u->d.classes);
+    u->steps_per_epoch = (long)(u->d.n[DATA_TRAIN] / (size_t)c->batch);
+    if (u->steps_per_epoch < 1)
+        return ml_fail(ML_ERR_USAGE, "train: %zu training images do not make one batch of %d", u->d.n[DATA_TRAIN],
+                       c->batch);
+    config_string(c, &cfg, u->d.n[DATA_TRAIN], u->config, sizeof u->config);
+    if (snprintf(u->state_path, sizeof u->state_path, "%s.state", c->out) >= (int)sizeof u->state_path)
+        return ml_fail(ML_ERR_USAGE, "train: --out path is too long");
+    ML_TRY(model_plan(&u->m, &cfg, c->batch, c->res, c->res));
+    ML_TRY(model_alloc(&u->m));
+    model_init_random(&u->m, c->seed);
+    ML_TRY(model_train_init(&u->t, &u->m));
+    adamw_config ac = adamw_config_default();
+    ac.lr = c->lr, ac.weight_decay = c->weight_decay;
+    ML_TRY(adamw_init(&u->o, &ac, u->m.params, u->m.n_params, u->t.offset));
+    u->r->memory_bytes = model_weight_bytes(&u->m) + model_activation_bytes(&u->m) + model_train_bytes(&u->m) +
+                         2 * u->o.floats * sizeof(float);
+    return c->resume ? load_state(u) : ML_OK;
+}
+
+static void teardown(run *u)
+{
+    if (u->o.m)
+        adamw_free(&u->o);
+    if (u->t.m)
+        model_train_free(&u->t);
+    model_free(&u->m);
+    if (u->d.release)
+        dataset_close(&u->d);
+}
+
+static ml_status finish_epoch(run *u, const train_config *c, double loss_sum, double lr, long steps)
+{
+    class_metrics cm;
+    ML_TRY(evaluate(u, c->eval_limit, c->res, &cm));
+    const double n = cm.count ? (double)cm.count : 1.0;
+    train_epoch e = {u->epoch + 1, u->step, lr, steps ? loss_sum / steps : NAN, cm.top1 / n, cm.top5 / n,
+                     cm.loss_sum / n, u->seconds};
+    train_result *r = u->r;
+    if (r->n_log == (int)(sizeof r->log / sizeof r->log[0]))
+        memmove(r->log, r->log + 1, sizeof r->log - sizeof r->log[0]), r->n_log--;
+    r->log[r->n_log++] = e;
+    r->top1 = e.test_top1, r->top5 = e.test_top5, r->loss = e.test_loss, r->test_images = cm.count;
+    if (c->progress)
+        fprintf(stderr, "epoch %d/%d done: train loss %.4f, test top-1 %.2f%%, top-5 %.2f%%, loss %.4f (%zu images); "
+                        "%.0f s of training\n",
+                e.epoch, c->epochs, e.train_loss, 100 * e.test_top1, 100 * e.test_top5, e.test_loss, cm.count,
+                u->seconds);
+    if (c->on_epoch)
+        c->on_epoch(c->ctx, &e);
+    u->epoch++;
+    u->batch_pos = 0;
+    return save_checkpoint(u, c->out);
+}
+
+ml_status train_run(const train_config *c, train_result *r)
+{
+    memset(r, 0, sizeof *r);
+    run *u = ml_calloc(1, sizeof *u, "training state");
+    if (!u)
+        return ML_ERR_NOMEM;
+    u->r = r;
+    ml_status s = setup(u, c);
+    const long total = (long)c->epochs * u->steps_per_epoch;
+    const lr_schedule sch = {c->lr, c->min_lr, c->warmup_lr, (long)llround(c->warmup_epochs * u->steps_per_epoch),
+                             total};
+    size_t *order = s == ML_OK ? ml_malloc(u->d.n[DATA_TRAIN] * sizeof *order, "epoch order") : NULL;
+    float *drop = NULL;
+    if (s == ML_OK && !order)
+        s = ML_ERR_NOMEM;
+    if (s == ML_OK && c->drop_path > 0 &&
+        !(drop = ml_malloc((size_t)model_block_count(&u->m) * c->batch * sizeof *drop, "drop path scales")))
+        s = ML_ERR_NOMEM;
+    if (s == ML_OK && c->progress)
+        fprintf(stderr, "training %s on %s (%zu images, %ld steps per epoch) at %dx%d, batch %d; memory planned: "
+                        "%.1f MiB%s\n",
+                u->m.cfg.name, u->d.name, u->d.n[DATA_TRAIN], u->steps_per_epoch, c->res, c->res, c->batch,
+                r->memory_bytes / 1048576.0, c->resume ? "; resumed" : "");
+    const long step0 = u->step;
+    const double sec0 = u->seconds;
+    while (s == ML_OK && u->epoch < c->epochs && !r->stopped) {
+        double loss_sum = 0, lr = 0;
+        const long first = u->step;
+        s = run_epoch(u, c, &sch, order, drop, &loss_sum, &lr);
+        if (s == ML_OK && !r->stopped)
+            s = finish_epoch(u, c, loss_sum, lr, u->step - first);
+    }
+    r->steps = u->step;
+    r->epochs_done = u->epoch;
+    r->train_seconds = u->seconds;
+    r->images_per_s = u->seconds > sec0 ? (double)(u->step - step0) * c->batch / (u->seconds - sec0) : 0;
+    free(order), free(drop);
+    teardown(u);
+    free(u);
+    return s;
+}

@@ -1,0 +1,76 @@
+/* The training loop: a zoo model with any mixer on a dataset, AdamW with timm's
+ * parameter groups, warm-up + cosine per step, optional gradient clipping,
+ * label smoothing, drop path; an evaluation on the test split after every
+ * epoch; checkpoints that make a killed run resumable bit for bit.
+ *
+ * Deterministic: a batch is a pure function of (its sample indices, the epoch's
+ * augmentation seed); the epoch's order is a seeded permutation; drop path's
+ * scales come from a stream seeded by (seed, step); every op reduces in a fixed
+ * order. So the same configuration and thread count give the same weights, and
+ * a run resumed from any checkpoint ends where an uninterrupted one does.
+ *
+ * Files: OUT (e.g. run.safetensors) holds the weights alone under timm's names
+ * (it loads into timm's MambaOut(num_classes=K) with strict=True); OUT.state
+ * holds everything a resume needs (weights, AdamW's moments, the position in
+ * the data, the configuration, the curve so far), written atomically. OUT.state
+ * is written first, so it is never older than OUT. */
+#ifndef MIXERLAB_TRAINER_H
+#define MIXERLAB_TRAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/common.h"
+
+#define TRAIN_MAX_EPOCHS 10000
+
+typedef struct {
+    int epoch;         /* 1-based: the epoch just finished */
+    long step;         /* optimiser steps done */
+    double lr;         /* at the last step */
+    double train_loss; /* mean over the epoch's steps */
+    double test_top1, test_top5, test_loss; /* fractions, on the test split */
+    double seconds;    /* training time so far (evaluations excluded) */
+} train_epoch;
+
+typedef struct {
+    const char *model; /* a zoo name with overrides */
+    const char *data;  /* a dataset spec (data/dataset.h) */
+    int res, epochs, batch, threads;
+    double lr, min_lr, warmup_lr, weight_decay, warmup_epochs, drop_path, smoothing, clip_grad;
+    uint64_t seed;
+    size_t limit;      /* training images (0: all) */
+    size_t eval_limit; /* test images per evaluation (0: all) */
+    const char *out;   /* the checkpoint (OUT and OUT.state) */
+    int resume;        /* continue from OUT.state (which must exist and match) */
+    double checkpoint_s;   /* seconds between checkpoints inside an epoch (and one per epoch) */
+    int progress;          /* a progress line on stderr every few seconds */
+    int (*stop_requested)(void); /* asked after every step; non-zero: checkpoint and stop */
+    /* after each epoch (the runner's train_log); may be NULL */
+    void (*on_epoch)(void *ctx, const train_epoch *e);
+    void *ctx;
+} train_config;
+
+/* timm-like defaults: lr 1e-3, min_lr 1e-5, warmup_lr 1e-6, weight decay 0.05, 1 warm-up epoch,
+ * no drop path, smoothing 0.1, no clipping, batch 64, 10 epochs, checkpoints every 300 s. */
+train_config train_config_default(void);
+
+typedef struct {
+    double top1, top5, loss; /* the last evaluation */
+    size_t test_images;
+    double train_seconds, images_per_s; /* training steps only */
+    long steps;
+    int epochs_done;
+    int stopped;     /* stop_requested ended the run (after writing a checkpoint) */
+    size_t memory_bytes; /* what the training planned: weights, gradients, AdamW, activations, workspace */
+    train_epoch log[64]; /* the last 64 epochs' entries */
+    int n_log;
+} train_result;
+
+/* Trains (or resumes) as configured. Errors: a bad configuration (usage), a missing or damaged
+ * dataset or checkpoint (I/O, format), --resume without OUT.state or from another configuration
+ * (usage, naming the setting that differs), a loss that stops being finite (runtime, naming the
+ * step; the last checkpoint is kept). */
+ml_status train_run(const train_config *c, train_result *r);
+
+#endif
