@@ -100,7 +100,7 @@ static void config_from_entry(const zoo_entry *z, model_config *out)
 }
 
 static const char override_keys[] =
-    "mixer, kernel, d_state, head_size, conv_ratio, expansion, act, norm, num_classes";
+    "mixer, kernel, d_state, head_size, conv_ratio, expansion, act, norm, num_classes, dims, depths";
 
 static ml_status parse_int(const char *key, const char *v, int lo, int hi, int *out)
 {
@@ -124,6 +124,29 @@ static ml_status parse_ratio(const char *key, const char *v, double *out)
     return ML_OK;
 }
 
+/* "a-b-c-d": one integer in lo..hi per stage of the skeleton. */
+static ml_status parse_stages(const char *key, const char *v, int stages, int lo, int hi, int *out)
+{
+    int vals[MODEL_MAX_STAGES], n = 0;
+    const char *p = v;
+    while (1) {
+        char *end;
+        errno = 0;
+        const long x = strtol(p, &end, 10);
+        if (end == p || errno || x < lo || x > hi || n == MODEL_MAX_STAGES || (*end && *end != '-'))
+            return ml_fail(ML_ERR_USAGE, "override %s=%s: want %d integers in %d..%d joined by '-'", key, v, stages,
+                           lo, hi);
+        vals[n++] = (int)x;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    if (n != stages)
+        return ml_fail(ML_ERR_USAGE, "override %s=%s: this skeleton has %d stages, not %d", key, v, stages, n);
+    memcpy(out, vals, (size_t)n * sizeof *out);
+    return ML_OK;
+}
+
 static ml_status apply_override(model_config *c, const char *key, const char *v)
 {
     if (!strcmp(key, "mixer")) {
@@ -143,6 +166,10 @@ static ml_status apply_override(model_config *c, const char *key, const char *v)
         c->classes_set = 1;
         return ML_OK;
     }
+    if (!strcmp(key, "dims"))
+        return parse_stages(key, v, c->num_stages, 1, 16384, c->dims);
+    if (!strcmp(key, "depths"))
+        return parse_stages(key, v, c->num_stages, 0, MODEL_MAX_BLOCKS, c->depths);
     if (!strcmp(key, "conv_ratio"))
         return parse_ratio(key, v, &c->conv_ratio);
     if (!strcmp(key, "expansion"))

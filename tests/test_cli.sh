@@ -290,6 +290,12 @@ expect 0 "" -- mixer --name ssm --weights "$gx" --input "$gx" --grad-output "$gx
 for t in output grad_input grad.A_log grad.conv1d.weight; do
     grep -qaF "\"$t\"" "$tmp/g.safetensors" || { echo "FAIL: mixer --grad-output wrote no '$t'"; fails=$((fails + 1)); }
 done
+# stage widths and depths as overrides: timm's MambaOut(depths=(2,2,4,2), dims=(32,64,128,192), num_classes=10) has 1,736,174
+expect 0 "" -- info "mambaout_test:dims=32-64-128-192,depths=2-2-4-2,num_classes=10"
+grep -q "1,736,174" "$tmp/out" || { echo "FAIL: dims/depths overrides: not timm's 1,736,174 parameters"; fails=$((fails + 1)); }
+expect 2 "this skeleton has 4 stages, not 2" -- info "mambaout_test:dims=32-64"
+expect 2 "want 4 integers in 1..16384 joined by '-'" -- info "mambaout_test:dims=32-64-x-1"
+expect 2 "want 1 integers in 0..128" -- info "vim_test:depths=200"
 # the gradients of a whole model (their values: test_model_train, against timm's autograd)
 gm="$fx/grads/model_mambaout_test.safetensors"
 expect 2 "--weights, --input and --output are required" -- grad --model mambaout_test --input "$gm" --output "$tmp/g.safetensors"
