@@ -15,7 +15,7 @@ typedef struct {
 } cli_command;
 
 extern const cli_command cli_info, cli_list, cli_forward, cli_mixer, cli_table, cli_bench_cpu, cli_bench_mixers,
-    cli_bench_runner, cli_bench_cuda, cli_sweep, cli_export, cli_merge, cli_plot, cli_eval, cli_preprocess, cli_grad, cli_train;
+    cli_bench_runner, cli_bench_cuda, cli_sweep, cli_export, cli_merge, cli_plot, cli_eval, cli_preprocess, cli_grad, cli_train, cli_bench_train;
 
 /* Sets OpenMP and OpenBLAS thread counts (n <= 0: all online cores). */
 void cli_set_threads(int n);

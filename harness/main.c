@@ -19,7 +19,7 @@ static const cli_command cli_version = {
 
 /* The commands, in the order the usage lists them. */
 static const cli_command *const commands[] = {
-    &cli_info,      &cli_forward,      &cli_mixer,        &cli_train, &cli_eval,       &cli_grad, &cli_preprocess, &cli_table, &cli_bench_cpu,
+    &cli_info,      &cli_forward,      &cli_mixer,        &cli_train, &cli_eval,       &cli_grad, &cli_preprocess, &cli_table, &cli_bench_cpu, &cli_bench_train,
     &cli_bench_mixers, &cli_bench_runner, &cli_bench_cuda, &cli_list,      &cli_sweep, &cli_export,
     &cli_merge,     &cli_plot,         &cli_version,
 };
