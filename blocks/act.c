@@ -7,6 +7,8 @@
 /* act_simd.c */
 size_t act_row_avx2(float *out, const float *in, size_t n, act_kind k);
 size_t act_row_avx512(float *out, const float *in, size_t n, act_kind k);
+size_t act_grad_row_avx2(float *out, const float *in, size_t n, act_kind k);
+size_t act_grad_row_avx512(float *out, const float *in, size_t n, act_kind k);
 #endif
 
 act_isa act_best_isa(void)
@@ -55,6 +57,24 @@ void act_row_isa(float *out, const float *in, size_t n, act_kind k, act_isa isa)
 
 void act_row(float *out, const float *in, size_t n, act_kind k) { act_row_isa(out, in, n, k, ACT_ISA_AVX512); }
 
+void act_grad_row_isa(float *out, const float *in, size_t n, act_kind k, act_isa isa)
+{
+    size_t i = 0;
+    act_isa best = act_best_isa();
+    if (isa > best)
+        isa = best;
+#ifdef ACT_HAVE_SIMD_PATHS
+    if (k != ACT_SOFTPLUS && isa >= ACT_ISA_AVX512)
+        i = act_grad_row_avx512(out, in, n, k);
+    if (k != ACT_SOFTPLUS && isa >= ACT_ISA_AVX2 && i < n)
+        i += act_grad_row_avx2(out + i, in + i, n - i, k);
+#endif
+    for (; i < n; i++)
+        out[i] = act_grad(k, in[i]);
+}
+
+void act_grad_row(float *out, const float *in, size_t n, act_kind k) { act_grad_row_isa(out, in, n, k, ACT_ISA_AVX512); }
+
 void act_forward(float *out, const float *in, size_t n, act_kind k)
 {
     const size_t chunk = 4096;
@@ -66,10 +86,16 @@ void act_forward(float *out, const float *in, size_t n, act_kind k)
     }
 }
 
+/* act' a block at a time through the vector paths, then one multiply-add per element */
 ML_CLONES static void act_backward_row(float *d_in, const float *d_out, const float *in, size_t n, act_kind k)
 {
-    for (size_t i = 0; i < n; i++)
-        d_in[i] += d_out[i] * act_grad(k, in[i]);
+    float g[256];
+    for (size_t b = 0; b < n; b += 256) {
+        const size_t len = n - b < 256 ? n - b : 256;
+        act_grad_row(g, in + b, len, k);
+        for (size_t i = 0; i < len; i++)
+            d_in[b + i] += d_out[b + i] * g[i];
+    }
 }
 
 void act_backward(float *d_in, const float *d_out, const float *in, size_t n, act_kind k)

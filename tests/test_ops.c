@@ -162,6 +162,25 @@ static void test_act(rng_state *r)
         }
         CHECK(es <= 1e-6, "silu path %d: worst relative error %.3g", isa, es);
         CHECK(guard_intact(gy, ng), "silu grid path %d wrote past its output", isa);
+        /* the derivatives the backward uses, through the same paths: GELU' = Φ + x·φ against double,
+         * relative to |Φ| + |x·φ| (the sum crosses zero near x = -0.75); SiLU' relative to 1 */
+        act_grad_row_isa(gy, gx, ng, ACT_GELU, (act_isa)isa);
+        double eg = 0;
+        for (size_t i = 0; i < ng; i++) {
+            const double v = gx[i], Phi = 0.5 * erfc(-v / sqrt(2.0)), xphi = v * exp(-0.5 * v * v) * 0.39894228040143267794;
+            const double e_i = fabs(gy[i] - (Phi + xphi)) / (fabs(Phi) + fabs(xphi) + 1e-30);
+            eg = e_i > eg && fabs(Phi) + fabs(xphi) > 1e-10 ? e_i : eg;
+        }
+        CHECK(eg <= 5e-6, "gelu' path %d: worst relative error %.3g", isa, eg);
+        act_grad_row_isa(gy, gx, ng, ACT_SILU, (act_isa)isa);
+        double esg = 0;
+        for (size_t i = 0; i < ng; i++) {
+            const double v = gx[i], sg = 1.0 / (1.0 + exp(-v)), ref_i = sg * (1.0 + v * (1.0 - sg));
+            esg = fmax(esg, fabs(gy[i] - ref_i) / (sg + fabs(sg * v * (1.0 - sg)))); /* zero near x = -1.28 */
+        }
+        CHECK(esg <= 2e-6, "silu' path %d: worst relative error %.3g", isa, esg);
+        CHECK(guard_intact(gy, ng), "act' grid path %d wrote past its output", isa);
+        printf("act' path %d: gelu' worst %.3g (relative to |Phi| + |x phi|), silu' worst %.3g\n", isa, eg, esg);
     }
     free(gx), free(gy);
     act_forward(y, x, n, ACT_SILU);
