@@ -6,12 +6,13 @@
 #include <sys/stat.h>
 
 ml_status fashion_mnist_open(dataset *d, const char *dir, size_t limit);
-ml_status folder_open(dataset *d, const char *dir, size_t limit);
+ml_status folder_open(dataset *d, const char *dir, const char *train_dir, size_t limit);
 
-#define KNOWN_DATASETS "fashion-mnist, folder:dir=PATH or an image folder's path"
+#define KNOWN_DATASETS "fashion-mnist, folder:dir=PATH[,train=PATH] or an image folder's path"
 
-/* NAME[:key=value,...]: the name, and the value of key "dir" if given (other keys refused). */
-static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, size_t nd)
+/* NAME[:key=value,...]: the name, and the values of keys "dir" and (folders) "train" if given (other
+ * keys refused); both nd bytes. */
+static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, char *train, size_t nd)
 {
     const char *colon = strchr(spec, ':');
     const size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
@@ -19,7 +20,7 @@ static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, 
         return ml_fail(ML_ERR_USAGE, "--data: '%.80s' is not a dataset name (known: " KNOWN_DATASETS ")", spec);
     memcpy(name, spec, len);
     name[len] = '\0';
-    dir[0] = '\0';
+    dir[0] = train[0] = '\0';
     for (const char *p = colon ? colon + 1 : NULL; p;) {
         const char *comma = strchr(p, ','), *eq = strchr(p, '=');
         const size_t kl = eq && (!comma || eq < comma) ? (size_t)(eq - p) : 0;
@@ -27,12 +28,15 @@ static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, 
         const size_t vl = v ? (comma ? (size_t)(comma - v) : strlen(v)) : 0;
         if (!kl || !vl)
             return ml_fail(ML_ERR_USAGE, "--data %s: '%.60s' is not key=value", name, p);
-        if (kl != 3 || strncmp(p, "dir", 3) != 0)
-            return ml_fail(ML_ERR_USAGE, "--data %s: unknown key '%.*s' (allowed: dir)", name, (int)kl, p);
+        const int is_dir = kl == 3 && !strncmp(p, "dir", 3), is_train = kl == 5 && !strncmp(p, "train", 5);
+        if (!is_dir && !(is_train && !strcmp(name, "folder")))
+            return ml_fail(ML_ERR_USAGE, "--data %s: unknown key '%.*s' (allowed: dir%s)", name, (int)kl, p,
+                           strcmp(name, "folder") ? "" : ", train");
         if (vl >= nd)
-            return ml_fail(ML_ERR_USAGE, "--data %s: dir is longer than %zu characters", name, nd - 1);
-        memcpy(dir, v, vl);
-        dir[vl] = '\0';
+            return ml_fail(ML_ERR_USAGE, "--data %s: %.*s is longer than %zu characters", name, (int)kl, p, nd - 1);
+        char *dst = is_dir ? dir : train;
+        memcpy(dst, v, vl);
+        dst[vl] = '\0';
         p = comma ? comma + 1 : NULL;
     }
     return ML_OK;
@@ -60,9 +64,10 @@ ml_status dataset_open_with(dataset *d, const char *spec, size_t limit, const da
         if (strlen(spec) >= sizeof d->source)
             return ml_fail(ML_ERR_USAGE, "--data: the folder's path is longer than %zu characters",
                            sizeof d->source - 1);
-        return folder_open(d, spec, limit);
+        return folder_open(d, spec, NULL, limit);
     }
-    ML_TRY(parse_spec(spec, name, sizeof name, dir, sizeof dir));
+    char train[512];
+    ML_TRY(parse_spec(spec, name, sizeof name, dir, train, sizeof dir));
     if (strcmp(name, "fashion-mnist") == 0) {
         const dataset_options o = d->opt;
         const ml_status s = fashion_mnist_open(d, dir[0] ? dir : NULL, limit);
@@ -72,7 +77,7 @@ ml_status dataset_open_with(dataset *d, const char *spec, size_t limit, const da
     if (strcmp(name, "folder") == 0) {
         if (!dir[0])
             return ml_fail(ML_ERR_USAGE, "--data folder: needs dir=PATH (the folder with one sub-folder per class)");
-        return folder_open(d, dir, limit);
+        return folder_open(d, dir, train[0] ? train : NULL, limit);
     }
     return ml_fail(ML_ERR_USAGE, "--data: unknown dataset '%s' (known: " KNOWN_DATASETS ")", name);
 }

@@ -2,7 +2,10 @@
  * timm's order (imagefolder.h), every image through timm's evaluation
  * transform (resample.h: decode, resize the shorter side to
  * floor(R / crop_pct), centre crop, /255, normalise) at the batch's
- * resolution. The whole folder is the test split; there is no training split.
+ * resolution. The folder is the test split; a second folder (train=PATH in
+ * the spec) with the same classes is the training split, whose augmented
+ * batches go through timm's training transform (resample.h: random-resized
+ * crop, flip) with a stream per image derived from (seed, index).
  *
  * A batch's images are decoded by opt.workers threads of their own (an
  * OpenMP team started from the loader's thread), so with the loader making
@@ -23,19 +26,22 @@
 #define FOLDER_ERROR_LEN 400
 
 typedef struct {
-    imagefolder f;
-    eval_transform t; /* t.size is set per batch */
+    imagefolder f;     /* the test split */
+    imagefolder train; /* the training split (n_items 0 without one) */
+    eval_transform t;  /* t.size is set per batch */
 } folder_impl;
 
-/* One image into out_chw [3][res][res]; the error message into err. */
-static ml_status load_one(const folder_impl *fi, const char *path, int res, float *out_chw, char *err)
+/* One image into out_chw [3][res][res] (rng: the training transform, else the evaluation one);
+ * the error message into err. */
+static ml_status load_one(const folder_impl *fi, const char *path, int res, rng_state *rng, float *out_chw,
+                          char *err)
 {
     eval_transform t = fi->t;
     t.size = (size_t)res;
     image_rgb8 img;
     ml_status s = image_load_rgb8(&img, path, IMAGE_MAX_PIXELS);
     if (s == ML_OK) {
-        s = eval_transform_chw(out_chw, &t, &img);
+        s = rng ? train_transform_chw(out_chw, &t, &img, rng) : eval_transform_chw(out_chw, &t, &img);
         image_free_rgb8(&img);
     }
     if (s != ML_OK)
@@ -46,11 +52,12 @@ static ml_status load_one(const folder_impl *fi, const char *path, int res, floa
 static ml_status folder_batch(const dataset *d, data_split split, const size_t *idx, int n, int res, int augment,
                               uint64_t seed, float *x, int32_t *labels)
 {
-    (void)seed;
     const folder_impl *fi = d->impl;
-    if (split != DATA_TEST || augment)
-        return ml_fail(ML_ERR_USAGE, "--data %s: an image folder has only a test split, evaluated without "
-                                     "augmentation", d->source);
+    if (split == DATA_TRAIN && !fi->train.n_items)
+        return ml_fail(ML_ERR_USAGE, "--data %s: no training folder (folder:dir=TEST,train=TRAIN)", d->source);
+    if (split == DATA_TEST && augment)
+        return ml_fail(ML_ERR_USAGE, "--data %s: the test split is evaluated without augmentation", d->source);
+    const imagefolder *f = split == DATA_TRAIN ? &fi->train : &fi->f;
     const size_t per = (size_t)3 * res * res;
     ml_status *st = malloc((size_t)n * sizeof *st);
     char *err = malloc((size_t)n * FOLDER_ERROR_LEN);
@@ -61,8 +68,11 @@ static ml_status folder_batch(const dataset *d, data_split split, const size_t *
     const int workers = d->opt.workers > 0 ? d->opt.workers : 1;
 #pragma omp parallel for num_threads(workers) schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
-        const imagefolder_item *it = &fi->f.items[idx[i]];
-        st[i] = load_one(fi, it->path, res, x + (size_t)i * per, err + (size_t)i * FOLDER_ERROR_LEN);
+        const imagefolder_item *it = &f->items[idx[i]];
+        rng_state r;
+        rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ULL * (idx[i] + 1)));
+        st[i] = load_one(fi, it->path, res, augment ? &r : NULL, x + (size_t)i * per,
+                         err + (size_t)i * FOLDER_ERROR_LEN);
         labels[i] = st[i] == ML_OK ? (int32_t)it->label : -1;
     }
     ml_status s = ML_OK;
@@ -83,15 +93,30 @@ static ml_status folder_batch(const dataset *d, data_split split, const size_t *
 static void folder_release(dataset *d)
 {
     folder_impl *fi = d->impl;
-    if (fi)
+    if (fi) {
         imagefolder_free(&fi->f);
+        imagefolder_free(&fi->train);
+    }
     free(fi);
     d->impl = NULL;
 }
 
-ml_status folder_open(dataset *d, const char *dir, size_t limit);
+ml_status folder_open(dataset *d, const char *dir, const char *train_dir, size_t limit);
 
-ml_status folder_open(dataset *d, const char *dir, size_t limit)
+/* The training folder must list the test folder's classes, in the same order. */
+static ml_status scan_train(folder_impl *fi, const char *dir, const char *train_dir, size_t limit)
+{
+    ML_TRY(imagefolder_scan(&fi->train, train_dir, limit));
+    int same = fi->train.n_classes == fi->f.n_classes;
+    for (size_t c = 0; same && c < fi->f.n_classes; c++)
+        same = strcmp(fi->train.classes[c], fi->f.classes[c]) == 0;
+    if (!same)
+        return ml_fail(ML_ERR_USAGE, "--data: the training folder %s and the test folder %s have different classes "
+                                     "(%zu and %zu)", train_dir, dir, fi->train.n_classes, fi->f.n_classes);
+    return ML_OK;
+}
+
+ml_status folder_open(dataset *d, const char *dir, const char *train_dir, size_t limit)
 {
     folder_impl *fi = calloc(1, sizeof *fi);
     if (!fi)
@@ -103,9 +128,14 @@ ml_status folder_open(dataset *d, const char *dir, size_t limit)
     ml_status s = resample_parse_filter(&fi->t.interp, d->opt.interpolation);
     if (s == ML_OK)
         s = eval_transform_check(&fi->t);
+    /* limit: the training images when there is a training folder, else the test images */
     if (s == ML_OK)
-        s = imagefolder_scan(&fi->f, dir, limit);
+        s = imagefolder_scan(&fi->f, dir, train_dir ? 0 : limit);
+    if (s == ML_OK && train_dir)
+        s = scan_train(fi, dir, train_dir, limit);
     if (s != ML_OK) {
+        imagefolder_free(&fi->f);
+        imagefolder_free(&fi->train);
         free(fi);
         return s;
     }
@@ -119,7 +149,7 @@ ml_status folder_open(dataset *d, const char *dir, size_t limit)
     snprintf(d->source, sizeof d->source, "%s", dir);
     d->classes = (int)fi->f.n_classes;
     d->native_res = 0;
-    d->n[DATA_TRAIN] = 0;
+    d->n[DATA_TRAIN] = fi->train.n_items;
     d->n[DATA_TEST] = fi->f.n_items;
     d->batch = folder_batch;
     d->release = folder_release;

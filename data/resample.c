@@ -376,3 +376,53 @@ ml_status eval_transform_chw(float *out_chw, const eval_transform *t, const imag
     image_free_rgb8(&crop);
     return ML_OK;
 }
+
+/* RandomResizedCrop's box (torchvision's get_params, with rng for torch's generator) */
+static void random_box(size_t W, size_t H, rng_state *rng, size_t *x0, size_t *y0, size_t *w, size_t *h)
+{
+    const double area = (double)W * (double)H, lo = log(3.0 / 4.0), hi = log(4.0 / 3.0);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        const double target = area * (0.08 + 0.92 * rng_uniform(rng)), ar = exp(lo + (hi - lo) * rng_uniform(rng));
+        const double bw = round(sqrt(target * ar)), bh = round(sqrt(target / ar));
+        if (bw >= 1 && bh >= 1 && bw <= (double)W && bh <= (double)H) {
+            *w = (size_t)bw, *h = (size_t)bh;
+            *x0 = (size_t)(rng_uniform(rng) * (double)(W - *w + 1));
+            *y0 = (size_t)(rng_uniform(rng) * (double)(H - *h + 1));
+            return;
+        }
+    }
+    const double in_ratio = (double)W / (double)H;
+    *w = W, *h = H;
+    if (in_ratio < 3.0 / 4.0)
+        *h = (size_t)fmin(round((double)W / (3.0 / 4.0)), (double)H);
+    else if (in_ratio > 4.0 / 3.0)
+        *w = (size_t)fmin(round((double)H * (4.0 / 3.0)), (double)W);
+    *x0 = (W - *w) / 2, *y0 = (H - *h) / 2;
+}
+
+ml_status train_transform_chw(float *out_chw, const eval_transform *t, const image_rgb8 *in, rng_state *rng)
+{
+    ML_TRY(eval_transform_check(t));
+    size_t x0, y0, w, h;
+    random_box(in->width, in->height, rng, &x0, &y0, &w, &h);
+    image_rgb8 box, out;
+    ML_TRY(image_alloc_rgb8(&box, w, h));
+    for (size_t y = 0; y < h; y++)
+        memcpy(box.data + y * w * 3, in->data + ((y0 + y) * in->width + x0) * 3, w * 3);
+    ml_status s = resample_resize_rgb8(&out, &box, t->size, t->size, t->interp);
+    image_free_rgb8(&box);
+    if (s != ML_OK)
+        return s;
+    if (rng_uniform(rng) < 0.5)
+        for (size_t y = 0; y < out.height; y++) {
+            uint8_t *row = out.data + y * out.width * 3;
+            for (size_t a = 0, b = out.width - 1; a < b; a++, b--)
+                for (int c = 0; c < 3; c++) {
+                    const uint8_t v = row[a * 3 + c];
+                    row[a * 3 + c] = row[b * 3 + c], row[b * 3 + c] = v;
+                }
+        }
+    eval_normalize_chw(out_chw, &out, t->mean, t->std);
+    image_free_rgb8(&out);
+    return ML_OK;
+}

@@ -25,6 +25,7 @@
 #ifndef MIXERLAB_DATA_RESAMPLE_H
 #define MIXERLAB_DATA_RESAMPLE_H
 
+#include "base/rng.h"
 #include "data/image.h"
 
 typedef enum {
@@ -84,5 +85,12 @@ ml_status eval_transform_chw(float *out_chw, const eval_transform *t, const imag
 
 /* ToTensor + Normalize of an 8-bit image: out_chw [3][h][w]. */
 void eval_normalize_chw(float *out_chw, const image_rgb8 *img, const float mean[3], const float std[3]);
+
+/* timm's training transform without colour jitter (transforms_imagenet_train): torchvision's
+ * RandomResizedCrop(R, scale (0.08, 1), ratio (3/4, 4/3)) -- ten tries at a box of a random area
+ * and log-uniform aspect ratio that fits, else the centre box of the clamped ratio -- resized to
+ * R × R with t's filter, RandomHorizontalFlip(0.5), ToTensor, Normalize. The draws come from rng
+ * (the caller seeds it per image), so the same seed gives the same tensor. */
+ml_status train_transform_chw(float *out_chw, const eval_transform *t, const image_rgb8 *in, rng_state *rng);
 
 #endif

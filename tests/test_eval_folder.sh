@@ -90,6 +90,19 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 chmod 644 "$tmp/val/c9/china.jpg"
 
+# training on a folder (the same images as the training split, through the training transform):
+# it runs, twice to the same bytes, and a folder without a training split is refused
+for k in 1 2; do
+    "$bin" train --model mambaout_test --data "folder:dir=$tmp/val,train=$tmp/val" --res 32 --batch 2 --epochs 2 \
+        --quiet --out "$tmp/t$k.safetensors" >"$tmp/out" 2>"$tmp/err" || fail "train on a folder: $(head -2 "$tmp/err")"
+done
+cmp -s "$tmp/t1.safetensors" "$tmp/t2.safetensors" || fail "two trainings on a folder differ"
+expect 2 "has no training split" train --model mambaout_test --data "$tmp/val" --res 32 --batch 2 --out "$tmp/t3.safetensors"
+mkdir -p "$tmp/other/only"
+cp "$fx/images/g_tiny.png" "$tmp/other/only/"
+expect 2 "have different classes" train --model mambaout_test --data "folder:dir=$tmp/val,train=$tmp/other" --res 32 \
+    --batch 1 --out "$tmp/t3.safetensors"
+
 if [ "$fails" -ne 0 ]; then
     echo "$fails failure(s)"
     exit 1

@@ -749,6 +749,51 @@ static void test_folder_dataset(const char *fixtures)
     st_close(&ref);
 }
 
+/* timm's training transform (random-resized crop, flip): a constant image stays that constant,
+ * normalised; the same seed gives the same tensor and another seed another; the flip happens for
+ * about half the seeds; every box fits (no read outside the image: ASan). */
+static void test_train_transform(void)
+{
+    eval_transform t;
+    eval_transform_init(&t, 16);
+    image_rgb8 flat, ramp;
+    CHECK(image_alloc_rgb8(&flat, 50, 37) == ML_OK && image_alloc_rgb8(&ramp, 61, 23) == ML_OK, "alloc");
+    for (size_t i = 0; i < 50 * 37; i++)
+        flat.data[3 * i] = 10, flat.data[3 * i + 1] = 200, flat.data[3 * i + 2] = 77;
+    for (size_t y = 0; y < 23; y++)
+        for (size_t x = 0; x < 61; x++)
+            for (int c = 0; c < 3; c++)
+                ramp.data[(y * 61 + x) * 3 + c] = (uint8_t)(4 * x + c);
+    float a[3 * 256], b[3 * 256];
+    const uint8_t v[3] = {10, 200, 77};
+    int flat_ok = 1, increasing = 0, decreasing = 0, differ = 0;
+    for (uint64_t seed = 0; seed < 200; seed++) {
+        rng_state r;
+        rng_seed(&r, seed);
+        CHECK(train_transform_chw(a, &t, &flat, &r) == ML_OK, "flat: %s", ml_last_error());
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < 256; i++)
+                flat_ok &= a[c * 256 + i] == ((float)v[c] / 255.0f - t.mean[c]) / t.std[c];
+        rng_seed(&r, seed);
+        CHECK(train_transform_chw(a, &t, &ramp, &r) == ML_OK, "ramp: %s", ml_last_error());
+        rng_seed(&r, seed);
+        train_transform_chw(b, &t, &ramp, &r);
+        CHECK(memcmp(a, b, sizeof a) == 0, "seed %llu: two calls differ", (unsigned long long)seed);
+        rng_seed(&r, seed + 1000);
+        train_transform_chw(b, &t, &ramp, &r);
+        differ += memcmp(a, b, sizeof a) != 0;
+        increasing += a[15] > a[0], decreasing += a[15] < a[0];
+    }
+    CHECK(flat_ok, "a constant image does not stay constant through the training transform");
+    CHECK(differ >= 195, "other seeds gave the same crop %d times of 200", 200 - differ);
+    CHECK(increasing > 60 && decreasing > 60, "flips: %d increasing, %d decreasing rows of 200", increasing,
+          decreasing);
+    printf("  training transform: 200 seeds, %d flipped, %d unflipped, %d of 200 differ from another seed\n",
+           decreasing, increasing, differ);
+    image_free_rgb8(&flat);
+    image_free_rgb8(&ramp);
+}
+
 int main(int argc, char **argv)
 {
     const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
@@ -771,6 +816,7 @@ int main(int argc, char **argv)
     test_unreadable();
     printf("crop, plan and parameters:\n");
     test_crop_and_plan();
+    test_train_transform();
     printf("image folder:\n");
     test_folder();
     test_folder_dataset(fixtures);

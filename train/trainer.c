@@ -364,6 +364,9 @@ static ml_status setup(run *u, const train_config *c)
     else if (cfg.num_classes < u->d.classes)
         return ml_fail(ML_ERR_USAGE, "train: %s has %d classes but %s has %d", c->model, cfg.num_classes, u->d.name,
                        u->d.classes);
+    if (!u->d.n[DATA_TRAIN])
+        return ml_fail(ML_ERR_USAGE, "train: %s has no training split (an image folder needs one: "
+                                     "folder:dir=TEST,train=TRAIN)", u->d.source);
     u->steps_per_epoch = (long)(u->d.n[DATA_TRAIN] / (size_t)c->batch);
     if (u->steps_per_epoch < 1)
         return ml_fail(ML_ERR_USAGE, "train: %zu training images do not make one batch of %d", u->d.n[DATA_TRAIN],
