@@ -2,15 +2,19 @@
 #include "harness/args.h"
 #include "harness/cli.h"
 #include "harness/cuda_measure.h"
+#include "harness/evaluate.h"
 #include "harness/signals.h"
 #include "harness/spec.h"
 #include "harness/store.h"
 #include "harness/target.h"
+#include "train/trainer.h"
 
+#include <errno.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char sweep_usage[] =
@@ -39,6 +43,9 @@ typedef struct {
     timer_stats st;
     int have_latency;
     int64_t params, macs, weight_bytes, activation_bytes, peak_bytes;
+    double top1, top5, train_seconds, train_ips; /* accuracy (percent) and training; -1: not measured */
+    store_epoch log[64];                        /* the training's curve */
+    int nlog;
     const char *status;
     char message[1024]; /* as long as any recorded error line */
 } measured;
@@ -148,6 +155,10 @@ static void describe(const sweep_config *c, char *buf, size_t n)
         size_t l = strlen(buf);
         snprintf(buf + l, n - l, " threads %ld", c->threads);
     }
+    if (c->seed >= 0) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, n - l, " seed %ld", c->seed);
+    }
 }
 
 typedef struct {
@@ -222,11 +233,74 @@ static void show_progress(int tty, int seen, int todo, int ran, double elapsed, 
     fflush(stderr);
 }
 
+/* ---- accuracy: a training per configuration ([train]) or given weights evaluated ([eval]) ---- */
+
+static void on_epoch(void *ctx, const train_epoch *e)
+{
+    measured *me = ctx;
+    if (me->nlog == (int)(sizeof me->log / sizeof me->log[0]))
+        return;
+    me->log[me->nlog++] = (store_epoch){e->epoch, e->step, e->lr, e->train_loss, 100 * e->test_top1,
+                                        100 * e->test_top5, e->test_loss, e->seconds};
+}
+
+/* A configuration's checkpoint: DB.train/EXPERIMENT-HASH.safetensors (and .state beside it). */
+static ml_status checkpoint_path(const char *db, const char *experiment, const char *hash, char *out, size_t n)
+{
+    char dir[1100];
+    if (snprintf(dir, sizeof dir, "%s.train", db) >= (int)sizeof dir ||
+        snprintf(out, n, "%s/%s-%s.safetensors", dir, experiment, hash) >= (int)n)
+        return ml_fail(ML_ERR_USAGE, "sweep: --db path is too long for the training checkpoints");
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return ml_fail(ML_ERR_IO, "cannot create the checkpoint folder '%s': %s", dir, strerror(errno));
+    return ML_OK;
+}
+
+static ml_status measure_accuracy(const sweep_spec *sp, const sweep_config *c, const char *db, int resume,
+                                  measured *me)
+{
+    if (sp->eval.set) {
+        eval_request rq = {.model = c->model, .weights = sp->eval.weights[c->model_index], .data = sp->eval.data,
+                           .device = "cpu", .res = c->resolution, .batch = sp->eval.batch, .limit = sp->eval.limit,
+                           .df = {.interp = -1}};
+        eval_outcome o;
+        ML_TRY(eval_run(&rq, &o));
+        const double n = o.m.count ? (double)o.m.count : 1.0;
+        me->top1 = 100.0 * (double)o.m.top1 / n, me->top5 = 100.0 * (double)o.m.top5 / n;
+        return ML_OK;
+    }
+    char out[1300];
+    ML_TRY(checkpoint_path(db, sp->name, c->hash, out, sizeof out));
+    char state[1320];
+    snprintf(state, sizeof state, "%s.state", out);
+    train_config tc = train_config_default();
+    tc.model = c->model, tc.data = sp->train.dataset, tc.res = (int)c->resolution;
+    tc.epochs = (int)sp->train.epochs, tc.batch = (int)sp->train.batch, tc.lr = sp->train.lr;
+    tc.weight_decay = sp->train.weight_decay, tc.warmup_epochs = sp->train.warmup_epochs;
+    tc.drop_path = sp->train.drop_path, tc.smoothing = sp->train.smoothing, tc.seed = (uint64_t)c->seed;
+    tc.limit = (size_t)sp->train.limit, tc.eval_limit = (size_t)sp->train.eval_limit, tc.out = out;
+    tc.resume = resume && access(state, R_OK) == 0; /* a training this sweep was stopped in */
+    tc.progress = 1, tc.stop_requested = signals_pending, tc.on_epoch = on_epoch, tc.ctx = me;
+    train_result r;
+    ML_TRY(train_run(&tc, &r));
+    if (r.stopped)
+        return ML_OK; /* the caller sees the signal and stores nothing; the checkpoint stays */
+    if (tc.resume) { /* the epochs before the stop, from the state's curve */
+        me->nlog = 0;
+        for (int k = 0; k < r.n_log; k++)
+            on_epoch(me, &r.log[k]);
+    }
+    me->top1 = 100.0 * r.top1, me->top5 = 100.0 * r.top5;
+    me->train_seconds = r.train_seconds, me->train_ips = r.images_per_s;
+    return ML_OK;
+}
+
 /* Runs one configuration on its device; every outcome, good or bad, becomes *me. */
-static void run_config(const sweep_spec *sp, const sweep_config *c, measured *me)
+static void run_config(const sweep_spec *sp, const sweep_config *c, const char *db, int resume, measured *me)
 {
     memset(me, 0, sizeof *me);
     me->params = me->macs = me->weight_bytes = me->activation_bytes = me->peak_bytes = -1;
+    me->top1 = me->top5 = me->train_seconds = me->train_ips = -1;
     me->status = "ok";
     cli_set_threads((int)c->threads);
     ml_status ms = ML_OK;
@@ -239,6 +313,8 @@ static void run_config(const sweep_spec *sp, const sweep_config *c, measured *me
                       : !strcmp(c->precision, "pedantic") ? CUDA_MATH_PEDANTIC
                                                           : CUDA_MATH_FP32);
         ms = measure_config(sp, c, be, me);
+        if (ms == ML_OK && !strcmp(me->status, "ok") && (sp->metrics & METRIC_ACCURACY))
+            ms = measure_accuracy(sp, c, db, resume, me);
     }
     if (ms != ML_OK) {
         me->status = status_of(ms);
@@ -265,7 +341,9 @@ static store_result result_row(const sweep_spec *sp, const sweep_config *c, cons
         .peak_bytes = (mt & METRIC_MEMORY) ? me->peak_bytes : -1,
         .weight_bytes = (mt & METRIC_MEMORY) ? me->weight_bytes : -1,
         .activation_bytes = (mt & METRIC_MEMORY) ? me->activation_bytes : -1,
-        .peak_rss_bytes = (mt & METRIC_MEMORY) ? peak_rss_bytes() : -1};
+        .peak_rss_bytes = (mt & METRIC_MEMORY) ? peak_rss_bytes() : -1,
+        .top1 = me->top1, .top5 = me->top5, .train_seconds = me->train_seconds, .train_images_per_s = me->train_ips,
+        .log = me->nlog ? me->log : NULL, .nlog = me->nlog};
     if (me->have_latency) {
         const timer_stats *t = &me->st;
         r.median = t->median_ms, r.mean = t->mean_ms, r.stdev = t->stdev_ms, r.min = t->min_ms;
@@ -301,7 +379,7 @@ static ml_status run_configs(const sweep_args *a, const sweep_spec *sp, const sw
         describe(c, d, sizeof d);
         show_progress(tty, seen, todo, ran, timer_now_s() - t_start, c, d);
         measured me;
-        run_config(sp, c, &me);
+        run_config(sp, c, a->db_path, a->resume, &me);
         if ((sig = signals_pending())) { /* abandoned: nothing of it is stored */
             timer_stats_free(&me.st);
             break;

@@ -2,14 +2,16 @@
  * zoo (ours next to the paper's), and the same skeleton with every mixer. */
 #include "harness/args.h"
 #include "harness/cli.h"
+#include "harness/store.h"
 #include "models/model.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char table_usage[] =
-    "usage: mixerlab table [--markdown | --csv | --json]\n"
+    "usage: mixerlab table [--db FILE] [--markdown | --csv | --json]\n"
     "       mixerlab table --ablation MODEL [--res 224,1024] [--markdown | --csv | --json]\n"
     "\n"
     "Without --ablation: the MambaOut paper's Table 1 (ImageNet-1k, 224x224) for every\n"
@@ -22,6 +24,9 @@ static const char table_usage[] =
     "which stages are long-sequence (L > 6·C, the paper's Eq. 6-7). Attention uses the\n"
     "largest head size of 32, 16 or 8 that divides every stage's width.\n"
     "\n"
+    "  --db FILE    also our measured top-1 for each row whose model the database has an\n"
+    "               accuracy for (a sweep with metrics = accuracy: [eval] of the published\n"
+    "               weights, or [train]); the latest such row, with its resolution\n"
     "  --markdown   (default) a Markdown table with notes\n"
     "  --csv        comma-separated, one header line\n"
     "  --json       a JSON array of objects\n";
@@ -72,16 +77,31 @@ static ml_status plan_model(const char *spec, int res, model *m)
     return s;
 }
 
-static int cmd_table_paper(out_fmt fmt)
+/* Our measured top-1 for a row, from the database (NAN when it has none). */
+static ml_status ours(store *st, const char *name, double *top1, long *res)
+{
+    *top1 = NAN;
+    if (!st)
+        return ML_OK;
+    int found = 0;
+    char exp[64];
+    ML_TRY(store_latest_top1(st, name, &found, top1, res, exp, sizeof exp));
+    if (!found)
+        *top1 = NAN;
+    return ML_OK;
+}
+
+static int cmd_table_paper(out_fmt fmt, store *st)
 {
     cJSON *arr = fmt == FMT_JSON ? cJSON_CreateArray() : NULL;
     if (fmt == FMT_MD) {
         printf("MambaOut paper, Table 1 (ImageNet-1k, 224x224): ours | paper\n\n");
         printf("| model | token mixing | params (M) ours | paper | MACs (G) ours | paper | MAC convention | "
-               "top-1 %% (reported) | source |\n|---|---|---|---|---|---|---|---|---|\n");
+               "top-1 %% (reported) | source |%s\n|---|---|---|---|---|---|---|---|---|%s\n",
+               st ? " top-1 % (ours) |" : "", st ? "---|" : "");
     } else if (fmt == FMT_CSV) {
         printf("model,paper_name,token_mixing,params,params_backbone,params_paper_m,paper_counts,macs,macs_paper_g,"
-               "convention,scan,top1_reported,source\n");
+               "convention,scan,top1_reported,source%s\n", st ? ",top1_ours,top1_ours_resolution" : "");
     }
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         model m;
@@ -90,15 +110,28 @@ static int cmd_table_paper(out_fmt fmt)
         const uint64_t total = model_param_count(&m), backbone = model_backbone_param_count(&m),
                        p = rows[i].backbone ? backbone : total, macs = model_macs(&m, &o, NULL);
         const char *sc = scan_convention_name(rows[i].scan);
+        double mine;
+        long mres = 0;
+        ml_status s = ours(st, rows[i].model, &mine, &mres);
+        if (s != ML_OK) {
+            model_free(&m);
+            cJSON_Delete(arr);
+            return s;
+        }
+        char col[64] = "";
+        if (st && fmt == FMT_MD)
+            snprintf(col, sizeof col, isnan(mine) ? " |" : " %.2f (%ldx%ld) |", mine, mres, mres);
+        else if (st && fmt == FMT_CSV)
+            snprintf(col, sizeof col, isnan(mine) ? ",," : ",%.4f,%ld", mine, mres);
         if (fmt == FMT_MD)
-            printf("| %s (`%s`) | %s | %.2f%s | %.0f | %.2f | %.1f | fvcore, scan %s | %.1f | %s |\n",
+            printf("| %s (`%s`) | %s | %.2f%s | %.0f | %.2f | %.1f | fvcore, scan %s | %.1f | %s |%s\n",
                    rows[i].paper_name, rows[i].model, rows[i].mixing, p / 1e6, rows[i].backbone ? "*" : "",
-                   rows[i].params_m, macs / 1e9, rows[i].macs_g, sc, rows[i].top1, rows[i].source);
+                   rows[i].params_m, macs / 1e9, rows[i].macs_g, sc, rows[i].top1, rows[i].source, col);
         else if (fmt == FMT_CSV)
-            printf("%s,%s,%s,%llu,%llu,%.0f,%s,%llu,%.1f,fvcore,%s,%.1f,%s\n", rows[i].model, rows[i].paper_name,
+            printf("%s,%s,%s,%llu,%llu,%.0f,%s,%llu,%.1f,fvcore,%s,%.1f,%s%s\n", rows[i].model, rows[i].paper_name,
                    rows[i].mixing, (unsigned long long)total, (unsigned long long)backbone, rows[i].params_m,
                    rows[i].backbone ? "backbone" : "all", (unsigned long long)macs, rows[i].macs_g, sc, rows[i].top1,
-                   rows[i].source);
+                   rows[i].source, col);
         else {
             cJSON *o2 = cJSON_CreateObject();
             cJSON_AddStringToObject(o2, "model", rows[i].model);
@@ -114,12 +147,19 @@ static int cmd_table_paper(out_fmt fmt)
             cJSON_AddStringToObject(o2, "scan_convention", sc);
             cJSON_AddNumberToObject(o2, "top1_reported", rows[i].top1);
             cJSON_AddStringToObject(o2, "source", rows[i].source);
+            if (!isnan(mine)) {
+                cJSON_AddNumberToObject(o2, "top1_ours", mine);
+                cJSON_AddNumberToObject(o2, "top1_ours_resolution", (double)mres);
+            }
             cJSON_AddItemToArray(arr, o2);
         }
         model_free(&m);
     }
     if (fmt == FMT_MD)
         fputs(table_notes, stdout);
+    if (fmt == FMT_MD && st)
+        printf("- top-1 (ours): measured by mixerlab, from the database's latest row with that model and an "
+               "accuracy (its resolution in brackets).\n");
     cli_print_json(arr);
     return 0;
 }
@@ -219,13 +259,14 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
 static int cmd_table(int argc, char **argv)
 {
     int fmt = FMT_MD, nres = 1, res_set = 0;
-    const char *ablation = NULL;
+    const char *ablation = NULL, *db = NULL;
     long res[8] = {224};
     const arg_spec specs[] = {
         OPT_SET("--markdown", &fmt, FMT_MD),
         OPT_SET("--csv", &fmt, FMT_CSV),
         OPT_SET("--json", &fmt, FMT_JSON),
         OPT_STRING("--ablation", &ablation),
+        OPT_STRING("--db", &db),
         OPT_LIST("--res", res, MODEL_MIN_RES, MODEL_MAX_RES, 8, &nres, &res_set),
         OPT_END,
     };
@@ -233,8 +274,16 @@ static int cmd_table(int argc, char **argv)
     if (!ablation) {
         if (res_set)
             return ml_fail(ML_ERR_USAGE, "table: --res needs --ablation (Table 1 is at 224x224)");
-        return cmd_table_paper((out_fmt)fmt);
+        if (!db)
+            return cmd_table_paper((out_fmt)fmt, NULL);
+        store st;
+        ML_TRY(store_open(&st, db));
+        const int rc = cmd_table_paper((out_fmt)fmt, &st);
+        store_close(&st);
+        return rc;
     }
+    if (db)
+        return ml_fail(ML_ERR_USAGE, "table: --db goes with Table 1, not --ablation");
     return cmd_table_ablation(ablation, res, nres, (out_fmt)fmt);
 }
 

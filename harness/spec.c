@@ -17,7 +17,7 @@ const char *sweep_level_name(sweep_level l)
 typedef struct {
     sweep_spec *s;
     char err[400];
-    unsigned seen; /* bit per key, for duplicates */
+    uint64_t seen; /* bit per key, for duplicates */
 } parse_ctx;
 
 __attribute__((noinline)) static int fail(parse_ctx *p, const char *fmt, const char *a, const char *b)
@@ -120,8 +120,11 @@ static int measure_key(parse_ctx *p, sweep_spec *s, const char *name, const char
                 s->metrics |= METRIC_LATENCY;
             else if (!strcmp(items[i], "memory"))
                 s->metrics |= METRIC_MEMORY;
+            else if (!strcmp(items[i], "accuracy"))
+                s->metrics |= METRIC_ACCURACY;
             else
-                return fail(p, "metrics: unknown metric '%s' (allowed: params, macs, latency, memory)%s", items[i], "");
+                return fail(p, "metrics: unknown metric '%s' (allowed: params, macs, latency, memory, accuracy)%s",
+                            items[i], "");
         }
     } else {
         double v;
@@ -142,6 +145,55 @@ static int measure_key(parse_ctx *p, sweep_spec *s, const char *name, const char
     return 1;
 }
 
+/* [train] and [eval]: a training per configuration, or an evaluation of given weights. */
+static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, const char *name, const char *value)
+{
+    double v;
+    if (!strcmp(section, "eval")) {
+        s->eval.set = 1;
+        if (!strcmp(name, "data")) {
+            if (!*value || strlen(value) >= sizeof s->eval.data)
+                return fail(p, "data: '%s' is empty or longer than 511 characters%s", value, "");
+            strcpy(s->eval.data, value);
+            return 1;
+        }
+        if (!strcmp(name, "weights"))
+            return split_list(p, name, value, s->eval.weights, &s->eval.n_weights);
+        if (!number(p, name, value, 1, strcmp(name, "limit") ? 4096 : 1e12, &v))
+            return 0;
+        *(!strcmp(name, "limit") ? &s->eval.limit : &s->eval.batch) = (long)v;
+        return 1;
+    }
+    s->train.set = 1;
+    if (!strcmp(name, "dataset")) {
+        if (!*value || strlen(value) >= sizeof s->train.dataset)
+            return fail(p, "dataset: '%s' is empty or longer than 255 characters%s", value, "");
+        strcpy(s->train.dataset, value);
+        return 1;
+    }
+    if (!strcmp(name, "seed"))
+        return long_list(p, name, value, 0, 2147483647L, s->train.seeds, &s->train.n_seeds);
+    static const struct {
+        const char *key;
+        double lo, hi;
+    } nums[] = {{"epochs", 1, 10000},       {"batch", 1, 4096},          {"limit", 1, 1e12},
+                {"eval_limit", 1, 1e12},    {"lr", 1e-12, 10},           {"weight_decay", 0, 10},
+                {"warmup_epochs", 0, 10000}, {"drop_path", 0, 0.99},     {"smoothing", 0, 0.99}};
+    int k = 0;
+    while (strcmp(nums[k].key, name))
+        k++;
+    if (!number(p, name, value, nums[k].lo, nums[k].hi, &v))
+        return 0;
+    long *longs[4] = {&s->train.epochs, &s->train.batch, &s->train.limit, &s->train.eval_limit};
+    double *dbls[5] = {&s->train.lr, &s->train.weight_decay, &s->train.warmup_epochs, &s->train.drop_path,
+                       &s->train.smoothing};
+    if (k < 4)
+        *longs[k] = (long)v;
+    else
+        *dbls[k - 4] = v;
+    return 1;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
     parse_ctx *p = user;
@@ -150,11 +202,16 @@ static int handler(void *user, const char *section, const char *name, const char
                                        "grid.mixer", "grid.resolution", "grid.tokens", "grid.width",
                                        "grid.batch", "grid.device", "grid.precision", "grid.threads", "measure.metrics",
                                        "measure.warmup_s", "measure.min_samples", "measure.min_time_s",
-                                       "measure.max_time_s", NULL};
-    if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure")) {
+                                       "measure.max_time_s", "train.dataset", "train.epochs", "train.batch",
+                                       "train.limit", "train.eval_limit", "train.lr", "train.weight_decay",
+                                       "train.warmup_epochs", "train.drop_path", "train.smoothing", "train.seed",
+                                       "eval.data", "eval.weights", "eval.limit", "eval.batch", NULL};
+    if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure") &&
+        strcmp(section, "train") && strcmp(section, "eval")) {
         if (!*section)
             return fail(p, "key '%s' outside a section%s", name, "");
-        return fail(p, "key '%s' is in an unknown section [%s] (allowed: experiment, grid, measure)", name, section);
+        return fail(p, "key '%s' is in an unknown section [%s] (allowed: experiment, grid, measure, train, eval)",
+                    name, section);
     }
     char full[96];
     snprintf(full, sizeof full, "%s.%s", section, name);
@@ -163,9 +220,11 @@ static int handler(void *user, const char *section, const char *name, const char
         k++;
     if (!keys[k])
         return fail(p, "unknown key '%s' in [%s]", name, section);
-    if (p->seen & (1u << k))
+    if (p->seen & ((uint64_t)1 << k))
         return fail(p, "key '%s' given twice in [%s]", name, section);
-    p->seen |= 1u << k;
+    p->seen |= (uint64_t)1 << k;
+    if (!strcmp(section, "train") || !strcmp(section, "eval"))
+        return train_eval_key(p, s, section, name, value);
 
     char items[SPEC_MAX_LIST][160];
     int n = 0;
@@ -258,6 +317,34 @@ static ml_status prescan(const char *path, const char *text, size_t len)
     return ML_OK;
 }
 
+/* accuracy needs level model and one of [train] / [eval] (with a weights file per model); neither
+ * section does anything without it */
+static ml_status check_accuracy(const char *path, sweep_spec *s)
+{
+    const int acc = (s->metrics & METRIC_ACCURACY) != 0;
+    if (!acc && (s->train.set || s->eval.set))
+        return ml_fail(ML_ERR_USAGE, "%s: [%s] needs accuracy among [measure] metrics", path,
+                       s->train.set ? "train" : "eval");
+    if (!acc)
+        return ML_OK;
+    if (s->level != LEVEL_MODEL)
+        return ml_fail(ML_ERR_USAGE, "%s: accuracy is measured at level = model", path);
+    if (s->train.set && s->eval.set)
+        return ml_fail(ML_ERR_USAGE, "%s: [train] and [eval] exclude each other (train, or evaluate given weights)",
+                       path);
+    if (!s->train.set && !s->eval.set)
+        return ml_fail(ML_ERR_USAGE, "%s: accuracy needs a [train] section, or [eval] with data and weights", path);
+    if (s->eval.set && !s->eval.data[0])
+        return ml_fail(ML_ERR_USAGE, "%s: [eval] needs data = a folder, folder:dir=PATH or fashion-mnist", path);
+    if (s->eval.set && s->eval.n_weights != s->n_models)
+        return ml_fail(ML_ERR_USAGE, "%s: [eval] weights lists %d files for %d [grid] models (one each, in order; "
+                                     "accuracy is never measured on random weights)",
+                       path, s->eval.n_weights, s->n_models);
+    if (s->train.set && !s->train.n_seeds)
+        s->train.seeds[0] = 0, s->train.n_seeds = 1;
+    return ML_OK;
+}
+
 #define SPEC_MAX_BYTES ((size_t)1 << 20)
 
 ml_status spec_parse(const char *path, sweep_spec *out)
@@ -294,6 +381,11 @@ ml_status spec_parse_text(const char *path, const char *text, size_t len, sweep_
     out->batches[0] = 1, out->n_batches = 1;
     strcpy(out->devices[0], "cpu"), out->n_devices = 1;
     strcpy(out->precision, "fp32");
+    /* mixerlab train's defaults */
+    strcpy(out->train.dataset, "fashion-mnist");
+    out->train.epochs = 10, out->train.batch = 64, out->train.lr = 1e-3, out->train.weight_decay = 0.05;
+    out->train.warmup_epochs = 1, out->train.smoothing = 0.1;
+    out->eval.batch = 100;
     ML_TRY(prescan(path, text, len));
     char *copy = ml_malloc(len + 1, "spec");
     if (!copy)
@@ -342,6 +434,7 @@ ml_status spec_parse_text(const char *path, const char *text, size_t len, sweep_
                 return ml_fail(ML_ERR_USAGE, "%s: model '%s': %s", path, full, why);
             }
         }
+    ML_TRY(check_accuracy(path, out));
     if (out->policy.max_time_s < out->policy.min_time_s)
         return ml_fail(ML_ERR_USAGE, "%s: max_time_s (%g) is below min_time_s (%g)", path, out->policy.max_time_s,
                        out->policy.min_time_s);
@@ -365,6 +458,20 @@ void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, siz
              c->threads, c->precision[0] ? c->precision : "fp32", s->metrics, s->policy.warmup_s, s->policy.min_samples, s->policy.min_time_s,
              s->policy.max_time_s);
     ML_ASSERT(len >= 0 && (size_t)len < n); /* a cut key would give two configurations one hash */
+    if (!(s->metrics & METRIC_ACCURACY))
+        return;
+    int more;
+    if (s->train.set)
+        more = snprintf(buf + len, n - (size_t)len,
+                        ";train=%s;epochs=%ld;tbatch=%ld;limit=%ld;eval_limit=%ld;lr=%.17g;wd=%.17g;warmup=%.17g;"
+                        "drop_path=%.17g;smoothing=%.17g;seed=%ld",
+                        s->train.dataset, s->train.epochs, s->train.batch, s->train.limit, s->train.eval_limit,
+                        s->train.lr, s->train.weight_decay, s->train.warmup_epochs, s->train.drop_path,
+                        s->train.smoothing, c->seed);
+    else
+        more = snprintf(buf + len, n - (size_t)len, ";eval=%s;weights=%s;elimit=%ld;ebatch=%ld", s->eval.data,
+                        s->eval.weights[c->model_index], s->eval.limit, s->eval.batch);
+    ML_ASSERT(more >= 0 && (size_t)(len + more) < n);
 }
 
 ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
@@ -374,10 +481,11 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
     const int nsize = s->level == LEVEL_MODEL ? s->n_resolutions : s->n_tokens;
     const int nw = s->level == LEVEL_MODEL ? 1 : s->n_widths;
     const int nth = s->n_threads ? s->n_threads : 1;
-    const size_t f[7] = {(size_t)nmod, (size_t)nmix, (size_t)nsize, (size_t)nw, (size_t)s->n_batches,
-                         (size_t)s->n_devices, (size_t)nth};
+    const int nseed = (s->metrics & METRIC_ACCURACY) && s->train.set ? s->train.n_seeds : 1;
+    const size_t f[8] = {(size_t)nmod, (size_t)nmix, (size_t)nsize, (size_t)nw, (size_t)s->n_batches,
+                         (size_t)s->n_devices, (size_t)nth, (size_t)nseed};
     size_t total;
-    ML_TRY(ml_size_product(&total, "sweep configurations", 7, f, sizeof(sweep_config)));
+    ML_TRY(ml_size_product(&total, "sweep configurations", 8, f, sizeof(sweep_config)));
     if (total > SPEC_MAX_CONFIGS)
         return ml_fail(ML_ERR_USAGE, "%s: %zu configurations (the product of the [grid] lists; at most %d)", s->name,
                        total, SPEC_MAX_CONFIGS);
@@ -392,9 +500,13 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
                 for (int w = 0; w < nw; w++)
                     for (int bt = 0; bt < s->n_batches; bt++)
                         for (int d = 0; d < s->n_devices; d++)
-                            for (int t = 0; t < nth; t++) {
+                            for (int t = 0; t < nth * nseed; t++) {
                                 sweep_config *x = &c[k++];
                                 x->level = s->level;
+                                x->model_index = a;
+                                x->seed = nseed > 1 || ((s->metrics & METRIC_ACCURACY) && s->train.set)
+                                              ? s->train.seeds[t % nseed]
+                                              : -1;
                                 if (s->n_mixers)
                                     snprintf(x->mixer, sizeof x->mixer, "%s", s->mixers[b]);
                                 if (s->level == LEVEL_MODEL) {
@@ -421,8 +533,8 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
                                 snprintf(x->device, sizeof x->device, "%s", s->devices[d]);
                                 snprintf(x->precision, sizeof x->precision, "%s",
                                          strcmp(x->device, "cuda") ? "fp32" : s->precision);
-                                x->threads = s->n_threads ? s->threads[t] : 0;
-                                char key[1024];
+                                x->threads = s->n_threads ? s->threads[t / nseed] : 0;
+                                char key[2048];
                                 sweep_config_key(s, x, key, sizeof key);
                                 snprintf(x->hash, sizeof x->hash, "%016llx", (unsigned long long)fnv1a(key));
                             }

@@ -13,7 +13,7 @@
 
 typedef enum { LEVEL_MODEL = 0, LEVEL_BLOCK = 1, LEVEL_MIXER = 2 } sweep_level;
 
-enum { METRIC_PARAMS = 1, METRIC_MACS = 2, METRIC_LATENCY = 4, METRIC_MEMORY = 8 };
+enum { METRIC_PARAMS = 1, METRIC_MACS = 2, METRIC_LATENCY = 4, METRIC_MEMORY = 8, METRIC_ACCURACY = 16 };
 
 typedef struct {
     char name[SPEC_NAME_MAX];
@@ -39,6 +39,24 @@ typedef struct {
     int n_threads;
     unsigned metrics;
     timer_policy policy;
+    /* [train]: with accuracy among the metrics, each configuration trains (train/trainer.h) and
+     * evaluates; seeds is a sweep axis */
+    struct {
+        int set;
+        char dataset[256];
+        long epochs, batch, limit, eval_limit;
+        double lr, weight_decay, warmup_epochs, drop_path, smoothing;
+        long seeds[SPEC_MAX_LIST];
+        int n_seeds;
+    } train;
+    /* [eval]: with accuracy among the metrics, each configuration evaluates given weights instead */
+    struct {
+        int set;
+        char data[512];
+        char weights[SPEC_MAX_LIST][160]; /* one per [grid] model, in order */
+        int n_weights;
+        long limit, batch;
+    } eval;
 } sweep_spec;
 
 /* One configuration of the sweep, fully resolved. */
@@ -50,6 +68,8 @@ typedef struct {
     char device[8];
     char precision[12]; /* "fp32" on the CPU whatever the spec says */
     int grid_h, grid_w; /* block / mixer: L tokens on a square grid if L is a perfect square, else 1 x L */
+    long seed;          /* [train]'s seed (-1 without training) */
+    int model_index;    /* which [grid] model (its [eval] weights) */
     char hash[17];      /* of the resolved settings below, see sweep_config_key */
 } sweep_config;
 
@@ -58,7 +78,7 @@ ml_status spec_parse(const char *path, sweep_spec *out);
 /* The same on text[0..len) already in memory, named path in errors. */
 ml_status spec_parse_text(const char *path, const char *text, size_t len, sweep_spec *out);
 /* The configurations in the documented order (outermost first: model, mixer,
- * resolution or tokens, width, batch, device, threads). *out is malloc'd. */
+ * resolution or tokens, width, batch, device, threads, [train] seed). *out is malloc'd. */
 ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count);
 /* Canonical text of a config's resolved settings (what the hash is of). */
 void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, size_t n);

@@ -22,8 +22,20 @@ static const char store_migration_v2[] =
     "run_id INTEGER NOT NULL REFERENCES runs(id), hostname TEXT NOT NULL, pid INTEGER NOT NULL, "
     "claimed_at TEXT NOT NULL, PRIMARY KEY (experiment, config_hash));";
 
+/* Version 3: accuracy from training or from evaluating given weights, and each training's curve.
+ * (v1's `accuracy` column stays, unused.) */
+static const char store_migration_v3[] =
+    "ALTER TABLE results ADD COLUMN accuracy_top1 REAL;"
+    "ALTER TABLE results ADD COLUMN accuracy_top5 REAL;"
+    "ALTER TABLE results ADD COLUMN train_seconds REAL;"
+    "ALTER TABLE results ADD COLUMN train_images_per_s REAL;"
+    "CREATE TABLE train_log (result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE, "
+    "epoch INTEGER NOT NULL, step INTEGER NOT NULL, lr REAL, train_loss REAL, test_top1 REAL, test_top5 REAL, "
+    "test_loss REAL, seconds REAL, PRIMARY KEY (result_id, epoch));";
+
 /* Migration k brings a database from version k to k + 1. */
-static const char *const migrations[STORE_SCHEMA_VERSION] = {store_schema_v1, store_migration_v2};
+static const char *const migrations[STORE_SCHEMA_VERSION] = {store_schema_v1, store_migration_v2,
+                                                             store_migration_v3};
 
 static ml_status db_fail(store *s, const char *what)
 {
@@ -399,14 +411,41 @@ static void bind_real(sqlite3_stmt *q, int i, double v)
         sqlite3_bind_null(q, i);
 }
 
+/* A training's curve, under its result row (inside the row's transaction). */
+static int insert_train_log(store *s, int64_t rid, const store_epoch *log, int n)
+{
+    sqlite3_stmt *q = NULL;
+    int ok = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO train_log (result_id, epoch, step, lr, train_loss, test_top1, test_top5, "
+                                "test_loss, seconds) VALUES (?,?,?,?,?,?,?,?,?)",
+                                -1, &q, NULL) == SQLITE_OK;
+    for (int k = 0; ok && k < n; k++) {
+        const store_epoch *e = &log[k];
+        sqlite3_reset(q);
+        sqlite3_bind_int64(q, 1, rid);
+        sqlite3_bind_int(q, 2, e->epoch);
+        sqlite3_bind_int64(q, 3, e->step);
+        bind_real(q, 4, e->lr);
+        bind_real(q, 5, e->train_loss);
+        bind_real(q, 6, e->test_top1);
+        bind_real(q, 7, e->test_top5);
+        bind_real(q, 8, e->test_loss);
+        bind_real(q, 9, e->seconds);
+        ok = sqlite3_step(q) == SQLITE_DONE;
+    }
+    sqlite3_finalize(q);
+    return ok;
+}
+
 ml_status store_insert(store *s, const store_result *r, const double *samples, int nsamples)
 {
     static const char sql[] =
         "INSERT INTO results (run_id, experiment, config_hash, level, model, mixer, resolution, tokens, width, batch, "
         "device, threads, precision, status, message, params, macs, macs_convention, latency_ms_median, "
         "latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, "
-        "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)";
+        "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, "
+        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?)";
     char now[32];
     store_now_iso(now, sizeof now);
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -450,9 +489,15 @@ ml_status store_insert(store *s, const store_result *r, const double *samples, i
         bind_i64(q, i++, r->activation_bytes);
         bind_i64(q, i++, r->peak_rss_bytes);
         bind_text(q, i++, now);
+        bind_real(q, i++, r->top1);
+        bind_real(q, i++, r->top5);
+        bind_real(q, i++, r->train_seconds);
+        bind_real(q, i++, r->train_images_per_s);
         ok = sqlite3_step(q) == SQLITE_DONE;
     }
     int64_t rid = sqlite3_last_insert_rowid(s->db);
+    if (ok && r->nlog)
+        ok = insert_train_log(s, rid, r->log, r->nlog);
     for (int k = 0; ok && k < nsamples; k++) {
         sqlite3_reset(qs);
         sqlite3_bind_int64(qs, 1, rid);
@@ -489,8 +534,8 @@ static const char export_cols[] =
     "r.batch, r.device, r.threads, r.precision, r.status, r.message, r.params, r.macs, r.macs_convention, "
     "r.latency_ms_median, r.latency_ms_mean, r.latency_ms_stdev, r.latency_ms_min, r.latency_ms_p10, "
     "r.latency_ms_p90, r.samples, r.capped, r.throughput, r.gflops, r.peak_bytes, r.weight_bytes, "
-    "r.activation_bytes, r.peak_rss_bytes, r.accuracy, r.created_at, u.git_sha, u.git_dirty, u.cpu_model, "
-    "u.hostname, u.started_at";
+    "r.activation_bytes, r.peak_rss_bytes, r.accuracy_top1, r.accuracy_top5, r.train_seconds, "
+    "r.train_images_per_s, r.created_at, u.git_sha, u.git_dirty, u.cpu_model, u.hostname, u.started_at";
 
 #define EXPORT_MAX_COLS 64
 
@@ -539,12 +584,12 @@ static ml_status exec(store *s, const char *sql)
 
 /* The statements a merge runs against the attached database src. */
 typedef struct {
-    sqlite3_stmt *runs, *ins_run, *results, *ins_res, *ins_smp;
+    sqlite3_stmt *runs, *ins_run, *results, *ins_res, *ins_smp, *ins_log;
 } merge_stmts;
 
 static ml_status merge_prepare(store *s, const char *src, merge_stmts *m)
 {
-    static const char *const sql[5] = {
+    static const char *const sql[6] = {
         "SELECT id FROM src.runs ORDER BY id",
         "INSERT INTO main.runs (git_sha, git_dirty, compiler, flags, blas, cpu_model, cores, gpu_name, gpu_driver, "
         "cuda_version, hostname, argv, seed, started_at, finished_at) SELECT git_sha, git_dirty, compiler, flags, blas, "
@@ -554,14 +599,19 @@ static ml_status merge_prepare(store *s, const char *src, merge_stmts *m)
         "INSERT INTO main.results (run_id, experiment, config_hash, level, model, mixer, resolution, tokens, width, "
         "batch, device, threads, precision, status, message, params, macs, macs_convention, latency_ms_median, "
         "latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, "
-        "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at) SELECT "
+        "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, "
+        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s) SELECT "
         "?, experiment, config_hash, level, model, mixer, resolution, tokens, width, batch, device, threads, "
         "precision, status, message, params, macs, macs_convention, latency_ms_median, latency_ms_mean, "
         "latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, throughput, gflops, "
-        "peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at FROM src.results WHERE id = ?",
-        "INSERT INTO main.samples (result_id, idx, ms) SELECT ?, idx, ms FROM src.samples WHERE result_id = ?"};
-    sqlite3_stmt **dst[5] = {&m->runs, &m->ins_run, &m->results, &m->ins_res, &m->ins_smp};
-    for (int i = 0; i < 5; i++)
+        "peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, accuracy_top1, "
+        "accuracy_top5, train_seconds, train_images_per_s FROM src.results WHERE id = ?",
+        "INSERT INTO main.samples (result_id, idx, ms) SELECT ?, idx, ms FROM src.samples WHERE result_id = ?",
+        "INSERT INTO main.train_log (result_id, epoch, step, lr, train_loss, test_top1, test_top5, test_loss, seconds) "
+        "SELECT ?, epoch, step, lr, train_loss, test_top1, test_top5, test_loss, seconds FROM src.train_log "
+        "WHERE result_id = ?"};
+    sqlite3_stmt **dst[6] = {&m->runs, &m->ins_run, &m->results, &m->ins_res, &m->ins_smp, &m->ins_log};
+    for (int i = 0; i < 6; i++)
         if (sqlite3_prepare_v2(s->db, sql[i], -1, dst[i], NULL) != SQLITE_OK)
             return ml_fail(ML_ERR_IO, "database '%s': %s", src, sqlite3_errmsg(s->db));
     return ML_OK;
@@ -570,7 +620,7 @@ static ml_status merge_prepare(store *s, const char *src, merge_stmts *m)
 static void merge_finalize(merge_stmts *m)
 {
     sqlite3_finalize(m->runs), sqlite3_finalize(m->ins_run), sqlite3_finalize(m->results);
-    sqlite3_finalize(m->ins_res), sqlite3_finalize(m->ins_smp);
+    sqlite3_finalize(m->ins_res), sqlite3_finalize(m->ins_smp), sqlite3_finalize(m->ins_log);
 }
 
 /* src's runs copied under new ids: map_old[i] -> map_new[i]. */
@@ -621,11 +671,15 @@ static ml_status merge_results(store *s, const char *src, merge_stmts *m, const 
         if (new_run < 0 || sqlite3_step(m->ins_res) != SQLITE_DONE)
             return ml_fail(ML_ERR_FORMAT, "database '%s': result %lld cannot be copied (%s)", src, (long long)old,
                            new_run < 0 ? "its run is missing" : sqlite3_errmsg(s->db));
-        sqlite3_reset(m->ins_smp);
-        sqlite3_bind_int64(m->ins_smp, 1, sqlite3_last_insert_rowid(s->db));
-        sqlite3_bind_int64(m->ins_smp, 2, old);
-        if (sqlite3_step(m->ins_smp) != SQLITE_DONE)
-            return ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+        const sqlite3_int64 rid = sqlite3_last_insert_rowid(s->db);
+        sqlite3_stmt *children[2] = {m->ins_smp, m->ins_log}; /* its samples and its training curve */
+        for (int c = 0; c < 2; c++) {
+            sqlite3_reset(children[c]);
+            sqlite3_bind_int64(children[c], 1, rid);
+            sqlite3_bind_int64(children[c], 2, old);
+            if (sqlite3_step(children[c]) != SQLITE_DONE)
+                return ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+        }
         (*kept)++;
     }
     return ML_OK;
@@ -735,4 +789,26 @@ ml_status store_put_scaling(store *s, const char *experiment, const char *series
     const int rc = sqlite3_step(ins);
     sqlite3_finalize(ins);
     return rc == SQLITE_DONE ? ML_OK : ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));
+}
+
+ml_status store_latest_top1(store *s, const char *model, int *found, double *top1, long *resolution, char *experiment,
+                            size_t n)
+{
+    sqlite3_stmt *q = NULL;
+    *found = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT accuracy_top1, resolution, experiment FROM results WHERE model = ? AND status = 'ok' "
+                           "AND accuracy_top1 IS NOT NULL ORDER BY id DESC LIMIT 1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot read accuracies");
+    sqlite3_bind_text(q, 1, model, -1, SQLITE_STATIC);
+    const int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *found = 1;
+        *top1 = sqlite3_column_double(q, 0);
+        *resolution = (long)sqlite3_column_int64(q, 1);
+        column_text(q, 2, experiment, n);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? ML_OK : db_fail(s, "cannot read accuracies");
 }

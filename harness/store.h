@@ -8,13 +8,20 @@
 
 #include <sqlite3.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct {
     sqlite3 *db;
     char path[512];
     int64_t run_id;
 } store;
+
+/* One epoch of a training's curve (train_log); numbers < 0 are stored as NULL. */
+typedef struct {
+    int epoch;
+    long step;
+    double lr, train_loss, test_top1, test_top5, test_loss, seconds;
+} store_epoch;
 
 /* One results row. Text fields NULL and numbers < 0 are stored as NULL. */
 typedef struct {
@@ -26,6 +33,9 @@ typedef struct {
     int samples, capped;
     double throughput, gflops;
     int64_t peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes;
+    double top1, top5, train_seconds, train_images_per_s; /* percent; seconds; images/s */
+    const store_epoch *log; /* the training's curve (nlog epochs), or NULL */
+    int nlog;
 } store_result;
 
 /* Opens (creating and migrating as needed). Errors name the file: a missing
@@ -87,6 +97,11 @@ ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **row
 /* Records a fitted scaling exponent (replacing an earlier fit of the same series). */
 ml_status store_put_scaling(store *s, const char *experiment, const char *series, double exponent, double lo,
                             double hi, int points);
+
+/* The latest ok row of model (exactly that spec) with a measured top-1: *found 0 when none;
+ * top1 in percent, the row's resolution and experiment. */
+ml_status store_latest_top1(store *s, const char *model, int *found, double *top1, long *resolution, char *experiment,
+                            size_t n);
 
 /* Machine facts recorded with each run. */
 void store_cpu_model(char *buf, size_t n);
