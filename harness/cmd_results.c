@@ -252,6 +252,7 @@ static ml_status fit_and_store(store *st, const char *exp, const store_plot_row 
 typedef struct {
     const char *exp, *out, *data, *titles, *level, *machine, *date;
     int nseries, several_batches;
+    int have[3]; /* rows with a latency, a peak memory, MACs (a plot of nothing is skipped) */
 } plot_job;
 
 static ml_status draw_plots(const plot_job *j)
@@ -266,6 +267,10 @@ static ml_status draw_plots(const plot_job *j)
         char script[1100], vars[4096];
         if (k == 3 && !j->several_batches) {
             printf("(one batch size only: no throughput-vs-batch plot)\n");
+            continue;
+        }
+        if (k < 3 && !j->have[k]) {
+            printf("(no %s measured: no %s plot)\n", k == 0 ? "latency" : k == 1 ? "memory" : "MACs", scripts[k]);
             continue;
         }
         if (snprintf(script, sizeof script, "%s/%s.gp", dir, scripts[k]) >= (int)sizeof script)
@@ -288,6 +293,100 @@ static ml_status draw_plots(const plot_job *j)
             printf("wrote %s/%s_%s.png and .svg\n", j->out, j->exp, scripts[k]);
     }
     return s;
+}
+
+/* ---- accuracy: against MACs and latency (one point per configuration, a colour per mixer), and
+ * each training's curve ---- */
+
+static ml_status write_accuracy_data(store *st, const char *out, const char *exp, char *titles, size_t tn,
+                                     int *nseries, char *ctitles, size_t ctn, int *ncurves, int *have)
+/* have[0]: any accuracy; have[1]: any with a latency */
+{
+    store_accuracy_row *rows = NULL;
+    int n = 0;
+    ML_TRY(store_accuracy_rows(st, exp, &rows, &n));
+    have[0] = n > 0, have[1] = 0, *nseries = *ncurves = 0;
+    for (int i = 0; i < n; i++)
+        have[1] |= rows[i].latency_ms > 0;
+    titles[0] = ctitles[0] = '\0';
+    char path[2][1100];
+    snprintf(path[0], sizeof path[0], "%s/%s_accuracy.dat", out, exp);
+    snprintf(path[1], sizeof path[1], "%s/%s_curves.dat", out, exp);
+    FILE *fa = n ? fopen(path[0], "w") : NULL, *fc = n ? fopen(path[1], "w") : NULL;
+    ml_status s = !n || (fa && fc) ? ML_OK : ml_fail(ML_ERR_IO, "cannot write '%s': %s", path[fa ? 1 : 0], strerror(errno));
+    for (int i = 0; i < n && s == ML_OK; i++) {
+        sanitise(rows[i].series, 1);
+        if (i == 0 || strcmp(rows[i].series, rows[i - 1].series)) {
+            fprintf(fa, "%s# %s\n", i ? "\n\n" : "", rows[i].series);
+            if (strlen(titles) + strlen(rows[i].series) + 2 > tn) {
+                s = ml_fail(ML_ERR_USAGE, "plot: too many series to name");
+                break;
+            }
+            strncat(titles, *nseries ? " " : "", tn - strlen(titles) - 1);
+            strncat(titles, rows[i].series, tn - strlen(titles) - 1);
+            (*nseries)++;
+        }
+        fprintf(fa, "%g %g %g %g %ld %ld\n", rows[i].macs / 1e6, rows[i].latency_ms, rows[i].top1, rows[i].top5,
+                rows[i].resolution, rows[i].seed);
+        store_curve_point *pts = NULL;
+        int np = 0;
+        if ((s = store_curve(st, rows[i].result_id, &pts, &np)) != ML_OK || np == 0) {
+            free(pts);
+            continue;
+        }
+        char name[200];
+        snprintf(name, sizeof name, "%s_r%ld_s%ld", rows[i].series, rows[i].resolution, rows[i].seed);
+        if (strlen(ctitles) + strlen(name) + 2 > ctn) {
+            free(pts);
+            s = ml_fail(ML_ERR_USAGE, "plot: too many training curves to name");
+            break;
+        }
+        strncat(ctitles, *ncurves ? " " : "", ctn - strlen(ctitles) - 1);
+        strncat(ctitles, name, ctn - strlen(ctitles) - 1);
+        fprintf(fc, "%s# %s\n", *ncurves ? "\n\n" : "", name);
+        for (int k = 0; k < np; k++)
+            fprintf(fc, "%d %g %g %g\n", pts[k].epoch, pts[k].test_top1, pts[k].train_loss, pts[k].seconds);
+        (*ncurves)++;
+        free(pts);
+    }
+    if (fa && fclose(fa) != 0 && s == ML_OK)
+        s = ml_fail(ML_ERR_IO, "cannot write '%s'", path[0]);
+    if (fc && fclose(fc) != 0 && s == ML_OK)
+        s = ml_fail(ML_ERR_IO, "cannot write '%s'", path[1]);
+    free(rows);
+    return s;
+}
+
+static ml_status draw_accuracy(const char *out, const char *exp, const char *titles, int nseries,
+                               const char *ctitles, int ncurves, int have_latency, const store_plot_meta *meta)
+{
+    static const char *const scripts[] = {"accuracy_vs_macs", "accuracy_vs_latency", "learning_curves"};
+    const char *dir = cli_data_dir("plots");
+    if (!dir)
+        return ML_ERR_IO;
+    for (int k = 0; k < 3; k++) {
+        char script[1100], vars[8192];
+        if (snprintf(script, sizeof script, "%s/%s.gp", dir, scripts[k]) >= (int)sizeof script ||
+            access(script, R_OK) != 0)
+            return ml_fail(ML_ERR_IO, "plot: cannot read gnuplot script '%s/%s.gp'", dir, scripts[k]);
+        if ((k == 2 && !ncurves) || (k == 1 && !have_latency)) {
+            printf("(no %s: no %s plot)\n", k == 1 ? "latency measured" : "training curves", scripts[k]);
+            continue;
+        }
+        for (int svg = 0; svg < 2; svg++) {
+            const int len = snprintf(vars, sizeof vars,
+                     "datafile='%s/%s_%s.dat'; titles='%s'; nseries=%d; outfile='%s/%s_%s.%s'; term='%s'; "
+                     "title_text='%s: %s, %s'",
+                     out, exp, k == 2 ? "curves" : "accuracy", k == 2 ? ctitles : titles, k == 2 ? ncurves : nseries,
+                     out, exp, scripts[k], svg ? "svg" : "png", svg ? "svg size 900,600" : "pngcairo size 900,600",
+                     exp, meta->machine, meta->date);
+            if (len < 0 || (size_t)len >= sizeof vars)
+                return ml_fail(ML_ERR_USAGE, "plot: too many series for gnuplot's command line");
+            ML_TRY(run_gnuplot(script, vars));
+        }
+        printf("wrote %s/%s_%s.png and .svg\n", out, exp, scripts[k]);
+    }
+    return ML_OK;
 }
 
 static ml_status parse_plot(int argc, char **argv, const char **db, const char **out, const char **exp)
@@ -332,14 +431,26 @@ static int cmd_plot(int argc, char **argv)
     }
     if (s == ML_OK)
         s = fit_and_store(&st, exp, rows, n, meta.level);
-    for (int i = 1; i < n; i++)
+    int have[3] = {0, 0, 0};
+    for (int i = 0; i < n; i++) {
         several |= rows[i].batch != rows[0].batch;
+        have[0] |= rows[i].med > 0, have[1] |= rows[i].peak > 0, have[2] |= rows[i].macs > 0;
+    }
     free(rows);
+    char atitles[2048], ctitles[4096];
+    int anseries = 0, ncurves = 0, have_acc[2] = {0, 0};
+    if (s == ML_OK)
+        s = write_accuracy_data(&st, out, exp, atitles, sizeof atitles, &anseries, ctitles, sizeof ctitles, &ncurves,
+                                have_acc);
     store_close(&st);
     if (s != ML_OK)
         return s;
-    const plot_job j = {exp, out, data, titles, meta.level, meta.machine, meta.date, nseries, several};
-    return draw_plots(&j);
+    const plot_job j = {exp, out, data, titles, meta.level, meta.machine, meta.date, nseries, several,
+                        {have[0], have[1], have[2]}};
+    s = draw_plots(&j);
+    if (s == ML_OK && have_acc[0])
+        s = draw_accuracy(out, exp, atitles, anseries, ctitles, ncurves, have_acc[1], &meta);
+    return s;
 }
 
 const cli_command cli_export = {"export", "results of a database as CSV or JSON", export_usage, cmd_export};

@@ -29,6 +29,7 @@ static const char store_migration_v3[] =
     "ALTER TABLE results ADD COLUMN accuracy_top5 REAL;"
     "ALTER TABLE results ADD COLUMN train_seconds REAL;"
     "ALTER TABLE results ADD COLUMN train_images_per_s REAL;"
+    "ALTER TABLE results ADD COLUMN train_seed INTEGER;"
     "CREATE TABLE train_log (result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE, "
     "epoch INTEGER NOT NULL, step INTEGER NOT NULL, lr REAL, train_loss REAL, test_top1 REAL, test_top5 REAL, "
     "test_loss REAL, seconds REAL, PRIMARY KEY (result_id, epoch));";
@@ -444,8 +445,8 @@ ml_status store_insert(store *s, const store_result *r, const double *samples, i
         "device, threads, precision, status, message, params, macs, macs_convention, latency_ms_median, "
         "latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, "
         "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, "
-        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?)";
+        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s, train_seed) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?)";
     char now[32];
     store_now_iso(now, sizeof now);
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -493,6 +494,7 @@ ml_status store_insert(store *s, const store_result *r, const double *samples, i
         bind_real(q, i++, r->top5);
         bind_real(q, i++, r->train_seconds);
         bind_real(q, i++, r->train_images_per_s);
+        bind_i64(q, i++, r->train_seed);
         ok = sqlite3_step(q) == SQLITE_DONE;
     }
     int64_t rid = sqlite3_last_insert_rowid(s->db);
@@ -535,7 +537,7 @@ static const char export_cols[] =
     "r.latency_ms_median, r.latency_ms_mean, r.latency_ms_stdev, r.latency_ms_min, r.latency_ms_p10, "
     "r.latency_ms_p90, r.samples, r.capped, r.throughput, r.gflops, r.peak_bytes, r.weight_bytes, "
     "r.activation_bytes, r.peak_rss_bytes, r.accuracy_top1, r.accuracy_top5, r.train_seconds, "
-    "r.train_images_per_s, r.created_at, u.git_sha, u.git_dirty, u.cpu_model, u.hostname, u.started_at";
+    "r.train_images_per_s, r.train_seed, r.created_at, u.git_sha, u.git_dirty, u.cpu_model, u.hostname, u.started_at";
 
 #define EXPORT_MAX_COLS 64
 
@@ -600,12 +602,12 @@ static ml_status merge_prepare(store *s, const char *src, merge_stmts *m)
         "batch, device, threads, precision, status, message, params, macs, macs_convention, latency_ms_median, "
         "latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, "
         "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, "
-        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s) SELECT "
+        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s, train_seed) SELECT "
         "?, experiment, config_hash, level, model, mixer, resolution, tokens, width, batch, device, threads, "
         "precision, status, message, params, macs, macs_convention, latency_ms_median, latency_ms_mean, "
         "latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, throughput, gflops, "
         "peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, accuracy_top1, "
-        "accuracy_top5, train_seconds, train_images_per_s FROM src.results WHERE id = ?",
+        "accuracy_top5, train_seconds, train_images_per_s, train_seed FROM src.results WHERE id = ?",
         "INSERT INTO main.samples (result_id, idx, ms) SELECT ?, idx, ms FROM src.samples WHERE result_id = ?",
         "INSERT INTO main.train_log (result_id, epoch, step, lr, train_loss, test_top1, test_top5, test_loss, seconds) "
         "SELECT ?, epoch, step, lr, train_loss, test_top1, test_top5, test_loss, seconds FROM src.train_log "
@@ -811,4 +813,75 @@ ml_status store_latest_top1(store *s, const char *model, int *found, double *top
     }
     sqlite3_finalize(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? ML_OK : db_fail(s, "cannot read accuracies");
+}
+
+/* Grows *rows (of size elem) to hold one more than *n; NULL on failure. */
+static void *grow(void **rows, int *cap, int n, size_t elem)
+{
+    if (n < *cap)
+        return (char *)*rows + (size_t)n * elem;
+    const int nc = *cap ? 2 * *cap : 64;
+    void *p = realloc(*rows, (size_t)nc * elem);
+    if (!p)
+        return NULL;
+    *rows = p, *cap = nc;
+    return (char *)p + (size_t)n * elem;
+}
+
+ml_status store_accuracy_rows(store *s, const char *experiment, store_accuracy_row **rows, int *n)
+{
+    static const char sql[] =
+        "SELECT coalesce(r.mixer, r.model), r.resolution, coalesce(r.train_seed, -1), coalesce(r.macs / r.batch, -1), "
+        "coalesce(r.latency_ms_median, -1), r.accuracy_top1, coalesce(r.accuracy_top5, -1), r.id FROM results r "
+        "WHERE r.experiment = ? AND r.status = 'ok' AND r.accuracy_top1 IS NOT NULL AND r.id IN (SELECT max(id) FROM "
+        "results WHERE experiment = ? AND status = 'ok' AND accuracy_top1 IS NOT NULL GROUP BY config_hash) "
+        "ORDER BY 1, 2, 3";
+    sqlite3_stmt *q = NULL;
+    *rows = NULL, *n = 0;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot read accuracies");
+    sqlite3_bind_text(q, 1, experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, experiment, -1, SQLITE_STATIC);
+    int cap = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        store_accuracy_row *r = grow((void **)rows, &cap, *n, sizeof **rows);
+        if (!r) {
+            sqlite3_finalize(q);
+            return ml_fail(ML_ERR_NOMEM, "out of memory reading '%s'", s->path);
+        }
+        column_text(q, 0, r->series, sizeof r->series);
+        r->resolution = (long)sqlite3_column_int64(q, 1), r->seed = (long)sqlite3_column_int64(q, 2);
+        r->macs = sqlite3_column_double(q, 3), r->latency_ms = sqlite3_column_double(q, 4);
+        r->top1 = sqlite3_column_double(q, 5), r->top5 = sqlite3_column_double(q, 6);
+        r->result_id = sqlite3_column_int64(q, 7);
+        (*n)++;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? ML_OK : db_fail(s, "cannot read accuracies");
+}
+
+ml_status store_curve(store *s, int64_t result_id, store_curve_point **rows, int *n)
+{
+    sqlite3_stmt *q = NULL;
+    *rows = NULL, *n = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT epoch, step, coalesce(test_top1, -1), coalesce(train_loss, -1), coalesce(seconds, -1) "
+                           "FROM train_log WHERE result_id = ? ORDER BY epoch",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "cannot read a training curve");
+    sqlite3_bind_int64(q, 1, result_id);
+    int cap = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        store_curve_point *p = grow((void **)rows, &cap, *n, sizeof **rows);
+        if (!p) {
+            sqlite3_finalize(q);
+            return ml_fail(ML_ERR_NOMEM, "out of memory reading '%s'", s->path);
+        }
+        p->epoch = sqlite3_column_int(q, 0), p->step = (long)sqlite3_column_int64(q, 1);
+        p->test_top1 = sqlite3_column_double(q, 2), p->train_loss = sqlite3_column_double(q, 3);
+        p->seconds = sqlite3_column_double(q, 4);
+        (*n)++;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? ML_OK : db_fail(s, "cannot read a training curve");
 }

@@ -34,6 +34,7 @@ typedef struct {
     double throughput, gflops;
     int64_t peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes;
     double top1, top5, train_seconds, train_images_per_s; /* percent; seconds; images/s */
+    long train_seed;        /* [train]'s seed of the configuration */
     const store_epoch *log; /* the training's curve (nlog epochs), or NULL */
     int nlog;
 } store_result;
@@ -94,6 +95,24 @@ typedef struct {
 } store_plot_meta;
 /* *rows is malloc'd (*n of them). */
 ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **rows, int *n, store_plot_meta *meta);
+/* The latest ok row with an accuracy of each configuration of an experiment (for the accuracy
+ * plots), sorted by series (mixer, or model), resolution and seed; MACs per image; latency -1 when
+ * not measured. */
+typedef struct {
+    char series[160];
+    long resolution, seed;
+    double macs, latency_ms, top1, top5;
+    int64_t result_id;
+} store_accuracy_row;
+ml_status store_accuracy_rows(store *s, const char *experiment, store_accuracy_row **rows, int *n);
+/* The training curve (train_log) of one result, epoch by epoch: *rows is malloc'd. */
+typedef struct {
+    int epoch;
+    long step;
+    double test_top1, train_loss, seconds;
+} store_curve_point;
+ml_status store_curve(store *s, int64_t result_id, store_curve_point **rows, int *n);
+
 /* Records a fitted scaling exponent (replacing an earlier fit of the same series). */
 ml_status store_put_scaling(store *s, const char *experiment, const char *series, double exponent, double lo,
                             double hi, int points);

@@ -54,6 +54,18 @@ awk -v a="$got" -v b="$stored" 'BEGIN { d = 100 * a - b; exit !(d < 1e-9 && d > 
 last=$(q "$tmp/a.sqlite" "select test_top1 from train_log l join results r on r.id = l.result_id where r.config_hash = '$h' order by epoch desc limit 1")
 [ "$last" = "$stored" ] || fail "the curve's last test top-1 $last is not the row's $stored"
 
+# plot: accuracy against MACs and latency, and the learning curves (2 epochs x 4 trainings)
+if command -v gnuplot >/dev/null; then
+    mkdir "$tmp/plots"
+    "$bin" plot acc_test --db "$tmp/a.sqlite" --out "$tmp/plots" >"$tmp/out" 2>"$tmp/err" || fail "plot: $(cat "$tmp/err")"
+    grep -q "no latency measured: no accuracy_vs_latency plot" "$tmp/out" || fail "plot: latency plot not skipped"
+    for f in accuracy_vs_macs learning_curves; do
+        [ -s "$tmp/plots/acc_test_$f.png" ] && [ -s "$tmp/plots/acc_test_$f.svg" ] || fail "plot wrote no $f"
+    done
+    [ "$(grep -c '^[0-9]' "$tmp/plots/acc_test_curves.dat")" = 8 ] || fail "curves data: not 8 points"
+    [ "$(grep -c '^[0-9]' "$tmp/plots/acc_test_accuracy.dat")" = 4 ] || fail "accuracy data: not 4 points"
+fi
+
 # [eval]: the checkpoint's weights evaluated, the same number
 cat >"$tmp/eval.ini" <<EOT
 [experiment]
