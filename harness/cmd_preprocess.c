@@ -152,6 +152,8 @@ static int cmd_preprocess(int argc, char **argv)
     size_t kept = 0;
     if (s == ML_OK)
         s = gather(&d, n, res, x, labels, &kept);
+    if (s == ML_OK && kept == 0)
+        s = ml_fail(ML_ERR_FORMAT, "preprocess: no image of %s could be read (%zu skipped as bad)", d.source, n);
     if (s == ML_OK)
         s = write_output(&a, &d, res, x, labels, kept);
     if (s == ML_OK)

@@ -29,7 +29,7 @@ static const char train_usage[] =
     "                      training images through timm's random-resized crop and flip, the test\n"
     "                      ones through the model's evaluation transform; --limit: training images)\n"
     "  --out CKPT          the weights (timm names; loads into timm with strict=True) and, beside\n"
-    "                      them, CKPT.state (what --resume needs), written atomically every epoch,\n"
+    "                      them, CKPT.state (CKPT + \".state\": what --resume needs), written atomically every epoch,\n"
     "                      every --checkpoint-minutes (default 5) and on SIGINT/SIGTERM\n"
     "  --res R             input resolution (default 32; Fashion-MNIST's 28x28 is resized)\n"
     "  --epochs E          default 10          --batch B         default 64 (the last partial\n"
@@ -85,7 +85,7 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         OPT_LONG("--limit", &a->limit, 1, 1L << 40),
         OPT_LONG("--eval-limit", &a->eval_limit, 1, 1L << 40),
         OPT_LONG("--threads", &a->threads, 1, 1024),
-        OPT_DOUBLE("--checkpoint-minutes", &a->ckpt_min, 1e-4, 1e6),
+        OPT_DOUBLE("--checkpoint-minutes", &a->ckpt_min, 1e-5, 1e6),
         OPT_FLAG("--resume", &a->c.resume),
         OPT_FLAG("--quiet", &a->quiet),
         OPT_FLAG("--json", &a->json),

@@ -86,6 +86,9 @@ ml_status eval_run(const eval_request *rq, eval_outcome *out)
     const double t0 = timer_now_s();
     if (s == ML_OK)
         s = run_eval(&t, &d, n, res, &out->m);
+    if (s == ML_OK && out->m.count == 0) /* not "0 of 0": every image was skipped as bad */
+        s = ml_fail(ML_ERR_FORMAT, "eval: no image of %s could be read (%zu skipped as bad)", d.source,
+                    out->m.skipped);
     out->seconds = timer_now_s() - t0;
     out->res = res;
     snprintf(out->data_name, sizeof out->data_name, "%s", d.name);

@@ -17,7 +17,7 @@ pkgs=(
     dataset-fashion-mnist    # the training data of the accuracy experiments
     clang-14 libclang-rt-14-dev libomp-14-dev   # libFuzzer harnesses (tests/fuzz)
     munge slurmctld slurmd slurm-client         # the single-node Slurm cluster of test_slurm
-    python3                  # test_slurm picks free loopback ports with it
+    python3                  # test_slurm, test_sweep and test_gpu_targets use it (ports, JSON)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -15,7 +15,7 @@ if [ ! -s /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     exit 77
 fi
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
-base=(train --model mambaout_test --data fashion-mnist --limit 640 --batch 32 --epochs 3 --eval-limit 200
+base=(train --model mambaout_test --data fashion-mnist --limit 1280 --batch 32 --epochs 3 --eval-limit 200
       --drop-path 0.1 --seed 3 --quiet)
 
 # the uninterrupted run
@@ -27,23 +27,26 @@ stop_and_resume() { # name signal exit-code
     local name=$1 sig=$2 want=$3 rc
     "$bin" "${base[@]}" --out "$tmp/$name.safetensors" >/dev/null 2>"$tmp/$name.err" &
     local pid=$!
-    sleep 1.2
+    # the signal once a first checkpoint is there (after epoch 1, or sooner with frequent ones), so that
+    # the run is always stopped in the middle and resumed from a state
+    for _ in $(seq 1 300); do
+        [ -s "$tmp/$name.safetensors.state" ] && break
+        sleep 0.02
+    done
+    [ "$sig" = KILL ] && sleep 0.3
     kill -s "$sig" "$pid" 2>/dev/null
     wait "$pid"
     rc=$?
     if [ "$rc" -eq 0 ]; then
-        echo "note: the $sig run finished before the signal; its resume below is a no-op"
+        fail "$sig: the run finished before the signal (make it longer)"
     elif [ "$rc" -ne "$want" ]; then
         fail "$sig: exit $rc, want $want: $(cat "$tmp/$name.err")"
     elif [ "$sig" != KILL ] && ! grep -q "rerun the same command with --resume" "$tmp/$name.err"; then
         fail "$sig: no resume hint: $(cat "$tmp/$name.err")"
     fi
-    if [ "$sig" = KILL ] && [ ! -s "$tmp/$name.safetensors.state" ]; then
-        "$bin" "${base[@]}" --out "$tmp/$name.safetensors" >/dev/null 2>"$tmp/$name.err" || fail "$sig: rerun from scratch failed"
-    else
-        "$bin" "${base[@]}" --out "$tmp/$name.safetensors" --resume >/dev/null 2>"$tmp/$name.err" ||
-            fail "$sig: --resume failed: $(cat "$tmp/$name.err")"
-    fi
+    [ -s "$tmp/$name.safetensors.state" ] || fail "$sig: no checkpoint to resume from"
+    "$bin" "${base[@]}" --out "$tmp/$name.safetensors" --resume >/dev/null 2>"$tmp/$name.err" ||
+        fail "$sig: --resume failed: $(cat "$tmp/$name.err")"
     cmp -s "$tmp/a.safetensors" "$tmp/$name.safetensors" || fail "$sig: resumed weights differ from the uninterrupted run's"
 }
 stop_and_resume term TERM 143
@@ -73,7 +76,7 @@ expect() { # code needle args...
 }
 expect 2 "--resume: there is no training state" "${base[@]}" --out "$tmp/none.safetensors" --resume
 expect 2 "it has 'lr=0.001' where this run has 'lr=0.002'" "${base[@]}" --lr 0.002 --out "$tmp/a.safetensors" --resume
-expect 2 "has 'model=mambaout_test' where this run has 'model=mambaout_test:mixer=identity'" train --model mambaout_test:mixer=identity --data fashion-mnist --limit 640 \
+expect 2 "has 'model=mambaout_test' where this run has 'model=mambaout_test:mixer=identity'" train --model mambaout_test:mixer=identity --data fashion-mnist --limit 1280 \
     --batch 32 --epochs 3 --eval-limit 200 --drop-path 0.1 --seed 3 --quiet --out "$tmp/a.safetensors" --resume
 head -c 5000 "$tmp/a.safetensors.state" >"$tmp/t.safetensors.state"
 expect 4 "t.safetensors.state" "${base[@]}" --out "$tmp/t.safetensors" --resume
@@ -88,8 +91,9 @@ expect 2 "--data and --out are required" train --model mambaout_test --data fash
 expect 2 "--lr" train --model mambaout_test --data fashion-mnist --out "$tmp/x.safetensors" --lr 0
 # a learning rate that blows the loss up: the step is named, the last good checkpoint stays
 expect 1 "the loss is" train --model mambaout_test --data fashion-mnist --limit 640 --batch 32 --epochs 3 --lr 1e25 \
-    --smoothing 0 --warmup-epochs 0 --quiet --checkpoint-minutes 0.0002 --out "$tmp/nan.safetensors"
+    --smoothing 0 --warmup-epochs 0 --quiet --checkpoint-minutes 0.00001 --out "$tmp/nan.safetensors"
 bad=$(sed -n 's/.*the loss is [^ ]* at step \([0-9]*\).*/\1/p' "$tmp/err")
+[ -s "$tmp/nan.safetensors.state" ] || fail "no checkpoint was kept before the NaN"
 if [ -s "$tmp/nan.safetensors.state" ]; then
     kept=$(grep -ao '"step":"[0-9]*"' "$tmp/nan.safetensors.state" | head -1 | tr -dc 0-9)
     [ -n "$bad" ] && [ -n "$kept" ] && [ "$kept" -lt "$bad" ] || fail "NaN at step '$bad' but the kept checkpoint is at step '$kept'"
