@@ -246,6 +246,22 @@ static int handler(void *user, const char *section, const char *name, const char
     } else if (!strcmp(full, "grid.model")) {
         if (!split_list(p, name, value, items, &n))
             return 0;
+        /* "a:x=1,y=2, b": an item that is key=value without a model name continues the previous
+         * model's overrides, so a model can carry several */
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (m > 0 && strchr(items[i], '=') && !strchr(items[i], ':') && strchr(items[m - 1], ':')) {
+                if (strlen(items[m - 1]) + 1 + strlen(items[i]) >= sizeof items[0])
+                    return fail(p, "model: '%s,%s' is too long", items[m - 1], items[i]);
+                strcat(items[m - 1], ",");
+                strcat(items[m - 1], items[i]);
+            } else if (m != i) {
+                strcpy(items[m++], items[i]);
+            } else {
+                m++;
+            }
+        }
+        n = m;
         for (int i = 0; i < n; i++) {
             model_config c;
             if (model_config_from_name(items[i], &c) != ML_OK)

@@ -33,6 +33,8 @@ static const char good[] = "[experiment]\n"
                            "metrics = params, macs, latency, memory\n"
                            "warmup_s = 0.2\nmin_samples = 10\nmin_time_s = 0.5\nmax_time_s = 10\n";
 
+static void expect_bad(const char *name, const char *text, const char *needle);
+
 static void test_good(void)
 {
     sweep_spec s;
@@ -69,6 +71,16 @@ static void test_good(void)
     CHECK(!strcmp(c[0].model, "mambaout_femto:mixer=dwconv") && !strcmp(c[7].model, "mambaout_tiny:kernel=5,mixer=identity"),
           "mixer as override: '%s' '%s'", c[0].model, c[7].model);
     free(c);
+    /* a model with several overrides: key=value items after it are its own */
+    p = write_spec("multi", "[experiment]\nname = m\n[grid]\nmodel = mambaout_test:head_size=8,num_classes=10, "
+                            "mambaout_femto, vim_test:d_state=4, kernel=3\nresolution = 64\n");
+    CHECK(spec_parse(p, &s) == ML_OK && s.n_models == 3, "multi-override spec: %s (%d models)", ml_last_error(),
+          s.n_models);
+    CHECK(!strcmp(s.models[0], "mambaout_test:head_size=8,num_classes=10") && !strcmp(s.models[1], "mambaout_femto") &&
+              !strcmp(s.models[2], "vim_test:d_state=4,kernel=3"),
+          "multi-override models: '%s' '%s' '%s'", s.models[0], s.models[1], s.models[2]);
+    expect_bad("orphan", "[experiment]\nname = m\n[grid]\nmodel = kernel=3, mambaout_femto\nresolution = 64\n",
+               "unknown model 'kernel=3'");
 
     /* precision: recorded per row; CPU rows stay fp32 whatever the spec says, so their hashes do not change */
     p = write_spec("prec", "[experiment]\nname = m\n[grid]\nmodel = mambaout_test\nresolution = 32\n"
