@@ -172,22 +172,10 @@ static ml_status time_on_cpu(target *t, const fwd_args *a, double first_ms)
     return ML_OK;
 }
 
-/* Weights from the checkpoint or the seed, onto the target's backend. */
-static ml_status set_weights(target *t, const fwd_args *a)
-{
-    if (!a->weights)
-        return target_init_random(t, a->seed);
-    st_file f;
-    ML_TRY(st_open(&f, a->weights));
-    ml_status s = model_load(&t->m, &f, a->ignore_unexpected);
-    st_close(&f);
-    return s == ML_OK ? target_sync_weights(t) : s;
-}
-
 /* Runs and times the planned target; the logits land in host memory (B x classes). */
 static ml_status run_forward(target *t, const fwd_args *a, const float *input, float *logits)
 {
-    ML_TRY(set_weights(t, a));
+    ML_TRY(target_load_weights(t, a->weights, a->seed, a->ignore_unexpected));
     ML_TRY(target_set_input(t, input));
     const int classes = t->m.cfg.num_classes;
     if (t->be->host_memory) {

@@ -76,15 +76,6 @@ static ml_status write_grads(const model_trainer *t, const char *path, float los
     return s;
 }
 
-static ml_status load_weights(model *m, const grad_args *a)
-{
-    st_file f;
-    ML_TRY(st_open(&f, a->weights));
-    ml_status s = model_load(m, &f, a->ignore_unexpected);
-    st_close(&f);
-    return s;
-}
-
 static int cmd_grad(int argc, char **argv)
 {
     grad_args a;
@@ -102,7 +93,7 @@ static int cmd_grad(int argc, char **argv)
     if (s == ML_OK)
         s = model_alloc(&m);
     if (s == ML_OK)
-        s = load_weights(&m, &a);
+        s = model_load_file(&m, a.weights, a.ignore_unexpected);
     if (s == ML_OK)
         s = model_train_init(&t, &m);
     if (s == ML_OK) {

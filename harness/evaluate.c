@@ -21,13 +21,7 @@ static ml_status setup_model(const eval_request *a, model_config cfg, const data
     ML_TRY(backend_by_name(a->device, &be));
     ML_TRY(target_plan_model(t, &cfg, (int)a->batch, (int)a->res, (int)a->res, be));
     ML_TRY(target_alloc(t));
-    if (!a->weights)
-        return target_init_random(t, a->seed);
-    st_file f;
-    ML_TRY(st_open(&f, a->weights));
-    ml_status s = model_load(&t->m, &f, a->ignore_unexpected);
-    st_close(&f);
-    return s == ML_OK ? target_sync_weights(t) : s;
+    return target_load_weights(t, a->weights, a->seed, a->ignore_unexpected);
 }
 
 /* Every batch of the test split through the model; a short last batch is padded with its first image. */

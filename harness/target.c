@@ -283,3 +283,11 @@ ml_status target_measure(target *t, const timer_policy *p, timer_stats *st, int 
     ML_TRY(timer_measure_by(p, target_run, t, sample, st));
     return t->be->sync("timed runs");
 }
+
+ml_status target_load_weights(target *t, const char *path, uint64_t seed, int ignore_unexpected)
+{
+    if (!path)
+        return target_init_random(t, seed);
+    ML_TRY(model_load_file(&t->m, path, ignore_unexpected));
+    return target_sync_weights(t);
+}

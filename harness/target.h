@@ -64,6 +64,9 @@ ml_status target_check_mixer_plan(const char *name, const mixer_config *cfg, int
 ml_status target_init_random(target *t, uint64_t seed);
 /* A model's host weights changed (loaded): copy them to the backend. */
 ml_status target_sync_weights(target *t);
+/* A model's weights: from the checkpoint at path (strict unless ignore_unexpected), or seeded as
+ * target_init_random when path is NULL; then onto the backend. */
+ml_status target_load_weights(target *t, const char *path, uint64_t seed, int ignore_unexpected);
 /* The input from host memory (n_in floats), or seeded standard normals. */
 ml_status target_set_input(target *t, const float *host);
 ml_status target_random_input(target *t, uint64_t seed);

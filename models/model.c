@@ -557,6 +557,15 @@ ml_status model_load(model *m, const st_file *f, int ignore_unexpected)
     return ML_OK;
 }
 
+ml_status model_load_file(model *m, const char *path, int ignore_unexpected)
+{
+    st_file f;
+    ML_TRY(st_open(&f, path));
+    ml_status s = model_load(m, &f, ignore_unexpected);
+    st_close(&f);
+    return s;
+}
+
 ml_status model_save(const model *m, const char *path)
 {
     st_entry *e = ml_calloc((size_t)m->n_params, sizeof *e, "checkpoint table");

@@ -181,6 +181,8 @@ void model_init_random(model *m, uint64_t seed);
 /* Strict: every parameter present with its shape; unexpected tensors are an
  * error unless ignore_unexpected. */
 ml_status model_load(model *m, const st_file *f, int ignore_unexpected);
+/* model_load from the safetensors file at path. */
+ml_status model_load_file(model *m, const char *path, int ignore_unexpected);
 ml_status model_save(const model *m, const char *path);
 /* Copies the host weights to the backend (nothing to do on the CPU); needed
  * after init or load before a forward on another backend. */
