@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 train_config train_config_default(void)
 {
@@ -358,7 +359,15 @@ static ml_status setup(run *u, const train_config *c)
         !(c->drop_path >= 0 && c->drop_path < 1) || !(c->warmup_epochs >= 0))
         return ml_fail(ML_ERR_USAGE, "train: lr > 0, weight decay >= 0, smoothing and drop path in [0, 1) and "
                                      "warm-up epochs >= 0 are needed");
-    ML_TRY(dataset_open(&u->d, c->data, c->limit));
+    /* an image folder is preprocessed with the model's published settings, as eval does */
+    dataset_options o = dataset_options_default();
+    o.crop_pct = cfg.data.crop_pct;
+    snprintf(o.interpolation, sizeof o.interpolation, "%s", cfg.data.interpolation);
+    memcpy(o.mean, cfg.data.mean, sizeof o.mean);
+    memcpy(o.std, cfg.data.std, sizeof o.std);
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    o.workers = cores > 3 ? (int)(cores / 2) : 1;
+    ML_TRY(dataset_open_with(&u->d, c->data, c->limit, &o));
     if (!cfg.classes_set)
         cfg.num_classes = u->d.classes;
     else if (cfg.num_classes < u->d.classes)
