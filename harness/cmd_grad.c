@@ -64,12 +64,9 @@ static ml_status write_grads(const model_trainer *t, const char *path, float los
     if (!e)
         return ML_ERR_NOMEM;
     e[0] = (st_entry){.name = "loss", .ndim = 1, .shape = {1}, .data = &loss};
-    for (int i = 0; i < m->n_params; i++) {
-        e[1 + i].name = m->params[i].name;
-        e[1 + i].ndim = m->params[i].ndim;
-        memcpy(e[1 + i].shape, m->params[i].shape, sizeof m->params[i].shape);
+    model_param_entries(m, e + 1); /* the parameters' names and shapes, with the gradients as data */
+    for (int i = 0; i < m->n_params; i++)
         e[1 + i].data = t->gdata[i];
-    }
     const char *meta[] = {"model", m->cfg.name, "content", "mean cross-entropy and its gradients", NULL};
     ml_status s = st_write(path, e, m->n_params + 1, meta);
     free(e);

@@ -1,7 +1,6 @@
 /* eval_run: the model planned for the dataset, every test batch through it (harness/evaluate.h). */
 #include "harness/evaluate.h"
 
-#include "data/loader.h"
 #include "harness/cli.h"
 #include "harness/target.h"
 #include "harness/timer.h"
@@ -24,41 +23,29 @@ static ml_status setup_model(const eval_request *a, model_config cfg, const data
     return target_load_weights(t, a->weights, a->seed, a->ignore_unexpected);
 }
 
-/* Every batch of the test split through the model; a short last batch is padded with its first image. */
+typedef struct {
+    target *t;
+    float *logits;
+} eval_ctx;
+
+static ml_status forward_target(void *p, const float *x, const float **logits)
+{
+    eval_ctx *c = p;
+    ML_TRY(target_set_input(c->t, x));
+    target_run(c->t);
+    ML_TRY(target_output(c->t, c->logits));
+    *logits = c->logits;
+    return ML_OK;
+}
+
+/* Every batch of the test split through the model (metrics_eval). */
 static ml_status run_eval(target *t, const dataset *d, size_t n, int res, class_metrics *m)
 {
-    size_t *order = malloc((n ? n : 1) * sizeof *order);
-    float *logits = ml_malloc(t->n_out * sizeof *logits, "logits");
-    float *x = ml_malloc(t->n_in * sizeof *x, "input batch");
-    if (!order || !logits || !x) {
-        free(order), free(logits), free(x);
+    eval_ctx c = {t, ml_malloc(t->n_out * sizeof(float), "logits")};
+    if (!c.logits)
         return ML_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    loader *l = NULL;
-    ml_status s = loader_start(&l, d, DATA_TEST, order, n, t->B, res, 0, 0, 0);
-    const size_t per = (size_t)3 * res * res;
-    const int classes = t->m.cfg.num_classes;
-    while (s == ML_OK) {
-        const float *bx;
-        const int32_t *labels;
-        int count;
-        if ((s = loader_next(l, &bx, &labels, &count)) != ML_OK || count == 0)
-            break;
-        memcpy(x, bx, (size_t)count * per * sizeof *x);
-        for (int k = count; k < t->B; k++)
-            memcpy(x + (size_t)k * per, bx, per * sizeof *x);
-        s = target_set_input(t, x);
-        if (s == ML_OK) {
-            target_run(t);
-            s = target_output(t, logits);
-        }
-        if (s == ML_OK)
-            metrics_add(m, logits, labels, count, classes);
-    }
-    loader_stop(l);
-    free(order), free(logits), free(x);
+    ml_status s = metrics_eval(d, n, t->B, res, t->m.cfg.num_classes, forward_target, &c, m);
+    free(c.logits);
     return s;
 }
 

@@ -566,17 +566,20 @@ ml_status model_load_file(model *m, const char *path, int ignore_unexpected)
     return s;
 }
 
+void model_param_entries(const model *m, st_entry *e)
+{
+    for (int i = 0; i < m->n_params; i++) {
+        e[i] = (st_entry){.name = m->params[i].name, .ndim = m->params[i].ndim, .data = m->pdata[i]};
+        memcpy(e[i].shape, m->params[i].shape, sizeof m->params[i].shape);
+    }
+}
+
 ml_status model_save(const model *m, const char *path)
 {
     st_entry *e = ml_calloc((size_t)m->n_params, sizeof *e, "checkpoint table");
     if (!e)
         return ML_ERR_NOMEM;
-    for (int i = 0; i < m->n_params; i++) {
-        e[i].name = m->params[i].name;
-        e[i].ndim = m->params[i].ndim;
-        memcpy(e[i].shape, m->params[i].shape, sizeof m->params[i].shape);
-        e[i].data = m->pdata[i];
-    }
+    model_param_entries(m, e);
     const char *meta[] = {"format", "pt", "model", m->cfg.name, NULL};
     ml_status s = st_write(path, e, m->n_params, meta);
     free(e);

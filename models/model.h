@@ -184,6 +184,8 @@ ml_status model_load(model *m, const st_file *f, int ignore_unexpected);
 /* model_load from the safetensors file at path. */
 ml_status model_load_file(model *m, const char *path, int ignore_unexpected);
 ml_status model_save(const model *m, const char *path);
+/* e[0..n_params) = every host parameter under its name and shape (for st_write). */
+void model_param_entries(const model *m, st_entry *e);
 /* Copies the host weights to the backend (nothing to do on the CPU); needed
  * after init or load before a forward on another backend. */
 ml_status model_sync_weights(model *m);

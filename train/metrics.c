@@ -1,5 +1,10 @@
 #include "train/metrics.h"
 
+#include "data/loader.h"
+
+#include <stdlib.h>
+#include <string.h>
+
 #include <math.h>
 
 void metrics_add(class_metrics *m, const float *logits, const int32_t *labels, int n, int classes)
@@ -26,4 +31,39 @@ void metrics_add(class_metrics *m, const float *logits, const int32_t *labels, i
         m->top5 += above < 5;
         m->count++;
     }
+}
+
+ml_status metrics_eval(const dataset *d, size_t n, int B, int res, int classes, metrics_forward_fn forward,
+                       void *ctx, class_metrics *m)
+{
+    const size_t per = (size_t)3 * res * res;
+    size_t *order = ml_malloc((n ? n : 1) * sizeof *order, "test order");
+    float *x = ml_malloc((size_t)B * per * sizeof *x, "padded test batch");
+    if (!order || !x) {
+        free(order), free(x);
+        return ML_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    loader *l = NULL;
+    ml_status s = loader_start(&l, d, DATA_TEST, order, n, B, res, 0, 0, 0);
+    while (s == ML_OK) {
+        const float *bx, *logits;
+        const int32_t *labels;
+        int count;
+        if ((s = loader_next(l, &bx, &labels, &count)) != ML_OK || count == 0)
+            break;
+        if (count < B) { /* the loader's buffer holds count images: pad a copy */
+            memcpy(x, bx, (size_t)count * per * sizeof *x);
+            for (int k = count; k < B; k++)
+                memcpy(x + (size_t)k * per, bx, per * sizeof *x);
+            bx = x;
+        }
+        if ((s = forward(ctx, bx, &logits)) == ML_OK)
+            metrics_add(m, logits, labels, count, classes);
+    }
+    if (l)
+        loader_stop(l);
+    free(order), free(x);
+    return s;
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/common.h"
+
 typedef struct {
     double loss_sum;  /* Σ −log softmax(z)[label], in double */
     size_t top1, top5, count;
@@ -16,5 +18,14 @@ typedef struct {
 /* Adds rows 0..n of logits (n, classes) with their labels to m; a row
  * labelled -1 (a bad image the dataset skipped) only counts as skipped. */
 void metrics_add(class_metrics *m, const float *logits, const int32_t *labels, int n, int classes);
+
+/* Runs a model over the first n test samples of d in batches of B made ahead by the loader (a short
+ * last batch padded with its first image) and adds every batch's logits to m. forward(ctx, x,
+ * logits) takes B images (B,3,res,res) on the host and leaves (B, classes) logits on the host;
+ * it returns ML_OK or the error. */
+struct dataset;
+typedef ml_status (*metrics_forward_fn)(void *ctx, const float *x, const float **logits);
+ml_status metrics_eval(const struct dataset *d, size_t n, int B, int res, int classes, metrics_forward_fn forward,
+                       void *ctx, class_metrics *m);
 
 #endif

@@ -118,12 +118,7 @@ static ml_status save_checkpoint(run *u, const char *out)
     st_entry *e = ml_calloc((size_t)m->n_params + 2, sizeof *e, "checkpoint table");
     if (!e)
         return ML_ERR_NOMEM;
-    for (int i = 0; i < m->n_params; i++) {
-        e[i].name = m->params[i].name;
-        e[i].ndim = m->params[i].ndim;
-        memcpy(e[i].shape, m->params[i].shape, sizeof m->params[i].shape);
-        e[i].data = m->pdata[i];
-    }
+    model_param_entries(m, e);
     e[m->n_params] = (st_entry){.name = "optim.m", .ndim = 1, .shape = {(int64_t)u->o.floats}, .data = u->o.m};
     e[m->n_params + 1] = (st_entry){.name = "optim.v", .ndim = 1, .shape = {(int64_t)u->o.floats}, .data = u->o.v};
     char epoch[32], pos[32], step[32], adam[32], secs[48], *log = NULL;
@@ -226,41 +221,19 @@ static ml_status load_state(run *u)
 
 /* ---- evaluation: the inference forward over the test split ---- */
 
+static ml_status forward_model(void *p, const float *x, const float **logits)
+{
+    model *m = p;
+    model_forward(m, x, NULL, NULL);
+    *logits = m->logits;
+    return ML_OK;
+}
+
 static ml_status evaluate(run *u, size_t limit, int res, class_metrics *cm)
 {
-    model *m = &u->m;
-    const dataset *d = &u->d;
-    const size_t n = limit && limit < d->n[DATA_TEST] ? limit : d->n[DATA_TEST];
-    const size_t per = (size_t)3 * res * res;
-    size_t *order = ml_malloc((n ? n : 1) * sizeof *order, "test order");
-    float *x = ml_malloc((size_t)m->B * per * sizeof *x, "test batch");
-    ml_status s = order && x ? ML_OK : ML_ERR_NOMEM;
-    for (size_t i = 0; i < n && s == ML_OK; i++)
-        order[i] = i;
-    loader *l = NULL;
-    if (s == ML_OK)
-        s = loader_start(&l, d, DATA_TEST, order, n, m->B, res, 0, 0, 0);
+    const size_t n = limit && limit < u->d.n[DATA_TEST] ? limit : u->d.n[DATA_TEST];
     memset(cm, 0, sizeof *cm);
-    while (s == ML_OK) {
-        const float *bx;
-        const int32_t *labels;
-        int count;
-        if ((s = loader_next(l, &bx, &labels, &count)) != ML_OK || count == 0)
-            break;
-        const float *in = bx;
-        if (count < m->B) { /* a short last batch, padded with its first image */
-            memcpy(x, bx, (size_t)count * per * sizeof *x);
-            for (int k = count; k < m->B; k++)
-                memcpy(x + (size_t)k * per, bx, per * sizeof *x);
-            in = x;
-        }
-        model_forward(m, in, NULL, NULL);
-        metrics_add(cm, m->logits, labels, count, m->cfg.num_classes);
-    }
-    if (l)
-        loader_stop(l);
-    free(order), free(x);
-    return s;
+    return metrics_eval(&u->d, n, u->m.B, res, u->m.cfg.num_classes, forward_model, &u->m, cm);
 }
 
 /* ---- the loop ---- */
