@@ -4,8 +4,6 @@
 
 #include <string.h>
 
-const char *const cli_interp_names[] = {"bicubic", "bilinear", NULL};
-
 ml_status cli_open_data(dataset *d, const char *spec, size_t limit, const model_config *cfg, const data_flags *f)
 {
     dataset_options o = dataset_options_default();

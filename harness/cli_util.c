@@ -1,5 +1,6 @@
 /* Small helpers shared by the commands (threads, devices, formatting). */
 #include "harness/cli.h"
+#include "harness/cli_data.h"
 #include "harness/cuda_measure.h"
 #include "models/model.h"
 
@@ -26,6 +27,10 @@ void cli_set_threads(int n)
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
 }
+
+/* eval's and preprocess's --interpolation names, and [eval] interpolation's (declared in cli_data.h;
+ * defined here, with the helpers every command links, so that the spec parser needs no datasets) */
+const char *const cli_interp_names[] = {"bicubic", "bilinear", NULL};
 
 const char *cli_commas(uint64_t v, char *buf, size_t n)
 {

@@ -36,7 +36,8 @@ static const char eval_usage[] =
     "               the cores, at least 1)\n"
     "  --batch B    images per forward (default 100)\n"
     "  --limit N    the first N test images (a folder: in timm's order)\n"
-    "  --json       one object: top1, top5, loss, images, skipped, images_per_s\n"
+    "  --json       one object: top1, top5, loss, images, skipped, images_per_s and setup (the\n"
+    "               data, resolution, transform and weights, as a sweep's eval_setup column)\n"
     "\n"
     "examples:\n"
     "  mixerlab eval --model mambaout_femto --weights mambaout_femto.safetensors --data ~/imagenet/val --res 224\n"
@@ -91,6 +92,7 @@ static void report(const eval_args *a, const eval_outcome *o)
         cJSON_AddNumberToObject(j, "images", (double)m->count);
         cJSON_AddNumberToObject(j, "skipped", (double)m->skipped);
         cJSON_AddNumberToObject(j, "images_per_s", ips);
+        cJSON_AddStringToObject(j, "setup", o->setup);
         cli_print_json(j);
         return;
     }

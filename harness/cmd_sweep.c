@@ -46,6 +46,7 @@ typedef struct {
     double top1, top5, train_seconds, train_ips; /* accuracy (percent) and training; -1: not measured */
     store_epoch log[64];                        /* the training's curve */
     int nlog;
+    char eval_setup[1400]; /* [eval]: eval_outcome.setup; empty otherwise */
     const char *status;
     char message[1024]; /* as long as any recorded error line */
 } measured;
@@ -260,13 +261,15 @@ static ml_status measure_accuracy(const sweep_spec *sp, const sweep_config *c, c
                                   measured *me)
 {
     if (sp->eval.set) {
+        /* mixerlab eval --device D --res R --batch B --limit N --crop-pct P --interpolation I */
         eval_request rq = {.model = c->model, .weights = sp->eval.weights[c->model_index], .data = sp->eval.data,
-                           .device = "cpu", .res = c->resolution, .batch = sp->eval.batch, .limit = sp->eval.limit,
-                           .df = {.interp = -1}};
+                           .device = c->device, .res = c->resolution, .batch = sp->eval.batch,
+                           .limit = sp->eval.limit, .df = {.crop_pct = sp->eval.crop_pct, .interp = sp->eval.interp}};
         eval_outcome o;
         ML_TRY(eval_run(&rq, &o));
         const double n = o.m.count ? (double)o.m.count : 1.0;
         me->top1 = 100.0 * (double)o.m.top1 / n, me->top5 = 100.0 * (double)o.m.top5 / n;
+        snprintf(me->eval_setup, sizeof me->eval_setup, "%s", o.setup);
         return ML_OK;
     }
     char out[1300];
@@ -344,7 +347,7 @@ static store_result result_row(const sweep_spec *sp, const sweep_config *c, cons
         .peak_rss_bytes = (mt & METRIC_MEMORY) ? peak_rss_bytes() : -1,
         .top1 = me->top1, .top5 = me->top5, .train_seconds = me->train_seconds, .train_images_per_s = me->train_ips,
         .train_seed = me->train_seconds >= 0 ? c->seed : -1,
-        .log = me->nlog ? me->log : NULL, .nlog = me->nlog};
+        .log = me->nlog ? me->log : NULL, .nlog = me->nlog, .eval_setup = me->eval_setup[0] ? me->eval_setup : NULL};
     if (me->have_latency) {
         const timer_stats *t = &me->st;
         r.median = t->median_ms, r.mean = t->mean_ms, r.stdev = t->stdev_ms, r.min = t->min_ms;

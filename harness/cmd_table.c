@@ -6,9 +6,11 @@
 #include "models/model.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char table_usage[] =
     "usage: mixerlab table [--db FILE] [--markdown | --csv | --json]\n"
@@ -97,7 +99,7 @@ static int cmd_table_paper(out_fmt fmt, store *st)
     if (fmt == FMT_MD) {
         printf("MambaOut paper, Table 1 (ImageNet-1k, 224x224): ours | paper\n\n");
         printf("| model | token mixing | params (M) ours | paper | MACs (G) ours | paper | MAC convention | "
-               "top-1 %% (reported) | source |%s\n|---|---|---|---|---|---|---|---|---|%s\n",
+               "top-1 %% (reported) |%s source |\n|---|---|---|---|---|---|---|---|---|%s\n",
                st ? " top-1 % (ours) |" : "", st ? "---|" : "");
     } else if (fmt == FMT_CSV) {
         printf("model,paper_name,token_mixing,params,params_backbone,params_paper_m,paper_counts,macs,macs_paper_g,"
@@ -124,9 +126,9 @@ static int cmd_table_paper(out_fmt fmt, store *st)
         else if (st && fmt == FMT_CSV)
             snprintf(col, sizeof col, isnan(mine) ? ",," : ",%.4f,%ld", mine, mres);
         if (fmt == FMT_MD)
-            printf("| %s (`%s`) | %s | %.2f%s | %.0f | %.2f | %.1f | fvcore, scan %s | %.1f | %s |%s\n",
+            printf("| %s (`%s`) | %s | %.2f%s | %.0f | %.2f | %.1f | fvcore, scan %s | %.1f |%s %s |\n",
                    rows[i].paper_name, rows[i].model, rows[i].mixing, p / 1e6, rows[i].backbone ? "*" : "",
-                   rows[i].params_m, macs / 1e9, rows[i].macs_g, sc, rows[i].top1, rows[i].source, col);
+                   rows[i].params_m, macs / 1e9, rows[i].macs_g, sc, rows[i].top1, col, rows[i].source);
         else if (fmt == FMT_CSV)
             printf("%s,%s,%s,%llu,%llu,%.0f,%s,%llu,%.1f,fvcore,%s,%.1f,%s%s\n", rows[i].model, rows[i].paper_name,
                    rows[i].mixing, (unsigned long long)total, (unsigned long long)backbone, rows[i].params_m,
@@ -276,6 +278,8 @@ static int cmd_table(int argc, char **argv)
             return ml_fail(ML_ERR_USAGE, "table: --res needs --ablation (Table 1 is at 224x224)");
         if (!db)
             return cmd_table_paper((out_fmt)fmt, NULL);
+        if (access(db, R_OK) != 0) /* a mistyped path is an error, not a new empty database */
+            return ml_fail(ML_ERR_IO, "database '%s': %s", db, strerror(errno));
         store st;
         ML_TRY(store_open(&st, db));
         const int rc = cmd_table_paper((out_fmt)fmt, &st);

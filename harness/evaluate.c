@@ -49,6 +49,19 @@ static ml_status run_eval(target *t, const dataset *d, size_t n, int res, class_
     return s;
 }
 
+/* out->setup: the dataset's source and the transform it applied (d->opt, resolved from the model's cfg). */
+static void describe_setup(const eval_request *rq, const dataset *d, eval_outcome *out)
+{
+    char transform[96] = "";
+    if (!out->native)
+        snprintf(transform, sizeof transform, ";crop_pct=%.15g;interpolation=%s", d->opt.crop_pct,
+                 d->opt.interpolation);
+    char seed[40];
+    snprintf(seed, sizeof seed, "none (seed %llu)", (unsigned long long)rq->seed);
+    snprintf(out->setup, sizeof out->setup, "data=%s;images=%zu;res=%d%s;weights=%s", d->source, out->m.count,
+             out->res, transform, rq->weights ? rq->weights : seed);
+}
+
 ml_status eval_run(const eval_request *rq, eval_outcome *out)
 {
     memset(out, 0, sizeof *out);
@@ -75,6 +88,7 @@ ml_status eval_run(const eval_request *rq, eval_outcome *out)
     snprintf(out->data_name, sizeof out->data_name, "%s", d.name);
     snprintf(out->source, sizeof out->source, "%s", d.source);
     out->native = d.native_res != 0;
+    describe_setup(rq, &d, out);
     target_free(&t);
     dataset_close(&d);
     return s;

@@ -23,6 +23,9 @@ typedef struct {
     int res;
     char data_name[64], source[512];
     int native; /* the dataset has a fixed test split (Fashion-MNIST), not a folder */
+    /* what the numbers were measured on, as key=value;...: data (its source), images, res, a
+     * folder's crop_pct and interpolation as applied (the model's unless overridden), weights */
+    char setup[1400];
 } eval_outcome;
 
 ml_status eval_run(const eval_request *rq, eval_outcome *out);

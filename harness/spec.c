@@ -2,6 +2,7 @@
 
 #include "blocks/mixer.h"
 #include "harness/cli.h"
+#include "harness/cli_data.h"
 #include "models/model.h"
 
 #include <errno.h>
@@ -145,25 +146,42 @@ static int measure_key(parse_ctx *p, sweep_spec *s, const char *name, const char
     return 1;
 }
 
+/* [eval]: given weights evaluated, as mixerlab eval does it. */
+static int eval_key(parse_ctx *p, sweep_spec *s, const char *name, const char *value)
+{
+    double v;
+    s->eval.set = 1;
+    if (!strcmp(name, "data")) {
+        if (!*value || strlen(value) >= sizeof s->eval.data)
+            return fail(p, "data: '%s' is empty or longer than 511 characters%s", value, "");
+        strcpy(s->eval.data, value);
+        return 1;
+    }
+    if (!strcmp(name, "weights"))
+        return split_list(p, name, value, s->eval.weights, &s->eval.n_weights);
+    if (!strcmp(name, "interpolation")) {
+        int k = 0;
+        while (cli_interp_names[k] && strcmp(cli_interp_names[k], value))
+            k++;
+        if (!cli_interp_names[k])
+            return fail(p, "interpolation: '%s' is not bicubic or bilinear%s", value, "");
+        s->eval.interp = k;
+        return 1;
+    }
+    if (!strcmp(name, "crop_pct")) /* eval --crop-pct's range */
+        return number(p, name, value, 0.01, 100, &s->eval.crop_pct);
+    if (!number(p, name, value, 1, strcmp(name, "limit") ? 4096 : 1e12, &v))
+        return 0;
+    *(!strcmp(name, "limit") ? &s->eval.limit : &s->eval.batch) = (long)v;
+    return 1;
+}
+
 /* [train] and [eval]: a training per configuration, or an evaluation of given weights. */
 static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, const char *name, const char *value)
 {
     double v;
-    if (!strcmp(section, "eval")) {
-        s->eval.set = 1;
-        if (!strcmp(name, "data")) {
-            if (!*value || strlen(value) >= sizeof s->eval.data)
-                return fail(p, "data: '%s' is empty or longer than 511 characters%s", value, "");
-            strcpy(s->eval.data, value);
-            return 1;
-        }
-        if (!strcmp(name, "weights"))
-            return split_list(p, name, value, s->eval.weights, &s->eval.n_weights);
-        if (!number(p, name, value, 1, strcmp(name, "limit") ? 4096 : 1e12, &v))
-            return 0;
-        *(!strcmp(name, "limit") ? &s->eval.limit : &s->eval.batch) = (long)v;
-        return 1;
-    }
+    if (!strcmp(section, "eval"))
+        return eval_key(p, s, name, value);
     s->train.set = 1;
     if (!strcmp(name, "dataset")) {
         if (!*value || strlen(value) >= sizeof s->train.dataset)
@@ -205,7 +223,8 @@ static int handler(void *user, const char *section, const char *name, const char
                                        "measure.max_time_s", "train.dataset", "train.epochs", "train.batch",
                                        "train.limit", "train.eval_limit", "train.lr", "train.weight_decay",
                                        "train.warmup_epochs", "train.drop_path", "train.smoothing", "train.seed",
-                                       "eval.data", "eval.weights", "eval.limit", "eval.batch", NULL};
+                                       "eval.data", "eval.weights", "eval.limit", "eval.batch", "eval.crop_pct",
+                                       "eval.interpolation", NULL};
     if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure") &&
         strcmp(section, "train") && strcmp(section, "eval")) {
         if (!*section)
@@ -401,7 +420,7 @@ ml_status spec_parse_text(const char *path, const char *text, size_t len, sweep_
     strcpy(out->train.dataset, "fashion-mnist");
     out->train.epochs = 10, out->train.batch = 64, out->train.lr = 1e-3, out->train.weight_decay = 0.05;
     out->train.warmup_epochs = 1, out->train.smoothing = 0.1;
-    out->eval.batch = 100;
+    out->eval.batch = 100, out->eval.interp = -1;
     ML_TRY(prescan(path, text, len));
     char *copy = ml_malloc(len + 1, "spec");
     if (!copy)
@@ -488,6 +507,12 @@ void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, siz
         more = snprintf(buf + len, n - (size_t)len, ";eval=%s;weights=%s;elimit=%ld;ebatch=%ld", s->eval.data,
                         s->eval.weights[c->model_index], s->eval.limit, s->eval.batch);
     ML_ASSERT(more >= 0 && (size_t)(len + more) < n);
+    /* the transform's overrides only when given, so that the hashes of specs without them stay */
+    if (s->eval.set && (s->eval.crop_pct > 0 || s->eval.interp >= 0)) {
+        const int extra = snprintf(buf + len + more, n - (size_t)(len + more), ";crop_pct=%.17g;interpolation=%s",
+                                   s->eval.crop_pct, s->eval.interp >= 0 ? cli_interp_names[s->eval.interp] : "");
+        ML_ASSERT(extra >= 0 && (size_t)(len + more + extra) < n);
+    }
 }
 
 ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)

@@ -56,6 +56,8 @@ typedef struct {
         char weights[SPEC_MAX_LIST][160]; /* one per [grid] model, in order */
         int n_weights;
         long limit, batch;
+        double crop_pct; /* 0: the model's (a folder's transform; Fashion-MNIST ignores it) */
+        int interp;      /* -1: the model's; else an index into cli_interp_names */
     } eval;
 } sweep_spec;
 

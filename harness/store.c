@@ -34,9 +34,12 @@ static const char store_migration_v3[] =
     "epoch INTEGER NOT NULL, step INTEGER NOT NULL, lr REAL, train_loss REAL, test_top1 REAL, test_top5 REAL, "
     "test_loss REAL, seconds REAL, PRIMARY KEY (result_id, epoch));";
 
+/* Version 4: what an [eval] row's accuracy was measured on (data, images, resolution, transform, weights). */
+static const char store_migration_v4[] = "ALTER TABLE results ADD COLUMN eval_setup TEXT;";
+
 /* Migration k brings a database from version k to k + 1. */
 static const char *const migrations[STORE_SCHEMA_VERSION] = {store_schema_v1, store_migration_v2,
-                                                             store_migration_v3};
+                                                             store_migration_v3, store_migration_v4};
 
 static ml_status db_fail(store *s, const char *what)
 {
@@ -445,8 +448,8 @@ ml_status store_insert(store *s, const store_result *r, const double *samples, i
         "device, threads, precision, status, message, params, macs, macs_convention, latency_ms_median, "
         "latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, "
         "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, "
-        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s, train_seed) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?)";
+        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s, train_seed, eval_setup) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?)";
     char now[32];
     store_now_iso(now, sizeof now);
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -495,6 +498,7 @@ ml_status store_insert(store *s, const store_result *r, const double *samples, i
         bind_real(q, i++, r->train_seconds);
         bind_real(q, i++, r->train_images_per_s);
         bind_i64(q, i++, r->train_seed);
+        bind_text(q, i++, r->eval_setup);
         ok = sqlite3_step(q) == SQLITE_DONE;
     }
     int64_t rid = sqlite3_last_insert_rowid(s->db);
@@ -537,7 +541,8 @@ static const char export_cols[] =
     "r.latency_ms_median, r.latency_ms_mean, r.latency_ms_stdev, r.latency_ms_min, r.latency_ms_p10, "
     "r.latency_ms_p90, r.samples, r.capped, r.throughput, r.gflops, r.peak_bytes, r.weight_bytes, "
     "r.activation_bytes, r.peak_rss_bytes, r.accuracy_top1, r.accuracy_top5, r.train_seconds, "
-    "r.train_images_per_s, r.train_seed, r.created_at, u.git_sha, u.git_dirty, u.cpu_model, u.hostname, u.started_at";
+    "r.train_images_per_s, r.train_seed, r.eval_setup, r.created_at, u.git_sha, u.git_dirty, u.cpu_model, "
+    "u.hostname, u.started_at";
 
 #define EXPORT_MAX_COLS 64
 
@@ -602,12 +607,12 @@ static ml_status merge_prepare(store *s, const char *src, merge_stmts *m)
         "batch, device, threads, precision, status, message, params, macs, macs_convention, latency_ms_median, "
         "latency_ms_mean, latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, "
         "throughput, gflops, peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, "
-        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s, train_seed) SELECT "
+        "accuracy_top1, accuracy_top5, train_seconds, train_images_per_s, train_seed, eval_setup) SELECT "
         "?, experiment, config_hash, level, model, mixer, resolution, tokens, width, batch, device, threads, "
         "precision, status, message, params, macs, macs_convention, latency_ms_median, latency_ms_mean, "
         "latency_ms_stdev, latency_ms_min, latency_ms_p10, latency_ms_p90, samples, capped, throughput, gflops, "
         "peak_bytes, weight_bytes, activation_bytes, peak_rss_bytes, accuracy, created_at, accuracy_top1, "
-        "accuracy_top5, train_seconds, train_images_per_s, train_seed FROM src.results WHERE id = ?",
+        "accuracy_top5, train_seconds, train_images_per_s, train_seed, eval_setup FROM src.results WHERE id = ?",
         "INSERT INTO main.samples (result_id, idx, ms) SELECT ?, idx, ms FROM src.samples WHERE result_id = ?",
         "INSERT INTO main.train_log (result_id, epoch, step, lr, train_loss, test_top1, test_top5, test_loss, seconds) "
         "SELECT ?, epoch, step, lr, train_loss, test_top1, test_top5, test_loss, seconds FROM src.train_log "

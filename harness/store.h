@@ -8,7 +8,7 @@
 
 #include <sqlite3.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct {
     sqlite3 *db;
@@ -37,6 +37,7 @@ typedef struct {
     long train_seed;        /* [train]'s seed of the configuration */
     const store_epoch *log; /* the training's curve (nlog epochs), or NULL */
     int nlog;
+    const char *eval_setup; /* [eval]: data, images, res, transform and weights the accuracy is of, or NULL */
 } store_result;
 
 /* Opens (creating and migrating as needed). Errors name the file: a missing

@@ -252,11 +252,45 @@ static void test_stopping(void)
     timer_stats_free(&st);
 }
 
+/* [eval]: weights per model in order, the transform's overrides parsed and in the hash only when given. */
+static void test_eval_section(void)
+{
+    static const char base[] = "[experiment]\nname = e\n[grid]\nmodel = mambaout_test, vim_test\nresolution = 64\n"
+                               "[measure]\nmetrics = accuracy\n[eval]\ndata = /d\nweights = a.st, b.st\n";
+    char text[512];
+    sweep_spec s;
+    sweep_config *c = NULL, *c2 = NULL;
+    int n = 0, n2 = 0;
+    CHECK(spec_parse(write_spec("eval", base), &s) == ML_OK && spec_expand(&s, &c, &n) == ML_OK && n == 2,
+          "eval spec: %s", ml_last_error());
+    if (n != 2)
+        return;
+    CHECK(s.eval.crop_pct == 0 && s.eval.interp == -1 && s.eval.batch == 100, "eval defaults: the model's transform");
+    char key[2048];
+    sweep_config_key(&s, &c[1], key, sizeof key);
+    CHECK(strstr(key, ";eval=/d;weights=b.st;") && !strstr(key, "crop_pct"), "second model, second weights: %s", key);
+    snprintf(text, sizeof text, "%scrop_pct = 0.875\ninterpolation = bilinear\n", base);
+    CHECK(spec_parse(write_spec("eval2", text), &s) == ML_OK && spec_expand(&s, &c2, &n2) == ML_OK && n2 == 2,
+          "eval spec with a transform: %s", ml_last_error());
+    if (n2 == 2) {
+        CHECK(s.eval.crop_pct == 0.875 && s.eval.interp == 1, "crop_pct 0.875, bilinear");
+        sweep_config_key(&s, &c2[0], key, sizeof key);
+        CHECK(strstr(key, ";crop_pct=0.875;interpolation=bilinear") && strcmp(c[0].hash, c2[0].hash),
+              "the transform is in the key and the hash: %s", key);
+    }
+    free(c), free(c2);
+    snprintf(text, sizeof text, "%sinterpolation = nearest\n", base);
+    expect_bad("interp", text, "interp.ini:11: interpolation: 'nearest' is not bicubic or bilinear");
+    snprintf(text, sizeof text, "%scrop_pct = 101\n", base);
+    expect_bad("crop", text, "crop.ini:11: crop_pct: '101' is not a number in 0.01..100");
+}
+
 int main(void)
 {
     test_tmpdir(dir, sizeof dir, "spec");
     test_good();
     test_bad();
+    test_eval_section();
     test_hardening();
     test_stats();
     test_stopping();

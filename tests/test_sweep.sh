@@ -41,7 +41,7 @@ spec "$tmp/slow.ini" sweep_test 0.25
 [ "$(q "$tmp/a.sqlite" "select count(*) from results where status='ok'")" = 18 ] && ok || bad "18 ok results expected"
 [ "$(q "$tmp/a.sqlite" "select count(*) from samples")" -ge 54 ] && ok || bad "raw samples kept"
 [ "$(q "$tmp/a.sqlite" "select count(*) from runs where git_sha <> '' and finished_at is not null and cpu_model is not null")" = 1 ] && ok || bad "run provenance"
-[ "$(q "$tmp/a.sqlite" "pragma user_version")" = 3 ] && ok || bad "schema version 3"
+[ "$(q "$tmp/a.sqlite" "pragma user_version")" = 4 ] && ok || bad "schema version 4"
 [ "$(q "$tmp/a.sqlite" "select count(*) from results where latency_ms_p10 <= latency_ms_median and latency_ms_median <= latency_ms_p90 and samples >= 3 and macs_convention = 'fvcore'")" = 18 ] && ok || bad "statistics columns"
 
 # --list and --dry-run
