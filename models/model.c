@@ -93,6 +93,13 @@ static ml_status plan_linear(planner *pl, const char *prefix, int in_f, int out_
     return plan_pair(pl, prefix, 2, w, bias ? out_f : 0, PARAM_INIT_TRUNC_NORMAL, PARAM_INIT_ZEROS, slot);
 }
 
+void model_stage_grid(const model *m, int s, int *bh, int *bw)
+{
+    const int iso = m->cfg.skeleton == SKEL_ISOTROPIC;
+    *bh = iso ? 1 : m->sh[s];
+    *bw = iso ? (int)m->seq : m->sw[s];
+}
+
 /* The stem (MAMBAOUT: conv3x3 s2 -> LN -> GELU -> conv3x3 s2 -> LN; PATCH:
  * conv PxP stride P [-> LN]); *h, *w get the grid after it. */
 static ml_status plan_stem(planner *pl, int *h, int *w)
@@ -168,9 +175,8 @@ static ml_status plan_blocks(planner *pl, int s, int *next_block)
     model *m = pl->m;
     const model_config *cfg = &m->cfg;
     const int C = cfg->dims[s], depth = cfg->depths[s];
-    /* the blocks see a grid, or the isotropic sequence as a 1 x L line */
-    const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : m->sh[s];
-    const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : m->sw[s];
+    int bh, bw;
+    model_stage_grid(m, s, &bh, &bw);
     m->n_x = max_sz(m->n_x, (size_t)m->B * bh * bw * C);
     mixer_config mc = cfg->mixer_cfg;
     mc.threads = m->threads;
@@ -349,8 +355,8 @@ uint64_t model_macs(const model *m, const macs_opts *o, model_stage_info *parts)
     for (int s = 0; s < S; s++) {
         model_stage_info *q = &p[1 + s];
         const block_config *bc = &m->blocks[s];
-        const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : m->sh[s];
-        const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : m->sw[s];
+        int bh, bw;
+        model_stage_grid(m, s, &bh, &bw);
         q->h = m->sh[s], q->w = m->sw[s], q->width = cfg->dims[s];
         q->macs += (uint64_t)cfg->depths[s] * block_macs(bc, m->B, bh, bw, o);
         q->mixer_macs = (uint64_t)cfg->depths[s] * bc->mixer->macs(&bc->mcfg, m->B, bh, bw, o);
@@ -673,8 +679,8 @@ static void forward_down(model *m, int s, int h, int w)
 static void forward_blocks(model *m, int s, const tapper *tp)
 {
     const model_config *cfg = &m->cfg;
-    const int bh = cfg->skeleton == SKEL_ISOTROPIC ? 1 : m->sh[s];
-    const int bw = cfg->skeleton == SKEL_ISOTROPIC ? (int)m->seq : m->sw[s];
+    int bh, bw;
+    model_stage_grid(m, s, &bh, &bw);
     const block_config *bc = &m->blocks[s];
     block_buffers buf = {m->t, m->u, m->m, m->u, 2 * (size_t)bc->hidden, m->ws, m->threads};
     for (int j = 0; j < cfg->depths[s]; j++) {

@@ -162,6 +162,9 @@ ml_status model_plan_on(model *m, const model_config *cfg, int B, int H, int W, 
 ml_status model_alloc(model *m);
 void model_free(model *m);
 
+/* The grid stage s's blocks see: the stage's h x w, or the isotropic sequence as a 1 x L line. */
+void model_stage_grid(const model *m, int s, int *bh, int *bw);
+
 uint64_t model_param_count(const model *m);
 /* Without the final norm and the classifier head: the backbone count that
  * VMamba's published 22M / 44M / 75M are (its FLOP script deletes both first). */

@@ -27,14 +27,6 @@ static void take_norm(carver *c, train_norm_saved *s, size_t rows, int C, int wi
     s->n = with_n ? take(c, rows * (size_t)C) : NULL;
 }
 
-/* Tokens of stage s as its blocks see them (the isotropic sequence is a 1 × L line). */
-static void stage_grid(const model *m, int s, int *bh, int *bw)
-{
-    const int iso = m->cfg.skeleton == SKEL_ISOTROPIC;
-    *bh = iso ? 1 : m->sh[s];
-    *bw = iso ? (int)m->seq : m->sw[s];
-}
-
 static void conv_ws(model_trainer *t, const conv2d_shape *s, size_t out_rows)
 {
     const model *m = t->m;
@@ -81,7 +73,7 @@ static void carve_stage(model_trainer *t, carver *c, int s)
         t->gmax = max_sz(t->gmax, rows * (size_t)c4);
     }
     int bh, bw;
-    stage_grid(m, s, &bh, &bw);
+    model_stage_grid(m, s, &bh, &bw);
     const size_t n = B * bh * bw * C;
     t->xs[s] = take(c, n);
     t->gmax = max_sz(t->gmax, n);
@@ -326,7 +318,7 @@ void model_forward_train(model_trainer *t, const float *input, const float *drop
         if (s > 0)
             forward_down(t, s);
         int bh, bw;
-        stage_grid(m, s, &bh, &bw);
+        model_stage_grid(m, s, &bh, &bw);
         const block_config *bc = &m->blocks[s];
         for (int j = 0; j < m->cfg.depths[s]; j++) {
             const int k = m->block_base[s] + j;
@@ -362,7 +354,7 @@ static float *backward_head(model_trainer *t)
     const int B = m->B, S = cfg->num_stages, C = cfg->dims[S - 1], NC = cfg->num_classes;
     const size_t L = (size_t)m->sh[S - 1] * m->sw[S - 1];
     int bh, bw;
-    stage_grid(m, S - 1, &bh, &bw);
+    model_stage_grid(m, S - 1, &bh, &bw);
     float *dx = zeroed(t, t->ga, (size_t)B * bh * bw * C);
     const float *x = t->xs[S - 1];
     switch (cfg->head) {
@@ -485,7 +477,7 @@ float model_backward(model_trainer *t, const int *labels, float smoothing, const
     float *d = backward_head(t);
     for (int s = m->cfg.num_stages - 1; s >= 0; s--) {
         int bh, bw;
-        stage_grid(m, s, &bh, &bw);
+        model_stage_grid(m, s, &bh, &bw);
         const block_config *bc = &m->blocks[s];
         for (int j = m->cfg.depths[s] - 1; j >= 0; j--) {
             const int k = m->block_base[s] + j;
