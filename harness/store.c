@@ -727,6 +727,19 @@ static void column_text(sqlite3_stmt *q, int c, char *buf, size_t n)
     snprintf(buf, n, "%s", t ? (const char *)t : "");
 }
 
+/* Grows *rows (of size elem) to hold one more than *n; NULL on failure. */
+static void *grow(void **rows, int *cap, int n, size_t elem)
+{
+    if (n < *cap)
+        return (char *)*rows + (size_t)n * elem;
+    const int nc = *cap ? 2 * *cap : 64;
+    void *p = realloc(*rows, (size_t)nc * elem);
+    if (!p)
+        return NULL;
+    *rows = p, *cap = nc;
+    return (char *)p + (size_t)n * elem;
+}
+
 ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **rows, int *n, store_plot_meta *meta)
 {
     static const char sql[] =
@@ -745,16 +758,12 @@ ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **row
     int cap = 0, rc;
     ml_status st = ML_OK;
     while (st == ML_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 64;
-            store_plot_row *p = realloc(*rows, (size_t)cap * sizeof *p);
-            if (!p) {
-                st = ml_fail(ML_ERR_NOMEM, "out of memory reading %d result rows of '%s'", *n, s->path);
-                break;
-            }
-            *rows = p;
+        store_plot_row *r = grow((void **)rows, &cap, *n, sizeof **rows);
+        if (!r) {
+            st = ml_fail(ML_ERR_NOMEM, "out of memory reading %d result rows of '%s'", *n, s->path);
+            break;
         }
-        store_plot_row *r = &(*rows)[(*n)++];
+        (*n)++;
         column_text(q, 0, r->series, sizeof r->series);
         r->x = sqlite3_column_double(q, 1);
         r->med = sqlite3_column_type(q, 2) == SQLITE_NULL ? -1 : sqlite3_column_double(q, 2);
@@ -818,19 +827,6 @@ ml_status store_latest_top1(store *s, const char *model, int *found, double *top
     }
     sqlite3_finalize(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? ML_OK : db_fail(s, "cannot read accuracies");
-}
-
-/* Grows *rows (of size elem) to hold one more than *n; NULL on failure. */
-static void *grow(void **rows, int *cap, int n, size_t elem)
-{
-    if (n < *cap)
-        return (char *)*rows + (size_t)n * elem;
-    const int nc = *cap ? 2 * *cap : 64;
-    void *p = realloc(*rows, (size_t)nc * elem);
-    if (!p)
-        return NULL;
-    *rows = p, *cap = nc;
-    return (char *)p + (size_t)n * elem;
 }
 
 ml_status store_accuracy_rows(store *s, const char *experiment, store_accuracy_row **rows, int *n)
