@@ -1,19 +1,19 @@
 #include "harness/cli_data.h"
 
 #include "harness/cli.h"
+#include "train/trainer.h"
 
 #include <string.h>
 
 ml_status cli_open_data(dataset *d, const char *spec, size_t limit, const model_config *cfg, const data_flags *f)
 {
-    dataset_options o = dataset_options_default();
-    o.crop_pct = f->crop_pct > 0 ? f->crop_pct : cfg->data.crop_pct;
-    snprintf(o.interpolation, sizeof o.interpolation, "%s",
-             f->interp >= 0 && f->interp < 2 ? cli_interp_names[f->interp] : cfg->data.interpolation);
-    memcpy(o.mean, cfg->data.mean, sizeof o.mean);
-    memcpy(o.std, cfg->data.std, sizeof o.std);
+    dataset_options o = model_dataset_options(cfg); /* the flags override the model's settings */
+    if (f->crop_pct > 0)
+        o.crop_pct = f->crop_pct;
+    if (f->interp >= 0 && f->interp < 2)
+        snprintf(o.interpolation, sizeof o.interpolation, "%s", cli_interp_names[f->interp]);
     o.skip_bad = f->skip_bad;
-    const int half = cli_default_threads() / 2;
-    o.workers = f->workers > 0 ? (int)f->workers : half > 1 ? half : 1;
+    if (f->workers > 0)
+        o.workers = (int)f->workers;
     return dataset_open_with(d, spec, limit, &o);
 }

@@ -4,6 +4,7 @@
 #include "harness/cli.h"
 #include "harness/target.h"
 #include "harness/timer.h"
+#include "train/trainer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +13,7 @@
 static ml_status setup_model(const eval_request *a, model_config cfg, const dataset *d, target *t)
 {
     const backend *be;
-    if (!cfg.classes_set)
-        cfg.num_classes = d->classes;
-    else if (cfg.num_classes < d->classes)
-        return ml_fail(ML_ERR_USAGE, "eval: %s has %d classes but %s has %d", a->model, cfg.num_classes, d->name,
-                       d->classes);
+    ML_TRY(model_classes_for(&cfg, d, "eval"));
     ML_TRY(backend_by_name(a->device, &be));
     ML_TRY(target_plan_model(t, &cfg, (int)a->batch, (int)a->res, (int)a->res, be));
     ML_TRY(target_alloc(t));

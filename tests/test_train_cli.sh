@@ -87,6 +87,8 @@ mkdir "$tmp/fm" && cp /usr/share/datasets/fashion-mnist/* "$tmp/fm/"
 head -c 100000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >"$tmp/fm/train-images-idx3-ubyte.gz"
 expect 4 "train-images-idx3-ubyte.gz" train --model mambaout_test --data "fashion-mnist:dir=$tmp/fm" --out "$tmp/x.safetensors"
 expect 2 "do not make one batch" train --model mambaout_test --data fashion-mnist --limit 10 --batch 32 --out "$tmp/x.safetensors"
+expect 2 "has 5 classes but fashion-mnist has 10" train --model mambaout_test:num_classes=5 --data fashion-mnist --out "$tmp/x.safetensors"
+expect 2 "has 5 classes but fashion-mnist has 10" eval --model mambaout_test:num_classes=5 --data fashion-mnist --limit 5
 expect 2 "--data and --out are required" train --model mambaout_test --data fashion-mnist
 expect 2 "--lr" train --model mambaout_test --data fashion-mnist --out "$tmp/x.safetensors" --lr 0
 # a learning rate that blows the loss up: the step is named, the last good checkpoint stays

@@ -26,6 +26,28 @@ train_config train_config_default(void)
     return c;
 }
 
+dataset_options model_dataset_options(const model_config *cfg)
+{
+    dataset_options o = dataset_options_default();
+    o.crop_pct = cfg->data.crop_pct;
+    snprintf(o.interpolation, sizeof o.interpolation, "%s", cfg->data.interpolation);
+    memcpy(o.mean, cfg->data.mean, sizeof o.mean);
+    memcpy(o.std, cfg->data.std, sizeof o.std);
+    const long half = sysconf(_SC_NPROCESSORS_ONLN) / 2;
+    o.workers = half > 1 ? (int)half : 1;
+    return o;
+}
+
+ml_status model_classes_for(model_config *cfg, const dataset *d, const char *who)
+{
+    if (!cfg->classes_set)
+        cfg->num_classes = d->classes;
+    else if (cfg->num_classes < d->classes)
+        return ml_fail(ML_ERR_USAGE, "%s: %s has %d classes but %s has %d", who, cfg->name, cfg->num_classes, d->name,
+                       d->classes);
+    return ML_OK;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -332,20 +354,9 @@ static ml_status setup(run *u, const train_config *c)
         !(c->drop_path >= 0 && c->drop_path < 1) || !(c->warmup_epochs >= 0))
         return ml_fail(ML_ERR_USAGE, "train: lr > 0, weight decay >= 0, smoothing and drop path in [0, 1) and "
                                      "warm-up epochs >= 0 are needed");
-    /* an image folder is preprocessed with the model's published settings, as eval does */
-    dataset_options o = dataset_options_default();
-    o.crop_pct = cfg.data.crop_pct;
-    snprintf(o.interpolation, sizeof o.interpolation, "%s", cfg.data.interpolation);
-    memcpy(o.mean, cfg.data.mean, sizeof o.mean);
-    memcpy(o.std, cfg.data.std, sizeof o.std);
-    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    o.workers = cores > 3 ? (int)(cores / 2) : 1;
+    const dataset_options o = model_dataset_options(&cfg);
     ML_TRY(dataset_open_with(&u->d, c->data, c->limit, &o));
-    if (!cfg.classes_set)
-        cfg.num_classes = u->d.classes;
-    else if (cfg.num_classes < u->d.classes)
-        return ml_fail(ML_ERR_USAGE, "train: %s has %d classes but %s has %d", c->model, cfg.num_classes, u->d.name,
-                       u->d.classes);
+    ML_TRY(model_classes_for(&cfg, &u->d, "train"));
     if (!u->d.n[DATA_TRAIN])
         return ml_fail(ML_ERR_USAGE, "train: %s has no training split (an image folder needs one: "
                                      "folder:dir=TEST,train=TRAIN)", u->d.source);

@@ -21,6 +21,8 @@
 #include <stdint.h>
 
 #include "base/common.h"
+#include "data/dataset.h"
+#include "models/model.h"
 
 #define TRAIN_MAX_EPOCHS 10000
 
@@ -50,6 +52,13 @@ typedef struct {
     void (*on_epoch)(void *ctx, const train_epoch *e);
     void *ctx;
 } train_config;
+
+/* How a dataset is read for model cfg (eval and train alike): an image folder with the model's
+ * published preprocessing (crop_pct, filter, mean, std), half the cores decoding (at least one). */
+dataset_options model_dataset_options(const model_config *cfg);
+/* The head's classes for dataset d: d's count unless cfg names one (then at least d's, else a usage
+ * error naming who asks). */
+ml_status model_classes_for(model_config *cfg, const dataset *d, const char *who);
 
 /* timm-like defaults: lr 1e-3, min_lr 1e-5, warmup_lr 1e-6, weight decay 0.05, 1 warm-up epoch,
  * no drop path, smoothing 0.1, no clipping, batch 64, 10 epochs, checkpoints every 300 s. */
