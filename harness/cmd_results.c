@@ -195,6 +195,17 @@ static void sanitise(char *t, int spaces)
             *c = spaces ? '_' : ' ';
 }
 
+/* Appends name to the space-separated titles (tn bytes) and counts it; 0 when it does not fit. */
+static int add_title(char *titles, size_t tn, int *count, const char *name)
+{
+    const size_t used = strlen(titles), need = strlen(name) + (*count ? 1 : 0);
+    if (used + need + 1 > tn)
+        return 0;
+    snprintf(titles + used, tn - used, "%s%s", *count ? " " : "", name);
+    (*count)++;
+    return 1;
+}
+
 /* One data file, one gnuplot index block per series (rows are sorted by series); titles lists the series. */
 static ml_status write_plot_data(const char *path, store_plot_row *rows, int n, char *titles, size_t tn, int *nseries)
 {
@@ -209,14 +220,11 @@ static ml_status write_plot_data(const char *path, store_plot_row *rows, int n, 
             if (i)
                 fprintf(fp, "\n\n");
             fprintf(fp, "# %s\n", rows[i].series);
-            if (strlen(titles) + strlen(rows[i].series) + 2 > tn) {
+            if (!add_title(titles, tn, nseries, rows[i].series)) {
                 fclose(fp);
                 return ml_fail(ML_ERR_USAGE, "plot: too many series to name (%d so far, %zu characters at most)",
                                *nseries, tn - 1);
             }
-            strncat(titles, *nseries ? " " : "", tn - strlen(titles) - 1);
-            strncat(titles, rows[i].series, tn - strlen(titles) - 1);
-            (*nseries)++;
         }
         fprintf(fp, "%g %g %g %g %g %g %g %ld\n", rows[i].x, rows[i].med, rows[i].p10, rows[i].p90,
                 rows[i].peak / 1048576.0, rows[i].macs, rows[i].thr, rows[i].batch);
@@ -318,13 +326,10 @@ static ml_status write_accuracy_data(store *st, const char *out, const char *exp
         sanitise(rows[i].series, 1);
         if (i == 0 || strcmp(rows[i].series, rows[i - 1].series)) {
             fprintf(fa, "%s# %s\n", i ? "\n\n" : "", rows[i].series);
-            if (strlen(titles) + strlen(rows[i].series) + 2 > tn) {
+            if (!add_title(titles, tn, nseries, rows[i].series)) {
                 s = ml_fail(ML_ERR_USAGE, "plot: too many series to name");
                 break;
             }
-            strncat(titles, *nseries ? " " : "", tn - strlen(titles) - 1);
-            strncat(titles, rows[i].series, tn - strlen(titles) - 1);
-            (*nseries)++;
         }
         fprintf(fa, "%g %g %g %g %ld %ld\n", rows[i].macs / 1e6, rows[i].latency_ms, rows[i].top1, rows[i].top5,
                 rows[i].resolution, rows[i].seed);
@@ -336,14 +341,12 @@ static ml_status write_accuracy_data(store *st, const char *out, const char *exp
         }
         char name[200];
         snprintf(name, sizeof name, "%s_r%ld_s%ld", rows[i].series, rows[i].resolution, rows[i].seed);
-        if (strlen(ctitles) + strlen(name) + 2 > ctn) {
+        fprintf(fc, "%s# %s\n", *ncurves ? "\n\n" : "", name);
+        if (!add_title(ctitles, ctn, ncurves, name)) {
             free(pts);
             s = ml_fail(ML_ERR_USAGE, "plot: too many training curves to name");
             break;
         }
-        strncat(ctitles, *ncurves ? " " : "", ctn - strlen(ctitles) - 1);
-        strncat(ctitles, name, ctn - strlen(ctitles) - 1);
-        fprintf(fc, "%s# %s\n", *ncurves ? "\n\n" : "", name);
         for (int k = 0; k < np; k++)
             fprintf(fc, "%d %g %g %g\n", pts[k].epoch, pts[k].test_top1, pts[k].train_loss, pts[k].seconds);
         (*ncurves)++;
