@@ -346,7 +346,7 @@ static store_result result_row(const sweep_spec *sp, const sweep_config *c, cons
         .activation_bytes = (mt & METRIC_MEMORY) ? me->activation_bytes : -1,
         .peak_rss_bytes = (mt & METRIC_MEMORY) ? peak_rss_bytes() : -1,
         .top1 = me->top1, .top5 = me->top5, .train_seconds = me->train_seconds, .train_images_per_s = me->train_ips,
-        .train_seed = me->train_seconds >= 0 ? c->seed : -1,
+        .train_seed = c->seed, /* -1 unless the configuration trained */
         .log = me->nlog ? me->log : NULL, .nlog = me->nlog, .eval_setup = me->eval_setup[0] ? me->eval_setup : NULL};
     if (me->have_latency) {
         const timer_stats *t = &me->st;

@@ -74,6 +74,20 @@ expect() { # code needle args...
         fail "mixerlab $*: not one error line: $(cat "$tmp/err")"
     fi
 }
+# a state whose curve is damaged (not numbers, out of range): resumed without undefined conversions
+cp "$tmp/a.safetensors.state" "$tmp/d.safetensors.state"
+python3 - "$tmp/d.safetensors.state" <<'PYEOF'
+import json, struct, sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+h["__metadata__"]["log"] = '[{"epoch": 1e300, "step": -5, "lr": "x"}, 7, {"seconds": null}]'
+t = json.dumps(h).encode()
+t += b" " * ((-len(t)) % 8)
+open(p, "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PYEOF
+"$bin" "${base[@]}" --out "$tmp/d.safetensors" --resume >/dev/null 2>"$tmp/err" || fail "resume of a state with a damaged curve: $(cat "$tmp/err")"
 expect 2 "--resume: there is no training state" "${base[@]}" --out "$tmp/none.safetensors" --resume
 expect 2 "it has 'lr=0.001' where this run has 'lr=0.002'" "${base[@]}" --lr 0.002 --out "$tmp/a.safetensors" --resume
 expect 2 "has 'model=mambaout_test' where this run has 'model=mambaout_test:mixer=identity'" train --model mambaout_test:mixer=identity --data fashion-mnist --limit 1280 \

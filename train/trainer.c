@@ -172,23 +172,35 @@ static ml_status parse_long_meta(const st_file *f, const char *key, long lo, lon
     return ML_OK;
 }
 
+/* A number of the state's curve; NAN when missing or not a number (a damaged state file). */
+static double log_num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* An integer of the curve: 0 unless a finite number in 0..1e15 (no undefined conversion). */
+static long log_int(const cJSON *o, const char *key)
+{
+    const double v = log_num(o, key);
+    return v >= 0 && v <= 1e15 ? (long)v : 0;
+}
+
 static void restore_log(train_result *r, const char *json)
 {
     cJSON *a = json ? cJSON_Parse(json) : NULL, *o;
+    cJSON *list = cJSON_IsArray(a) ? a : NULL;
     r->n_log = 0;
-    cJSON_ArrayForEach(o, a)
+    cJSON_ArrayForEach(o, list)
     {
         if (r->n_log == (int)(sizeof r->log / sizeof r->log[0]))
             break;
         train_epoch *e = &r->log[r->n_log++];
-        e->epoch = cJSON_GetObjectItem(o, "epoch") ? cJSON_GetObjectItem(o, "epoch")->valueint : 0;
-        e->step = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "step"));
-        e->lr = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "lr"));
-        e->train_loss = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "train_loss"));
-        e->test_top1 = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "test_top1"));
-        e->test_top5 = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "test_top5"));
-        e->test_loss = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "test_loss"));
-        e->seconds = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "seconds"));
+        e->epoch = (int)(log_int(o, "epoch") > TRAIN_MAX_EPOCHS ? 0 : log_int(o, "epoch"));
+        e->step = log_int(o, "step");
+        e->lr = log_num(o, "lr"), e->train_loss = log_num(o, "train_loss");
+        e->test_top1 = log_num(o, "test_top1"), e->test_top5 = log_num(o, "test_top5");
+        e->test_loss = log_num(o, "test_loss"), e->seconds = log_num(o, "seconds");
     }
     cJSON_Delete(a);
 }
