@@ -29,7 +29,7 @@ static const char train_usage[] =
     "                      training images through timm's random-resized crop and flip, the test\n"
     "                      ones through the model's evaluation transform; --limit: training images)\n"
     "  --out CKPT          the weights (timm names; loads into timm with strict=True) and, beside\n"
-    "                      them, CKPT.state (CKPT + \".state\": what --resume needs), written atomically every epoch,\n"
+    "                      them CKPT with .state appended (what --resume needs), written atomically every epoch,\n"
     "                      every --checkpoint-minutes (default 5) and on SIGINT/SIGTERM\n"
     "  --res R             input resolution (default 32; Fashion-MNIST's 28x28 is resized)\n"
     "  --epochs E          default 10          --batch B         default 64 (the last partial\n"
