@@ -67,8 +67,8 @@ static ml_status setup(bench_step *b, const char *name, int classes, int B, int 
     rng_fill_normal(&r, b->x, n, 1.0);
     for (int i = 0; i < B; i++)
         b->labels[i] = (int)(rng_uniform(&r) * cfg.num_classes);
-    /* what a training step needs beside the inference arenas: the exact plan */
-    *bytes = model_weight_bytes(&b->m) + model_train_bytes(&b->m) + 2 * b->o.floats * sizeof(float);
+    /* what the step holds, planned from shapes */
+    *bytes = model_train_step_bytes(&b->m);
     return ML_OK;
 }
 

@@ -64,9 +64,6 @@ static ml_status parse_info(int argc, char **argv, info_args *a)
     return ML_OK;
 }
 
-/* What a training step adds to the forward's arenas (models/model_train.h), AdamW's moments included. */
-static size_t train_extra_bytes(const model *m) { return model_train_bytes(m) + 2 * model_weight_bytes(m); }
-
 static void print_json(const model *m, const info_args *a, uint64_t params, uint64_t macs,
                        const model_stage_info *parts)
 {
@@ -85,7 +82,7 @@ static void print_json(const model *m, const info_args *a, uint64_t params, uint
     cJSON_AddStringToObject(o, "family", m->cfg.family);
     cJSON_AddNumberToObject(o, "weight_bytes", (double)model_weight_bytes(m));
     cJSON_AddNumberToObject(o, "activation_bytes", (double)model_activation_bytes(m));
-    cJSON_AddNumberToObject(o, "training_bytes", (double)train_extra_bytes(m));
+    cJSON_AddNumberToObject(o, "training_bytes", (double)model_train_extra_bytes(m));
     cJSON *st = cJSON_AddArrayToObject(o, "stages");
     for (int s = 0; s < S; s++) {
         const model_stage_info *p = &parts[1 + s];
@@ -124,7 +121,7 @@ static void print_table(const model *m, const info_args *a, uint64_t params, uin
     printf("memory       weights %.2f MiB, activations + workspace %.2f MiB (exact arena sizes)\n",
            model_weight_bytes(m) / 1048576.0, model_activation_bytes(m) / 1048576.0);
     printf("training     + %.2f MiB a step (gradients, AdamW's two moments, what the backward keeps, workspace)\n",
-           train_extra_bytes(m) / 1048576.0);
+           model_train_extra_bytes(m) / 1048576.0);
     printf("\n%-7s %-11s %9s %6s %6s %-9s %12s %16s %7s\n", "part", "grid", "tokens L", "C", "6*C",
            "L > 6*C", "params", "MACs", "mixer");
     for (int i = 0; i < S + 2; i++) {

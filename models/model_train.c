@@ -147,6 +147,13 @@ size_t model_train_bytes(const model *m)
     return carve_all(&t, NULL) * sizeof(float) + model_weight_bytes(m);
 }
 
+size_t model_train_extra_bytes(const model *m) { return model_train_bytes(m) + 2 * model_weight_bytes(m); }
+
+size_t model_train_step_bytes(const model *m)
+{
+    return model_weight_bytes(m) + model_activation_bytes(m) + model_train_extra_bytes(m);
+}
+
 ml_status model_train_init(model_trainer *t, model *m)
 {
     memset(t, 0, sizeof *t);

@@ -58,6 +58,13 @@ typedef struct {
  * model's own arenas. */
 size_t model_train_bytes(const model *m);
 
+/* What a training step adds to the model's own arenas: model_train_bytes plus AdamW's two moments
+ * (laid out as the weights). */
+size_t model_train_extra_bytes(const model *m);
+/* Everything a training step holds: the model's weights and inference arenas (the per-epoch
+ * evaluation's) and model_train_extra_bytes. */
+size_t model_train_step_bytes(const model *m);
+
 /* Plans and allocates; refuses a backend without backward kernels, and sizes larger than the
  * machine's available memory (exit 5's error, naming the bytes). */
 ml_status model_train_init(model_trainer *t, model *m);

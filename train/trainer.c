@@ -386,8 +386,7 @@ static ml_status setup(run *u, const train_config *c)
     adamw_config ac = adamw_config_default();
     ac.lr = c->lr, ac.weight_decay = c->weight_decay;
     ML_TRY(adamw_init(&u->o, &ac, u->m.params, u->m.n_params, u->t.offset));
-    u->r->memory_bytes = model_weight_bytes(&u->m) + model_activation_bytes(&u->m) + model_train_bytes(&u->m) +
-                         2 * u->o.floats * sizeof(float);
+    u->r->memory_bytes = model_train_step_bytes(&u->m);
     return c->resume ? load_state(u) : ML_OK;
 }
 
