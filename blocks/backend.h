@@ -186,11 +186,18 @@ struct backend {
                          size_t at, int C);
     void (*insert_token_bwd)(float *d_in, float *d_tok, float *d_pos, const float *d_out, int B, size_t L,
                              size_t at, int C);
+    /* out (B, L, C) = table (V, C) [tok] (+ pos (L, C) when not NULL): the sequence skeleton's token
+     * embedding; tok holds B·L token ids as floats, clamped into 0..V-1 */
+    void (*embed)(float *out, const float *tok, const float *table, const float *pos, int B, size_t L, int V, int C);
+    /* d_table rows of the tokens += d_out rows, d_pos += Σ_b d_out, rows in order */
+    void (*embed_bwd)(float *d_table, float *d_pos, const float *d_out, const float *tok, int B, size_t L, int V,
+                      int C);
 
     /* ---- the loss ---- */
-    /* loss[0] = mean over the batch of the softmax cross-entropy of logits (B, NC) against labels
-     * (B ints in 0..NC-1, backend memory), with label smoothing s (timm's LabelSmoothingCrossEntropy:
-     * (1−s)·nll + s·mean over classes of −log p); d_logits (may be NULL) += ∂loss/∂logits */
+    /* loss[0] = mean over the rows whose label is not -1 of the softmax cross-entropy of logits (B, NC)
+     * against labels (B ints in 0..NC-1 or -1: nothing asked there, PyTorch's ignore_index; backend
+     * memory), with label smoothing s (timm's LabelSmoothingCrossEntropy: (1−s)·nll + s·mean over
+     * classes of −log p); d_logits (may be NULL) += ∂loss/∂logits; no labelled row: loss 0 */
     void (*softmax_xent)(float *loss, float *d_logits, const float *logits, const int *labels, int B, int NC,
                          float smoothing);
 };

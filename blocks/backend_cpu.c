@@ -118,6 +118,8 @@ const backend backend_cpu = {
     .merge_2x2_bwd = merge_2x2_backward,
     .insert_token = insert_token,
     .insert_token_bwd = insert_token_backward,
+    .embed = embed,
+    .embed_bwd = embed_backward,
     .softmax_xent = softmax_xent,
 };
 
@@ -126,7 +128,8 @@ int backend_has_backward(const backend *be)
     return be->layernorm_bwd && be->rmsnorm_bwd && be->linear_bwd && be->conv2d_bwd && be->conv2d_bwd_ws &&
            be->act_bwd && be->gate_bwd && be->scale_bwd && be->dwconv_bwd && be->dwconv_bwd_ws &&
            be->conv1d_silu_bwd && be->scan_bwd && be->scan_bwd_ws && be->attn_bwd && be->attn_bwd_ws &&
-           be->meanpool_bwd && be->copy_rows_bwd && be->merge_2x2_bwd && be->insert_token_bwd && be->softmax_xent;
+           be->meanpool_bwd && be->copy_rows_bwd && be->merge_2x2_bwd && be->insert_token_bwd && be->embed_bwd &&
+           be->softmax_xent;
 }
 
 float *backend_alloc_floats(const backend *be, size_t n, const char *what)

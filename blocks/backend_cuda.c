@@ -100,6 +100,7 @@ static const backend table = {
     .nchw_to_nhwc = nchw_to_nhwc_cuda,
     .merge_2x2 = merge_2x2_cuda,
     .insert_token = insert_token_cuda,
+    .embed = embed_cuda,
 };
 
 const backend *backend_cuda(void) { return &table; }

@@ -56,6 +56,25 @@ void insert_token(float *out, const float *in, const float *tok, const float *po
         }
 }
 
+/* A token id stored as a float, clamped into 0..V-1 (the datasets only make valid ids; a clamp keeps
+ * a bad one from reading outside the table). */
+static size_t token_row(float t, int V)
+{
+    const long id = (long)t;
+    return (size_t)(t >= 0 && id < V ? id : t < 0 ? 0 : V - 1);
+}
+
+void embed(float *out, const float *tok, const float *table, const float *pos, int B, size_t L, int V, int C)
+{
+#pragma omp parallel for schedule(static) if ((size_t)B * L * C > 65536)
+    for (size_t r = 0; r < (size_t)B * L; r++) {
+        const float *e = table + token_row(tok[r], V) * C, *p = pos ? pos + (r % L) * C : NULL;
+        float *o = out + r * C;
+        for (int c = 0; c < C; c++)
+            o[c] = p ? e[c] + p[c] : e[c];
+    }
+}
+
 /* ---- backward ---- */
 
 void copy_rows_backward(float *d_src, size_t ld_dsrc, const float *d_dst, size_t ld_ddst, size_t n, size_t rows)
@@ -90,6 +109,26 @@ void merge_2x2_backward(float *d_x, const float *d_out, int B, int h, int w, int
                         x[c] += o[(size_t)q * C + c];
                 }
             }
+}
+
+void embed_backward(float *d_table, float *d_pos, const float *d_out, const float *tok, int B, size_t L, int V,
+                    int C)
+{
+    /* rows in order, one thread: several rows may hit one table row, and the sums must not depend on
+     * timing (B·L·C additions: small beside the blocks) */
+    for (size_t r = 0; r < (size_t)B * L; r++) {
+        const float *g = d_out + r * C;
+        if (d_table) {
+            float *d = d_table + token_row(tok[r], V) * C;
+            for (int c = 0; c < C; c++)
+                d[c] += g[c];
+        }
+        if (d_pos) {
+            float *d = d_pos + (r % L) * C;
+            for (int c = 0; c < C; c++)
+                d[c] += g[c];
+        }
+    }
 }
 
 void insert_token_backward(float *d_in, float *d_tok, float *d_pos, const float *d_out, int B, size_t L, size_t at,

@@ -95,3 +95,28 @@ extern "C" void insert_token_cuda(float *out, const float *in, const float *tok,
                                                                                             at, C);
     CUDA_LAUNCHED();
 }
+
+__global__ static void embed_kernel(float *out, const float *tok, const float *table, const float *pos, int B,
+                                    size_t L, int V, int C)
+{
+    const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (size_t)B * L * C)
+        return;
+    const size_t c = k % C, r = k / C;
+    const float t = tok[r];
+    const long id = (long)t;
+    const size_t row = (size_t)(t >= 0 && id < V ? id : t < 0 ? 0 : V - 1); /* layout.c's clamp */
+    const float e = table[row * C + c];
+    out[k] = pos ? e + pos[(r % L) * C + c] : e;
+}
+
+extern "C" void embed_cuda(float *out, const float *tok, const float *table, const float *pos, int B, size_t L, int V,
+                           int C)
+{
+    const size_t n = (size_t)B * L * C;
+    if (!n)
+        return;
+    embed_kernel<<<layout_blocks(n), LAYOUT_THREADS, 0, (cudaStream_t)cuda_stream()>>>(out, tok, table, pos, B, L, V,
+                                                                                     C);
+    CUDA_LAUNCHED();
+}

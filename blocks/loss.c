@@ -7,12 +7,18 @@
 void softmax_xent(float *loss, float *d_logits, const float *logits, const int *labels, int B, int NC,
                   float smoothing)
 {
-    const double s = smoothing, inv_b = 1.0 / B;
+    const double s = smoothing;
+    int counted = 0;
+    for (int b = 0; b < B; b++)
+        counted += labels[b] >= 0;
+    const double inv_b = counted ? 1.0 / counted : 0.0;
     double total = 0.0;
     for (int b = 0; b < B; b++) {
         const float *x = logits + (size_t)b * NC;
         const int y = labels[b];
-        ML_ASSERT(y >= 0 && y < NC);
+        ML_ASSERT(y >= -1 && y < NC);
+        if (y < 0) /* nothing asked at this row (a sequence position without a target) */
+            continue;
         double mx = -INFINITY, sum = 0.0, mean_x = 0.0;
         for (int c = 0; c < NC; c++)
             mx = x[c] > mx ? x[c] : mx;

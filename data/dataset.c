@@ -44,7 +44,7 @@ static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, 
 
 dataset_options dataset_options_default(void)
 {
-    return (dataset_options){1.0, "bicubic", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0, 1};
+    return (dataset_options){1.0, "bicubic", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0, 1, 0};
 }
 
 /* A spec that names a folder by its path: a '/' in it, or a directory of that name. */
@@ -86,6 +86,13 @@ ml_status dataset_open(dataset *d, const char *spec, size_t limit)
 {
     return dataset_open_with(d, spec, limit, NULL);
 }
+
+size_t dataset_sample_floats(const dataset *d, int res)
+{
+    return d->seq_len > 0 && !d->as_image ? (size_t)d->seq_len : (size_t)3 * res * res;
+}
+
+int dataset_sample_labels(const dataset *d) { return d->seq_len > 0 && !d->as_image ? d->seq_len : 1; }
 
 void dataset_close(dataset *d)
 {

@@ -21,6 +21,7 @@ typedef struct {
     float mean[3], std[3];
     int skip_bad; /* a bad image: a warning on stderr, label -1, zero pixels */
     int workers;  /* decoding threads per batch (at least 1) */
+    int seq_len;  /* a generated task: its length instead of the spec's (0: the spec's); --eval-seq-len */
 } dataset_options;
 
 /* MambaOut's timm cfg (crop_pct 1.0, bicubic, ImageNet mean and std), no
@@ -41,7 +42,22 @@ struct dataset {
     void (*release)(dataset *d);
     void *impl;
     dataset_options opt;
+
+    /* Sequence tasks (data/tasks.h): seq_len > 0. A sample is seq_len token ids in 0..vocab-1 (as
+     * floats: x is (n, seq_len)) and seq_len labels, a class per position, -1 where nothing is asked.
+     * stream: the training split is endless (n[DATA_TRAIN] = 0; sample i of the stream is a pure
+     * function of (seed, i)); the test split is fixed by a seed of its own.
+     * image_res > 0: each sample is also an image_res² image read as a sequence row by row, with
+     * one class per sample; as_image (set by the caller, for an image skeleton) makes batch() give
+     * (n,3,res,res) images and one label per sample instead. */
+    int seq_len, vocab, stream, image_res, as_image;
+    char params[256]; /* the task's parameters in full, key=value,... (provenance) */
 };
+
+/* Floats of one sample as batch() writes it: seq_len (a sequence), else 3·res². */
+size_t dataset_sample_floats(const dataset *d, int res);
+/* Labels per sample: seq_len (a sequence), else 1. */
+int dataset_sample_labels(const dataset *d);
 
 /* Opens a dataset by its spec, NAME[:key=value,...]: "fashion-mnist" (the
  * Debian package's files), "fashion-mnist:dir=PATH", or an image folder:

@@ -65,10 +65,10 @@ ml_status loader_start(loader **out, const dataset *d, data_split split, const s
     *l = (loader){.d = d, .split = split, .order = order, .n = n, .next_batch = first,
                   .batches = (n + (size_t)batch - 1) / (size_t)batch, .batch = batch, .res = res, .augment = augment,
                   .seed = seed, .give = (int)(first % 2)};
-    const size_t per = (size_t)3 * res * res;
+    const size_t per = dataset_sample_floats(d, res), per_label = (size_t)dataset_sample_labels(d);
     for (int i = 0; i < 2; i++) {
-        l->slots[i].x = ml_malloc((size_t)batch * per * sizeof(float), "a batch of images");
-        l->slots[i].labels = ml_malloc((size_t)batch * sizeof(int32_t), "a batch of labels");
+        l->slots[i].x = ml_malloc((size_t)batch * per * sizeof(float), "a batch of samples");
+        l->slots[i].labels = ml_malloc((size_t)batch * per_label * sizeof(int32_t), "a batch of labels");
         if (!l->slots[i].x || !l->slots[i].labels) {
             loader_stop(l);
             return ML_ERR_NOMEM;

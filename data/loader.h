@@ -10,7 +10,7 @@
 
 typedef struct loader loader;
 
-/* Batches of `batch` samples (the last may be short) over order[0..n) of the
+/* Batches of `batch` samples (the last may be short; dataset_sample_floats and _labels each) over order[0..n) of the
  * split, starting at batch number first (to resume in the middle of an
  * epoch). order is not copied: it must outlive the loader. */
 ml_status loader_start(loader **out, const dataset *d, data_split split, const size_t *order, size_t n, int batch,

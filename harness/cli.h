@@ -45,5 +45,8 @@ const char *cli_data_dir(const char *name);
  * the models accept; with labels non-NULL also 'labels' [B] (I64 or I32, each in 0..num_classes-1).
  * *out and *labels are malloc'd (NULL on failure). */
 ml_status cli_load_input(const char *path, float **out, int *B, int *H, int *W, int **labels, int num_classes);
+/* The sequence model's batch: 'input' [B, L] token ids (I64 or I32, 0..vocab-1) into floats, and
+ * 'labels' [B, L] (I64 or I32, -1 where nothing is asked, else 0..classes-1). */
+ml_status cli_load_tokens(const char *path, float **out, int *B, int *L, int **labels, int vocab, int classes);
 
 #endif

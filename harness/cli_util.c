@@ -148,6 +148,46 @@ const char *cli_data_dir(const char *name)
     return NULL;
 }
 
+ml_status cli_load_tokens(const char *path, float **out, int *B, int *L, int **labels, int vocab, int classes)
+{
+    st_file f;
+    ML_TRY(st_open(&f, path));
+    const st_tensor *t = st_find(&f, "input"), *lt = st_find(&f, "labels");
+    char shape[96] = "";
+    ml_status s = ML_OK;
+    if (!t || !lt)
+        s = ml_fail(ML_ERR_FORMAT, "'%s': missing tensor '%s'", path, t ? "labels" : "input");
+    else if (st_shape_str(shape, sizeof shape, t->ndim, t->shape), t->ndim != 2 || t->shape[0] < 1 ||
+             t->shape[0] > MODEL_MAX_BATCH || t->shape[1] < 1 || t->shape[1] > MODEL_MAX_SEQ)
+        s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'input' has shape %s, expected [B, L] token ids (B 1..%d, L 1..%d)",
+                    path, shape, MODEL_MAX_BATCH, MODEL_MAX_SEQ);
+    else if (lt->ndim != 2 || lt->shape[0] != t->shape[0] || lt->shape[1] != t->shape[1])
+        s = ml_fail(ML_ERR_FORMAT, "'%s': tensor 'labels' must have the shape of 'input' %s (a label per token)", path,
+                    shape);
+    int *tok = NULL;
+    *out = NULL, *labels = NULL;
+    if (s == ML_OK) {
+        *B = (int)t->shape[0], *L = (int)t->shape[1];
+        tok = ml_malloc(t->numel * sizeof *tok, "tokens");
+        *out = ml_malloc(t->numel * sizeof **out, "input batch");
+        *labels = ml_malloc(lt->numel * sizeof **labels, "labels");
+        s = tok && *out && *labels ? ML_OK : ML_ERR_NOMEM;
+    }
+    if (s == ML_OK)
+        s = st_read_ints(&f, t, 0, vocab - 1, "a token", tok);
+    if (s == ML_OK)
+        s = st_read_ints(&f, lt, -1, classes - 1, "a class (or -1)", *labels);
+    for (size_t i = 0; s == ML_OK && i < t->numel; i++)
+        (*out)[i] = (float)tok[i];
+    free(tok);
+    if (s != ML_OK) {
+        free(*out), free(*labels);
+        *out = NULL, *labels = NULL;
+    }
+    st_close(&f);
+    return s;
+}
+
 ml_status cli_load_input(const char *path, float **out, int *B, int *H, int *W, int **labels, int num_classes)
 {
     st_file f;

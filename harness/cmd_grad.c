@@ -17,7 +17,8 @@ static const char grad_usage[] =
     "cross-entropy against X's 'labels' [B] (int64 or int32; no label smoothing, no drop path)\n"
     "and the backward, on the CPU. G gets 'loss' [1] and the gradient of every parameter under\n"
     "the parameter's own name (timm's), each with the parameter's shape. Prints the loss and\n"
-    "the gradient norm.\n"
+    "the gradient norm. The sequence model seq reads 'input' [B,L] token ids and 'labels' [B,L]\n"
+    "(I64 or I32; -1 where nothing is asked: the mean is over the labelled positions).\n"
     "\n"
     "  --model M           a zoo name with overrides (mixerlab list); the head has\n"
     "                      num_classes outputs (e.g. mambaout_test:num_classes=10)\n"
@@ -82,7 +83,11 @@ static int cmd_grad(int argc, char **argv)
     ML_TRY(model_config_from_name(a.model, &cfg));
     float *x = NULL;
     int *labels = NULL, B = 0, H = 0, W = 0;
-    ML_TRY(cli_load_input(a.input, &x, &B, &H, &W, &labels, cfg.num_classes));
+    if (cfg.skeleton == SKEL_SEQUENCE) {
+        H = 1;
+        ML_TRY(cli_load_tokens(a.input, &x, &B, &W, &labels, cfg.vocab, cfg.num_classes));
+    } else
+        ML_TRY(cli_load_input(a.input, &x, &B, &H, &W, &labels, cfg.num_classes));
     model m;
     model_trainer t;
     memset(&t, 0, sizeof t);

@@ -17,6 +17,7 @@ static const char info_usage[] =
     "6*C of the MambaOut paper's Eq. 6-7) and the memory the forward needs.\n"
     "\n"
     "  --res N      square input resolution, 32..4096 (default 224)\n"
+    "  --seq-len L  the sequence model seq: tokens per sequence (default 1024)\n"
     "  --batch B    batch size (default 1)\n"
     "  --macs C     fvcore (default: conv + linear + LayerNorm at 5 per element, as the\n"
     "               MambaOut paper) or gemm (conv + linear only, as PyTorch's FlopCounter)\n"
@@ -29,15 +30,17 @@ static const char info_usage[] =
     "Overrides after the model name change the skeleton's token mixer or block:\n"
     "  mixer=NAME (any mixer of 'mixerlab list'), kernel=K (odd), d_state=N, head_size=HS,\n"
     "  conv_ratio=F (E = int(F·C)), expansion=F (Hd = int(F·C)), act=gelu|silu,\n"
-    "  norm=layernorm|rmsnorm\n"
+    "  norm=layernorm|rmsnorm; the sequence model seq also dim=D, depth=N, vocab=V,\n"
+    "  pos_embed=0|1, max_len=L (the position embedding's length), tie=0|1\n"
     "\n"
     "examples: mixerlab info mambaout_tiny --res 384\n"
     "          mixerlab info mambaout_tiny:mixer=attn,head_size=32 --res 1024\n"
-    "          mixerlab info vim_tiny --scan localmamba --json\n";
+    "          mixerlab info vim_tiny --scan localmamba --json\n"
+    "          mixerlab info seq:mixer=ssm,dim=64 --seq-len 4096\n";
 
 typedef struct {
     const char *model;
-    long res, batch;
+    long res, batch, seq_len;
     int conv, scan; /* macs_convention, scan_convention */
     int json, params;
 } info_args;
@@ -47,10 +50,11 @@ static const char *const scans[] = {"gu", "localmamba", "vim", NULL};
 
 static ml_status parse_info(int argc, char **argv, info_args *a)
 {
-    *a = (info_args){.res = 224, .batch = 1, .conv = MACS_FVCORE, .scan = SCAN_GU};
+    *a = (info_args){.res = 224, .batch = 1, .seq_len = 1024, .conv = MACS_FVCORE, .scan = SCAN_GU};
     const arg_spec specs[] = {
         OPT_LONG("--res", &a->res, MODEL_MIN_RES, MODEL_MAX_RES),
         OPT_LONG("--batch", &a->batch, 1, MODEL_MAX_BATCH),
+        OPT_LONG("--seq-len", &a->seq_len, 1, MODEL_MAX_SEQ),
         OPT_CHOICE("--macs", &a->conv, conventions, "convention"),
         OPT_CHOICE("--scan", &a->scan, scans, "convention"),
         OPT_FLAG("--json", &a->json),
@@ -71,7 +75,10 @@ static void print_json(const model *m, const info_args *a, uint64_t params, uint
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", m->cfg.name);
     cJSON_AddStringToObject(o, "mixer", m->cfg.mixer->name);
-    cJSON_AddNumberToObject(o, "resolution", (double)a->res);
+    if (m->cfg.skeleton == SKEL_SEQUENCE)
+        cJSON_AddNumberToObject(o, "seq_len", (double)m->seq);
+    else
+        cJSON_AddNumberToObject(o, "resolution", (double)a->res);
     cJSON_AddNumberToObject(o, "batch", (double)a->batch);
     cJSON_AddNumberToObject(o, "params", (double)params);
     cJSON_AddNumberToObject(o, "params_backbone", (double)model_backbone_param_count(m));
@@ -113,7 +120,11 @@ static void print_table(const model *m, const info_args *a, uint64_t params, uin
     if (m->cfg.mixer->uses & MIXER_USES_KERNEL)
         printf(", kernel %d", bc->mcfg.kernel);
     printf(")\n");
-    printf("input        batch %ld, %ldx%ld\n", a->batch, a->res, a->res);
+    if (m->cfg.skeleton == SKEL_SEQUENCE)
+        printf("input        batch %ld, %zu tokens (vocabulary %d, %d classes per position%s)\n", a->batch, m->seq,
+               m->cfg.vocab, m->cfg.num_classes, m->cfg.pos_embed ? ", learned positions" : "");
+    else
+        printf("input        batch %ld, %ldx%ld\n", a->batch, a->res, a->res);
     printf("parameters   %s (%.2f M)\n", cli_commas(params, b1, sizeof b1), params / 1e6);
     printf("MACs         %s (%.2f G, convention %s, scan %s)\n", cli_commas(macs, b1, sizeof b1), macs / 1e9,
            macs_convention_name((macs_convention)a->conv), scan_convention_name((scan_convention)a->scan));
@@ -157,7 +168,8 @@ static int cmd_info(int argc, char **argv)
     model_config cfg;
     ML_TRY(model_config_from_name(a.model, &cfg));
     model m;
-    ml_status s = model_plan(&m, &cfg, (int)a.batch, (int)a.res, (int)a.res);
+    const int seq = cfg.skeleton == SKEL_SEQUENCE;
+    ml_status s = model_plan(&m, &cfg, (int)a.batch, seq ? 1 : (int)a.res, seq ? (int)a.seq_len : (int)a.res);
     if (s != ML_OK) {
         model_free(&m);
         return s;
@@ -183,7 +195,7 @@ static const char list_usage[] =
     "usage: mixerlab list\n"
     "\n"
     "The model zoo with exact parameters and MACs at 224x224 (fvcore and gemm\n"
-    "conventions), then the registered token mixers.\n";
+    "conventions; the sequence model seq at 1,024 tokens), then the registered token mixers.\n";
 
 static int cmd_list(int argc, char **argv)
 {
@@ -195,7 +207,8 @@ static int cmd_list(int argc, char **argv)
         model_config cfg;
         model m;
         ML_TRY(model_config_from_name(model_zoo_name(i), &cfg));
-        ml_status s = model_plan(&m, &cfg, 1, 224, 224);
+        const int seq = cfg.skeleton == SKEL_SEQUENCE;
+        ml_status s = model_plan(&m, &cfg, 1, seq ? 1 : 224, seq ? 1024 : 224);
         if (s != ML_OK) {
             model_free(&m);
             return s;

@@ -10,12 +10,14 @@
 #include <string.h>
 
 /* The model for the dataset: its class count unless the spec names one; weights from the file or the seed. */
-static ml_status setup_model(const eval_request *a, model_config cfg, const dataset *d, target *t)
+static ml_status setup_model(const eval_request *a, model_config cfg, dataset *d, target *t)
 {
     const backend *be;
     ML_TRY(model_classes_for(&cfg, d, "eval"));
     ML_TRY(backend_by_name(a->device, &be));
-    ML_TRY(target_plan_model(t, &cfg, (int)a->batch, (int)a->res, (int)a->res, be));
+    int H, W;
+    model_input_shape(&cfg, d, (int)a->res, &H, &W);
+    ML_TRY(target_plan_model(t, &cfg, (int)a->batch, H, W, be));
     ML_TRY(target_alloc(t));
     return target_load_weights(t, a->weights, a->seed, a->ignore_unexpected);
 }

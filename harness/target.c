@@ -32,7 +32,7 @@ ml_status target_plan_model(target *t, const model_config *cfg, int B, int H, in
     t->macs = model_macs(&t->m, &fvcore_gu, NULL);
     t->weight_bytes = model_weight_bytes(&t->m);
     t->activation_bytes = model_activation_bytes(&t->m);
-    t->n_in = (size_t)B * 3 * H * W;
+    t->n_in = (size_t)B * model_input_floats(&t->m);
     t->n_out = t->m.n_logits;
     return ML_OK;
 }
@@ -209,7 +209,11 @@ ml_status target_random_input(target *t, uint64_t seed)
         return ML_ERR_NOMEM;
     rng_state r;
     rng_seed(&r, seed);
-    rng_fill_normal(&r, h, t->n_in, 1.0);
+    if (t->level == TARGET_MODEL && t->m.cfg.skeleton == SKEL_SEQUENCE) /* token ids, uniform over the vocabulary */
+        for (size_t i = 0; i < t->n_in; i++)
+            h[i] = (float)(rng_next_u64(&r) % (uint64_t)t->m.cfg.vocab);
+    else
+        rng_fill_normal(&r, h, t->n_in, 1.0);
     ml_status s = target_set_input(t, h);
     free(h);
     return s;

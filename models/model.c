@@ -95,9 +95,33 @@ static ml_status plan_linear(planner *pl, const char *prefix, int in_f, int out_
 
 void model_stage_grid(const model *m, int s, int *bh, int *bw)
 {
-    const int iso = m->cfg.skeleton == SKEL_ISOTROPIC;
-    *bh = iso ? 1 : m->sh[s];
-    *bw = iso ? (int)m->seq : m->sw[s];
+    const int line = m->cfg.skeleton != SKEL_HIERARCHICAL;
+    *bh = line ? 1 : m->sh[s];
+    *bw = line ? (int)m->seq : m->sw[s];
+}
+
+size_t model_logit_rows(const model *m)
+{
+    return m->cfg.skeleton == SKEL_SEQUENCE ? (size_t)m->B * m->seq : (size_t)m->B;
+}
+
+size_t model_input_floats(const model *m)
+{
+    return m->cfg.skeleton == SKEL_SEQUENCE ? m->seq : (size_t)3 * m->H * m->W;
+}
+
+/* The sequence skeleton's stem: the token embedding (vocab, C) and the optional position embedding
+ * (1, max_len, C), both timm-initialised (trunc normal, std 0.02). A gather: no MACs. */
+static ml_status plan_embed(planner *pl)
+{
+    model *m = pl->m;
+    const model_config *cfg = &m->cfg;
+    pl->part = 0;
+    int64_t e[2] = {cfg->vocab, cfg->dims[0]}, pos[3] = {1, cfg->max_len, cfg->dims[0]};
+    ML_TRY(plan_param(pl, "embed.weight", 2, e, PARAM_INIT_TRUNC_NORMAL, SLOT(embed)));
+    if (cfg->pos_embed)
+        ML_TRY(plan_param(pl, "pos_embed", 3, pos, PARAM_INIT_TRUNC_NORMAL, SLOT(pos_embed)));
+    return ML_OK;
 }
 
 /* The stem (MAMBAOUT: conv3x3 s2 -> LN -> GELU -> conv3x3 s2 -> LN; PATCH:
@@ -200,7 +224,7 @@ static ml_status plan_blocks(planner *pl, int s, int *next_block)
         const size_t base = SLOT(blocks) + (size_t)*next_block * sizeof(block_params);
         for (int k = 0; k < ns; k++) {
             char name[PARAM_NAME_MAX + 32];
-            int len = cfg->skeleton == SKEL_ISOTROPIC
+            int len = cfg->skeleton != SKEL_HIERARCHICAL
                           ? snprintf(name, sizeof name, "blocks.%d.%s", j, specs[k].name)
                           : snprintf(name, sizeof name, "stages.%d.blocks.%d.%s", s, j, specs[k].name);
             if (len >= (int)sizeof name)
@@ -247,9 +271,21 @@ static ml_status plan_head(planner *pl)
         ML_TRY(plan_norm(pl, "norm", CL, cfg->norm, (size_t)B, SLOT(head_norm)));
         ML_TRY(plan_linear(pl, "head.fc", CL, NC, 1, (size_t)B, SLOT(head_fc)));
         break;
+    case HEAD_SEQ: { /* every position: norm -> linear (tied: the embedding's weight, a bias of its own) */
+        const size_t rows = model_logit_rows(m);
+        ML_TRY(plan_norm(pl, "norm", CL, cfg->norm, rows, SLOT(head_norm)));
+        if (cfg->tie) {
+            int64_t b[1] = {NC};
+            pl->m->part[pl->part].product_macs += linear_macs(rows, CL, NC);
+            ML_TRY(plan_param(pl, "head.bias", 1, b, PARAM_INIT_ZEROS, SLOT(head_fc.b)));
+        } else
+            ML_TRY(plan_linear(pl, "head", CL, NC, 1, rows, SLOT(head_fc)));
+        m->n_t = max_sz(m->n_t, rows * CL);
+        break;
+    }
     }
     m->n_t = max_sz(m->n_t, (size_t)B * CL);
-    m->n_logits = (size_t)B * NC;
+    m->n_logits = model_logit_rows(m) * NC;
     return ML_OK;
 }
 
@@ -257,7 +293,24 @@ static ml_status plan_check(const model_config *cfg, int B, int H, int W)
 {
     if (B < 1 || B > MODEL_MAX_BATCH)
         return ml_fail(ML_ERR_USAGE, "batch %d is out of range (1..%d)", B, MODEL_MAX_BATCH);
-    if (H < MODEL_MIN_RES || H > MODEL_MAX_RES || W < MODEL_MIN_RES || W > MODEL_MAX_RES)
+    if (cfg->skeleton == SKEL_SEQUENCE) {
+        if (H != 1 || W < 1 || W > MODEL_MAX_SEQ)
+            return ml_fail(ML_ERR_USAGE, "%s: a sequence of %d tokens is out of range (1..%d)", cfg->name, W,
+                           MODEL_MAX_SEQ);
+        if (cfg->num_stages != 1)
+            return ml_fail(ML_ERR_USAGE, "%s: the sequence skeleton has one stage", cfg->name);
+        if (cfg->vocab < 1)
+            return ml_fail(ML_ERR_USAGE, "%s: vocabulary of %d tokens", cfg->name, cfg->vocab);
+        if (cfg->pos_embed && W > cfg->max_len)
+            return ml_fail(ML_ERR_USAGE,
+                           "%s: pos_embed=1 learns positions up to max_len=%d, and this sequence has %d tokens "
+                           "(a learned position embedding does not extend to longer sequences)",
+                           cfg->name, cfg->max_len, W);
+        if (cfg->tie && cfg->num_classes != cfg->vocab)
+            return ml_fail(ML_ERR_USAGE, "%s: tie=1 shares the embedding with the head, which needs as many classes "
+                                         "(%d) as tokens (%d)",
+                           cfg->name, cfg->num_classes, cfg->vocab);
+    } else if (H < MODEL_MIN_RES || H > MODEL_MAX_RES || W < MODEL_MIN_RES || W > MODEL_MAX_RES)
         return ml_fail(ML_ERR_USAGE, "resolution %dx%d is out of range (%d..%d)", H, W, MODEL_MIN_RES,
                        MODEL_MAX_RES);
     if (cfg->num_stages < 1 || cfg->num_stages > MODEL_MAX_STAGES)
@@ -278,15 +331,28 @@ ml_status model_plan_on(model *m, const model_config *cfg, int B, int H, int W, 
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->be = be;
+    if (cfg->skeleton == SKEL_SEQUENCE && !m->cfg.max_len)
+        m->cfg.max_len = W; /* the position embedding covers the planned length unless told more */
+    cfg = &m->cfg;
     ML_TRY(plan_check(cfg, B, H, W));
     m->B = B, m->H = H, m->W = W;
     m->threads = be->kind == BACKEND_CPU ? omp_get_max_threads() : 1;
-    m->n_u = (size_t)B * H * W * 3; /* the input, channels-last */
-    if (!be->host_memory)
-        m->n_in = (size_t)B * 3 * H * W;
     planner pl = {m, 0, 0};
     int h = 0, w = 0, next_block = 0;
-    ML_TRY(plan_stem(&pl, &h, &w));
+    if (cfg->skeleton == SKEL_SEQUENCE) {
+        if (!be->embed)
+            return ml_fail(ML_ERR_USAGE, "%s: the %s backend has no token embedding kernel", cfg->name, be->name);
+        m->seq = (size_t)W;
+        if (!be->host_memory)
+            m->n_in = (size_t)B * W;
+        h = 1, w = W;
+        ML_TRY(plan_embed(&pl));
+    } else {
+        m->n_u = (size_t)B * H * W * 3; /* the input, channels-last */
+        if (!be->host_memory)
+            m->n_in = (size_t)B * 3 * H * W;
+        ML_TRY(plan_stem(&pl, &h, &w));
+    }
     if (cfg->skeleton == SKEL_ISOTROPIC) {
         /* one sequence of h·w patches plus a class token in the middle */
         const int C0 = cfg->dims[0];
@@ -349,8 +415,12 @@ uint64_t model_macs(const model *m, const macs_opts *o, model_stage_info *parts)
     memset(p, 0, (size_t)(S + 2) * sizeof *p);
     for (int i = 0; i < S + 2; i++)
         p[i].macs = part_macs(&m->part[i], o);
-    p[0].h = cfg->stem == STEM_MAMBAOUT ? conv2d_out_size(&m->stem2, m->stem_h) : conv2d_out_size(&m->stem1, m->H);
-    p[0].w = cfg->stem == STEM_MAMBAOUT ? conv2d_out_size(&m->stem2, m->stem_w) : conv2d_out_size(&m->stem1, m->W);
+    if (cfg->stem == STEM_EMBED)
+        p[0].h = 1, p[0].w = (int)m->seq;
+    else if (cfg->stem == STEM_MAMBAOUT)
+        p[0].h = conv2d_out_size(&m->stem2, m->stem_h), p[0].w = conv2d_out_size(&m->stem2, m->stem_w);
+    else
+        p[0].h = conv2d_out_size(&m->stem1, m->H), p[0].w = conv2d_out_size(&m->stem1, m->W);
     p[0].width = cfg->dims[0];
     for (int s = 0; s < S; s++) {
         model_stage_info *q = &p[1 + s];
@@ -392,6 +462,8 @@ void model_bind(const model *m, float *const *tensors, model_params *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < m->n_params; i++)
         *(float **)((char *)out + m->params[i].slot) = tensors[i];
+    if (m->cfg.tie)
+        out->head_fc.w = out->embed; /* so a gradient set accumulates the head's share into the embedding's */
 }
 
 /* ---- memory ---- */
@@ -487,7 +559,7 @@ ml_status model_stage_input(model *m, const float *host, const float **input)
         *input = host;
         return ML_OK;
     }
-    ML_TRY(m->be->upload(m->input, host, m->n_in * sizeof(float)));
+    ML_TRY(m->be->upload(m->input, host, m->n_in * sizeof(float))); /* n_in: B · model_input_floats */
     *input = m->input;
     return ML_OK;
 }
@@ -634,6 +706,11 @@ static void forward_stem(model *m, const float *input, int *h, int *w)
     const model_config *cfg = &m->cfg;
     const model_params *P = &m->P;
     const int B = m->B, C = cfg->dims[0], T = m->threads;
+    if (cfg->stem == STEM_EMBED) {
+        be->embed(m->x, input, P->embed, P->pos_embed, B, m->seq, cfg->vocab, C);
+        *h = 1, *w = (int)m->seq;
+        return;
+    }
     be->nchw_to_nhwc(m->u, input, B, 3, m->H, m->W);
     if (cfg->stem == STEM_MAMBAOUT) {
         const size_t r1 = (size_t)B * m->stem_h * m->stem_w, c1 = (size_t)m->stem1.cout;
@@ -726,6 +803,12 @@ static void forward_head(model *m, size_t mid)
         norm_rows(be, cfg->norm, m->t, (size_t)C, m->x + mid * C, m->seq * C, &P->head_norm, (size_t)B, C, cfg->eps);
         be->linear(m->logits, (size_t)NC, m->t, (size_t)C, P->head_fc.w, P->head_fc.b, (size_t)B, C, NC, 0);
         break;
+    case HEAD_SEQ: { /* every position */
+        const size_t rows = model_logit_rows(m);
+        norm_rows(be, cfg->norm, m->t, (size_t)C, m->x, (size_t)C, &P->head_norm, rows, C, cfg->eps);
+        be->linear(m->logits, (size_t)NC, m->t, (size_t)C, P->head_fc.w, P->head_fc.b, rows, C, NC, 0);
+        break;
+    }
     }
 }
 
@@ -751,7 +834,7 @@ void model_forward(model *m, const float *input, model_tap_fn tap, void *ctx)
     }
     forward_head(m, mid);
     if (tap) {
-        const int64_t shape[2] = {m->B, cfg->num_classes};
+        const int64_t shape[2] = {(int64_t)model_logit_rows(m), cfg->num_classes};
         const size_t n = m->n_logits;
         float *host = m->be->host_memory ? m->logits : malloc(n * sizeof *host);
         if (host && (m->be->host_memory || model_read_logits(m, host) == ML_OK))

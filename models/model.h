@@ -18,15 +18,21 @@
 #define MODEL_MIN_RES 32
 #define MODEL_MAX_RES 4096
 #define MODEL_MAX_BATCH 65536
+#define MODEL_MAX_SEQ (1 << 20) /* the sequence skeleton's longest sequence */
 
 /* Skeleton parts. MambaOut: MAMBAOUT stem, CONV downsampling, MLP head.
  * VMamba (v0): PATCH stem (4x4 + LN), MERGE downsampling (2x2 concat -> LN -> linear), NORM_LINEAR head
  * (LN per token -> mean -> linear). Vim: the isotropic skeleton (one stage, PATCH stem without norm,
- * class token in the middle, position embedding, final norm on the class token, linear head). */
-typedef enum { SKEL_HIERARCHICAL = 0, SKEL_ISOTROPIC = 1 } skeleton_kind;
-typedef enum { STEM_MAMBAOUT = 0, STEM_PATCH = 1 } stem_kind;
+ * class token in the middle, position embedding, final norm on the class token, linear head).
+ *
+ * The sequence skeleton (model "seq", for the generated long-range tasks of data/tasks.h): a token
+ * embedding (vocab -> dim) [+ a learned absolute position embedding], depth blocks on a 1 x L grid,
+ * a final norm on every position and a linear head per position (its weight optionally the
+ * embedding's, tied). Its input is (B, L) token ids stored as floats; its logits (B, L, classes). */
+typedef enum { SKEL_HIERARCHICAL = 0, SKEL_ISOTROPIC = 1, SKEL_SEQUENCE = 2 } skeleton_kind;
+typedef enum { STEM_MAMBAOUT = 0, STEM_PATCH = 1, STEM_EMBED = 2 } stem_kind;
 typedef enum { DOWN_CONV = 0, DOWN_MERGE = 1 } down_kind;
-typedef enum { HEAD_MLP = 0, HEAD_NORM_LINEAR = 1, HEAD_TOKEN = 2 } head_kind;
+typedef enum { HEAD_MLP = 0, HEAD_NORM_LINEAR = 1, HEAD_TOKEN = 2, HEAD_SEQ = 3 } head_kind;
 
 /* The preprocessing a family's published checkpoints were evaluated with
  * (timm's pretrained cfg for MambaOut; the original repositories' eval
@@ -53,6 +59,9 @@ typedef struct {
     int dims[MODEL_MAX_STAGES];
     int num_classes;
     int classes_set;   /* num_classes given by an override (a dataset's count does not replace it) */
+    /* the sequence skeleton: input vocabulary (vocab_set: given by an override, else the task's), a
+     * learned position embedding for up to max_len tokens (0: the planned length), tied head */
+    int vocab, vocab_set, pos_embed, max_len, tie;
     double expansion;  /* Hd / C */
     double conv_ratio; /* E / C */
     act_kind act;
@@ -77,7 +86,8 @@ typedef struct {
     /* MAMBAOUT: conv1 -> norm1 -> GELU -> conv2 -> norm2; PATCH: conv1 (the
      * patch embedding) [-> norm1] */
     tensor_pair stem_conv1, stem_norm1, stem_conv2, stem_norm2;
-    float *cls_token, *pos_embed; /* isotropic */
+    float *cls_token, *pos_embed; /* isotropic; pos_embed also the sequence skeleton's (max_len, C) */
+    float *embed;                 /* sequence: the token embedding (vocab, C) */
     struct {
         tensor_pair conv, norm; /* CONV: conv -> norm; MERGE: norm -> reduction */
         float *reduction;
@@ -119,7 +129,7 @@ typedef struct {
     int B, H, W;
     int threads; /* CPU threads the buffers were sized for (omp_get_max_threads at plan; 1 elsewhere) */
     int stem_h, stem_w; /* after stem conv1 (MAMBAOUT stem) */
-    size_t seq;         /* isotropic: tokens per image, class token included */
+    size_t seq;         /* isotropic: tokens per image, class token included; sequence: L (= W) */
     int sh[MODEL_MAX_STAGES], sw[MODEL_MAX_STAGES];
     conv2d_shape stem1, stem2, down[MODEL_MAX_STAGES];
     block_config blocks[MODEL_MAX_STAGES];
@@ -164,6 +174,10 @@ void model_free(model *m);
 
 /* The grid stage s's blocks see: the stage's h x w, or the isotropic sequence as a 1 x L line. */
 void model_stage_grid(const model *m, int s, int *bh, int *bw);
+/* Rows of the logits: B, or B·L for the sequence skeleton (a prediction per position). */
+size_t model_logit_rows(const model *m);
+/* Floats of one input sample: 3·H·W, or L token ids for the sequence skeleton. */
+size_t model_input_floats(const model *m);
 
 uint64_t model_param_count(const model *m);
 /* Without the final norm and the classifier head: the backbone count that
@@ -200,8 +214,8 @@ ml_status model_read_logits(const model *m, float *host);
 
 typedef void (*model_tap_fn)(void *ctx, const char *name, const float *data, int ndim,
                              const int64_t *shape);
-/* input (B,3,H,W) NCHW in backend memory (model_stage_input); logits land in
- * m->logits (B, classes). tap (host data; may be NULL) sees the stem, every
+/* input (B,3,H,W) NCHW in backend memory (model_stage_input), or (B, L) token ids for the
+ * sequence skeleton; logits land in m->logits (model_logit_rows, classes). tap (host data; may be NULL) sees the stem, every
  * block, every stage and the logits. Asynchronous on a device backend. */
 void model_forward(model *m, const float *input, model_tap_fn tap, void *ctx);
 

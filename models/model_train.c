@@ -39,6 +39,10 @@ static void carve_stem(model_trainer *t, carver *c)
     const model *m = t->m;
     const model_config *cfg = &m->cfg;
     const size_t B = (size_t)m->B, C0 = (size_t)cfg->dims[0];
+    if (cfg->stem == STEM_EMBED) { /* the token ids, which the embedding's backward reads */
+        t->in = take(c, B * m->seq);
+        return;
+    }
     t->in = take(c, B * m->H * m->W * 3);
     if (cfg->stem == STEM_MAMBAOUT) {
         const size_t r1 = B * m->stem_h * m->stem_w, r2 = B * m->sh[0] * m->sw[0];
@@ -117,9 +121,16 @@ static void carve_head(model_trainer *t, carver *c)
         t->head1.rstd = take(c, B);
         t->head1.n = take(c, B * C);
         break;
+    case HEAD_SEQ: { /* the norm of every position (its input is the last x) */
+        const size_t rows = model_logit_rows(m);
+        t->head1.mean = cfg->norm == NORM_LAYER ? take(c, rows) : NULL;
+        t->head1.rstd = take(c, rows);
+        t->head1.n = take(c, rows * C);
+        break;
     }
-    t->logits = take(c, B * NC);
-    t->d_logits = take(c, B * NC);
+    }
+    t->logits = take(c, model_logit_rows(m) * NC);
+    t->d_logits = take(c, model_logit_rows(m) * NC);
     t->gh1 = take(c, B * widest);
     t->gh2 = take(c, B * widest);
 }
@@ -236,6 +247,11 @@ static void forward_stem(model_trainer *t, const float *input)
     const model_config *cfg = &m->cfg;
     const model_params *P = &m->P;
     const int B = m->B, C0 = cfg->dims[0], T = m->threads;
+    if (cfg->stem == STEM_EMBED) {
+        be->copy_rows(t->in, m->seq, input, m->seq, m->seq, (size_t)B);
+        be->embed(t->xs[0], t->in, P->embed, P->pos_embed, B, m->seq, cfg->vocab, C0);
+        return;
+    }
     be->nchw_to_nhwc(t->in, input, B, 3, m->H, m->W);
     if (cfg->stem == STEM_MAMBAOUT) {
         const int c1 = m->stem1.cout;
@@ -311,6 +327,15 @@ static void forward_head(model_trainer *t)
         else
             ln(be, &t->head1, t->head1.n, C, cls, ld, &P->head_norm, (size_t)B, C, cfg->eps);
         be->linear(t->logits, NC, t->head1.n, C, P->head_fc.w, P->head_fc.b, (size_t)B, C, NC, 0);
+        break;
+    }
+    case HEAD_SEQ: {
+        const size_t rows = model_logit_rows(m);
+        if (cfg->norm == NORM_RMS)
+            be->rmsnorm(t->head1.n, C, t->head1.rstd, x, C, P->head_norm.w, rows, C, cfg->eps);
+        else
+            ln(be, &t->head1, t->head1.n, C, x, C, &P->head_norm, rows, C, cfg->eps);
+        be->linear(t->logits, NC, t->head1.n, C, P->head_fc.w, P->head_fc.b, rows, C, NC, 0);
         break;
     }
     }
@@ -401,6 +426,17 @@ static float *backward_head(model_trainer *t)
             ln_bwd(be, &t->head1, dx + off, ld, &G->head_norm, d_n, C, x + off, ld, &P->head_norm, (size_t)B, C);
         break;
     }
+    case HEAD_SEQ: { /* tied: G->head_fc.w is the embedding's gradient (model_bind) */
+        const size_t rows = model_logit_rows(m);
+        float *d_n = zeroed(t, t->gb, rows * C);
+        be->linear_bwd(d_n, C, G->head_fc.w, G->head_fc.b, t->d_logits, NC, t->head1.n, C, P->head_fc.w, rows, C,
+                       NC);
+        if (cfg->norm == NORM_RMS)
+            be->rmsnorm_bwd(dx, C, G->head_norm.w, d_n, C, x, C, P->head_norm.w, t->head1.rstd, rows, C);
+        else
+            ln_bwd(be, &t->head1, dx, C, &G->head_norm, d_n, C, x, C, &P->head_norm, rows, C);
+        break;
+    }
     }
     return dx;
 }
@@ -442,6 +478,10 @@ static void backward_stem(model_trainer *t, float *d)
     const model_params *P = &m->P, *G = &t->G;
     const int B = m->B, C0 = cfg->dims[0], T = m->threads;
     float *other = d == t->ga ? t->gb : t->ga;
+    if (cfg->stem == STEM_EMBED) {
+        be->embed_bwd(G->embed, G->pos_embed, d, t->in, B, m->seq, cfg->vocab, C0);
+        return;
+    }
     if (cfg->stem == STEM_MAMBAOUT) {
         const int c1 = m->stem1.cout;
         const size_t r1 = (size_t)B * m->stem_h * m->stem_w, r2 = (size_t)B * m->sh[0] * m->sw[0];
@@ -479,8 +519,9 @@ float model_backward(model_trainer *t, const int *labels, float smoothing, const
     model *m = t->m;
     const backend *be = m->be;
     float loss = 0.0f;
-    zeroed(t, t->d_logits, (size_t)m->B * m->cfg.num_classes);
-    be->softmax_xent(&loss, t->d_logits, t->logits, labels, m->B, m->cfg.num_classes, smoothing);
+    const size_t rows = model_logit_rows(m);
+    zeroed(t, t->d_logits, rows * m->cfg.num_classes);
+    be->softmax_xent(&loss, t->d_logits, t->logits, labels, (int)rows, m->cfg.num_classes, smoothing);
     float *d = backward_head(t);
     for (int s = m->cfg.num_stages - 1; s >= 0; s--) {
         int bh, bw;

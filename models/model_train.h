@@ -78,8 +78,8 @@ void model_train_zero_grads(model_trainer *t);
  * NULL for none. */
 void model_forward_train(model_trainer *t, const float *input, const float *drop_scale);
 
-/* The mean softmax cross-entropy of t->logits against labels (B ints, backend memory) with label
- * smoothing, and the backward of the forward just run: every gradient accumulates (+=). Returns
+/* The mean softmax cross-entropy of t->logits against labels (model_logit_rows ints, backend memory;
+ * -1: nothing asked at that row, as at most positions of a sequence task) with label smoothing, and the backward of the forward just run: every gradient accumulates (+=). Returns
  * the loss. drop_scale: the forward's. */
 float model_backward(model_trainer *t, const int *labels, float smoothing, const float *drop_scale);
 

@@ -376,19 +376,24 @@ ml_status st_read_f32(const st_file *f, const st_tensor *t, float *dst)
 
 ml_status st_read_labels(const st_file *f, const st_tensor *t, int num_classes, int *dst)
 {
+    return st_read_ints(f, t, 0, num_classes - 1, "a class", dst);
+}
+
+ml_status st_read_ints(const st_file *f, const st_tensor *t, int lo, int hi, const char *what, int *dst)
+{
     const int w = !strcmp(t->dtype_name, "I64") ? 8 : !strcmp(t->dtype_name, "I32") ? 4 : 0;
     if (!w)
-        return ml_fail(ML_ERR_FORMAT, "'%s': tensor '%s' has dtype %s; labels are I64 or I32", f->path, t->name,
-                       t->dtype_name);
+        return ml_fail(ML_ERR_FORMAT, "'%s': tensor '%s' has dtype %s; %s is I64 or I32", f->path, t->name,
+                       t->dtype_name, what);
     const unsigned char *src = f->bytes + f->data_start + t->begin;
     for (size_t i = 0; i < t->numel; i++) {
         uint64_t u = 0;
         for (int k = w - 1; k >= 0; k--)
             u = u << 8 | src[(size_t)w * i + (size_t)k];
         const int64_t v = w == 8 ? (int64_t)u : (int64_t)(int32_t)(uint32_t)u;
-        if (v < 0 || v >= num_classes)
-            return ml_fail(ML_ERR_FORMAT, "'%s': tensor '%s'[%zu] = %lld is not a class of 0..%d", f->path, t->name,
-                           i, (long long)v, num_classes - 1);
+        if (v < lo || v > hi)
+            return ml_fail(ML_ERR_FORMAT, "'%s': tensor '%s'[%zu] = %lld is not %s of %d..%d", f->path, t->name, i,
+                           (long long)v, what, lo, hi);
         dst[i] = (int)v;
     }
     return ML_OK;

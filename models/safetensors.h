@@ -49,6 +49,8 @@ ml_status st_read_f32(const st_file *f, const st_tensor *t, float *dst);
 /* Reads an I64 or I32 tensor of class indices into dst (t->numel ints), refusing any outside
  * 0..num_classes-1 (naming the index and value). */
 ml_status st_read_labels(const st_file *f, const st_tensor *t, int num_classes, int *dst);
+/* The same for any integers in lo..hi; what names them in the error ("a class", "a token"). */
+ml_status st_read_ints(const st_file *f, const st_tensor *t, int lo, int hi, const char *what, int *dst);
 /* Finds name, checks it has exactly the given shape, converts into dst. */
 ml_status st_load(const st_file *f, const char *name, int ndim, const int64_t *shape, float *dst);
 /* "[2, 3, 64, 64]" */

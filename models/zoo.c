@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { FAMILY_MAMBAOUT, FAMILY_VMAMBA, FAMILY_VIM } family;
+typedef enum { FAMILY_MAMBAOUT, FAMILY_VMAMBA, FAMILY_VIM, FAMILY_SEQ } family;
 
 typedef struct {
     const char *name;
@@ -40,6 +40,9 @@ static const zoo_entry zoo[] = {
     /* small configurations of both for fast tests */
     {"vmamba_test", FAMILY_VMAMBA, 4, {1, 1, 1, 1}, {8, 16, 24, 32}},
     {"vim_test", FAMILY_VIM, 1, {2}, {16}},
+    /* the sequence skeleton of the long-range tasks (data/tasks.h): two blocks of width 64, as the
+     * selective-copying runs of Mamba's appendix E.1 */
+    {"seq", FAMILY_SEQ, 1, {2}, {64}},
 };
 
 #define ZOO_LEN ((int)(sizeof zoo / sizeof zoo[0]))
@@ -96,11 +99,19 @@ static void config_from_entry(const zoo_entry *z, model_config *out)
         out->expansion = 2.0, out->conv_ratio = 2.0, out->act = ACT_SILU, out->fc_bias = 0;
         out->mixer = &mixer_ssm_bidir;
         break;
+    case FAMILY_SEQ: /* MambaOut's block (LN, 8/3 expansion, GELU, biases) on a 1 x L line */
+        snprintf(out->family, sizeof out->family, "Seq");
+        out->skeleton = SKEL_SEQUENCE, out->stem = STEM_EMBED, out->head = HEAD_SEQ, out->norm = NORM_LAYER;
+        out->eps = 1e-6f, out->expansion = 8.0 / 3.0, out->conv_ratio = 1.0, out->act = ACT_GELU, out->fc_bias = 1;
+        out->mixer = &mixer_dwconv;
+        out->vocab = 16, out->num_classes = 16; /* selective copying's defaults; a task replaces both */
+        break;
     }
 }
 
 static const char override_keys[] =
-    "mixer, kernel, d_state, head_size, conv_ratio, expansion, act, norm, num_classes, dims, depths";
+    "mixer, kernel, d_state, head_size, conv_ratio, expansion, act, norm, num_classes, dims, depths; "
+    "seq also: dim, depth, vocab, pos_embed, max_len, tie";
 
 static ml_status parse_int(const char *key, const char *v, int lo, int hi, int *out)
 {
@@ -170,6 +181,26 @@ static ml_status apply_override(model_config *c, const char *key, const char *v)
         return parse_stages(key, v, c->num_stages, 1, 16384, c->dims);
     if (!strcmp(key, "depths"))
         return parse_stages(key, v, c->num_stages, 0, MODEL_MAX_BLOCKS, c->depths);
+    const int seq = c->skeleton == SKEL_SEQUENCE;
+    if (!strcmp(key, "dim") || !strcmp(key, "depth") || !strcmp(key, "vocab") || !strcmp(key, "pos_embed") ||
+        !strcmp(key, "max_len") || !strcmp(key, "tie")) {
+        if (!seq)
+            return ml_fail(ML_ERR_USAGE, "unknown override key '%s' (allowed: %s)", key, override_keys);
+        if (!strcmp(key, "dim"))
+            return parse_int(key, v, 1, 16384, &c->dims[0]);
+        if (!strcmp(key, "depth"))
+            return parse_int(key, v, 0, MODEL_MAX_BLOCKS, &c->depths[0]);
+        if (!strcmp(key, "vocab")) {
+            ML_TRY(parse_int(key, v, 2, 1000000, &c->vocab));
+            c->vocab_set = 1;
+            if (!c->classes_set) /* a prediction per position over the same tokens, unless told otherwise */
+                c->num_classes = c->vocab;
+            return ML_OK;
+        }
+        if (!strcmp(key, "max_len"))
+            return parse_int(key, v, 1, MODEL_MAX_SEQ, &c->max_len);
+        return parse_int(key, v, 0, 1, !strcmp(key, "tie") ? &c->tie : &c->pos_embed);
+    }
     if (!strcmp(key, "conv_ratio"))
         return parse_ratio(key, v, &c->conv_ratio);
     if (!strcmp(key, "expansion"))

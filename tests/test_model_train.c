@@ -90,7 +90,8 @@ static float loss_of(trained *tr, const float *x, const int *labels)
 {
     float loss = 0.0f;
     model_forward_train(&tr->t, x, NULL);
-    tr->m.be->softmax_xent(&loss, NULL, tr->t.logits, labels, tr->m.B, tr->m.cfg.num_classes, 0.0f);
+    tr->m.be->softmax_xent(&loss, NULL, tr->t.logits, labels, (int)model_logit_rows(&tr->m), tr->m.cfg.num_classes,
+                           0.0f);
     return loss;
 }
 
@@ -355,6 +356,138 @@ static void test_parts_and_mixers(void)
            g_worst_fd);
 }
 
+/* The sequence skeleton with each mixer: random tokens, a label at 40% of the positions (-1 elsewhere). */
+static void fd_seq(const char *name, int B, int L, uint64_t seed)
+{
+    trained tr;
+    if (!setup(&tr, name, B, 1, L)) {
+        teardown(&tr);
+        return;
+    }
+    gen_weights(&tr.m);
+    rng_state r;
+    rng_seed(&r, seed);
+    const size_t n = (size_t)B * L;
+    float *x = malloc(n * sizeof *x);
+    int *labels = malloc(n * sizeof *labels);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)(rng_next_u64(&r) % (uint64_t)tr.m.cfg.vocab);
+        labels[i] = rng_uniform(&r) < 0.4 ? (int)(rng_next_u64(&r) % (uint64_t)tr.m.cfg.num_classes) : -1;
+    }
+    labels[n - 1] = 0;
+    model_train_zero_grads(&tr.t);
+    model_forward_train(&tr.t, x, NULL);
+    model_backward(&tr.t, labels, 0.0f, NULL);
+    for (int part = 0; part <= tr.m.cfg.num_stages + 1; part++)
+        fd_part(&tr, x, labels, part, &r, name);
+    free(x), free(labels);
+    teardown(&tr);
+}
+
+static void test_seq_mixers(void)
+{
+    const double before = g_worst_fd;
+    g_worst_fd = 0;
+    static const char *const mixers[] = {"dwconv", "identity", "ssm", "ssm_bidir", "attn", "attn_causal"};
+    for (size_t i = 0; i < sizeof mixers / sizeof mixers[0]; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "seq:dim=12,depth=2,vocab=6,num_classes=5,mixer=%s%s%s", mixers[i],
+                 !strncmp(mixers[i], "attn", 4) ? ",head_size=4,pos_embed=1" : "", i == 1 ? ",norm=rmsnorm" : "");
+        fd_seq(name, 2, 29, 40 + i);
+    }
+    fd_seq("seq:dim=10,depth=1,vocab=7,tie=1,mixer=ssm,pos_embed=1,max_len=40", 3, 21, 50);
+    printf("seq with each mixer (tied, position embedding, RMSNorm): worst rel err of the directional derivative "
+           "against central differences %.3g (tolerance 0.02)\n",
+           g_worst_fd);
+    g_worst_fd = fmax(before, g_worst_fd);
+}
+
+/* The sequence skeleton against its float64 PyTorch restatement (scripts/make_seq_grad_fixtures.py):
+ * the loss over the labelled positions and every gradient; `mixerlab grad` on the first. */
+static void test_golden_seq(const char *dir, const char *exe)
+{
+    static const char *const cases[] = {"dwconv_pos", "ssm_tied", "attn_causal_pos"};
+    double worst = 0;
+    for (size_t q = 0; q < 3; q++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/grads/seq_%s.safetensors", dir, cases[q]);
+        st_file f;
+        if (st_open(&f, path) != ML_OK) {
+            CHECK(0, "fixture: %s", ml_last_error());
+            continue;
+        }
+        const char *spec = st_meta(&f, "model");
+        const st_tensor *in = st_find(&f, "input"), *lt = st_find(&f, "labels");
+        CHECK(spec && in && lt && in->ndim == 2, "%s: model, input, labels", path);
+        if (!spec || !in || !lt || in->ndim != 2) {
+            st_close(&f);
+            continue;
+        }
+        const int B = (int)in->shape[0], L = (int)in->shape[1];
+        int *tok = malloc(in->numel * sizeof *tok), *labels = malloc(lt->numel * sizeof *labels);
+        float *x = malloc(in->numel * sizeof *x), ref_loss = 0;
+        const int64_t one[1] = {1};
+        CHECK(st_read_ints(&f, in, 0, 1 << 20, "a token", tok) == ML_OK &&
+                  st_read_ints(&f, lt, -1, 1 << 20, "a class", labels) == ML_OK &&
+                  st_load(&f, "loss", 1, one, &ref_loss) == ML_OK,
+              "%s: %s", path, ml_last_error());
+        for (size_t i = 0; i < in->numel; i++)
+            x[i] = (float)tok[i];
+        trained tr;
+        if (setup(&tr, spec, B, 1, L)) {
+            CHECK(model_load(&tr.m, &f, 1) == ML_OK, "%s: %s", path, ml_last_error());
+            model_train_zero_grads(&tr.t);
+            model_forward_train(&tr.t, x, NULL);
+            const float loss = model_backward(&tr.t, labels, 0.0f, NULL);
+            CHECK(fabsf(loss - ref_loss) <= 1e-5f * fabsf(ref_loss), "%s: loss %.8f, PyTorch %.8f", cases[q], loss,
+                  ref_loss);
+            compare_whole(cases[q], &tr.m, tr.t.gdata, &f, &worst);
+            /* the inference forward gives the training forward's logits */
+            model_forward(&tr.m, x, NULL, NULL);
+            double *ref = malloc(tr.m.n_logits * sizeof *ref);
+            for (size_t i = 0; i < tr.m.n_logits; i++)
+                ref[i] = tr.m.logits[i];
+            const double e = rel_err(tr.t.logits, ref, tr.m.n_logits);
+            CHECK(e <= 1e-5, "%s: training forward logits differ from the forward's (rel %.3g)", cases[q], e);
+            free(ref);
+            if (exe && q == 0) {
+                char out[700], cmd[2400];
+                snprintf(out, sizeof out, "%s/test_model_train_seq.safetensors",
+                         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+                snprintf(cmd, sizeof cmd, "'%s' grad --model '%s' --weights '%s' --input '%s' --output '%s' "
+                                          "--ignore-unexpected >/dev/null", exe, spec, path, path, out);
+                CHECK(system(cmd) == 0, "mixerlab grad failed: %s", cmd);
+                st_file g;
+                float cl = 0;
+                if (st_open(&g, out) == ML_OK) {
+                    CHECK(st_load(&g, "loss", 1, one, &cl) == ML_OK && fabsf(cl - ref_loss) <= 1e-5f * ref_loss,
+                          "mixerlab grad (seq): loss %.8f vs %.8f", cl, ref_loss);
+                    float **cg = calloc((size_t)tr.m.n_params, sizeof *cg);
+                    for (int i = 0; i < tr.m.n_params; i++) {
+                        cg[i] = malloc(tr.m.params[i].numel * sizeof **cg);
+                        CHECK(st_load(&g, tr.m.params[i].name, tr.m.params[i].ndim, tr.m.params[i].shape, cg[i]) ==
+                                  ML_OK,
+                              "mixerlab grad (seq): %s", ml_last_error());
+                    }
+                    compare_whole("mixerlab grad (seq)", &tr.m, cg, &f, &worst);
+                    for (int i = 0; i < tr.m.n_params; i++)
+                        free(cg[i]);
+                    free(cg);
+                    st_close(&g);
+                } else
+                    CHECK(0, "mixerlab grad output: %s", ml_last_error());
+                remove(out);
+            }
+        }
+        teardown(&tr);
+        free(tok), free(labels), free(x);
+        st_close(&f);
+    }
+    printf("seq (dwconv + positions, tied ssm, causal attention) against PyTorch float64: worst rel err %.3g "
+           "(tolerance %.0e)\n",
+           worst, TOL);
+}
+
 /* ---- the training forward, determinism, drop path ---- */
 
 static void test_forward_and_bits(void)
@@ -444,6 +577,8 @@ int main(int argc, char **argv)
     test_forward_and_bits();
     test_drop_path_scales();
     test_parts_and_mixers();
+    test_golden_seq(dir, exe);
+    test_seq_mixers();
     if (g_failures) {
         fprintf(stderr, "test_model_train: %d check(s) failed\n", g_failures);
         return 1;

@@ -36,7 +36,8 @@ void metrics_add(class_metrics *m, const float *logits, const int32_t *labels, i
 ml_status metrics_eval(const dataset *d, size_t n, int B, int res, int classes, metrics_forward_fn forward,
                        void *ctx, class_metrics *m)
 {
-    const size_t per = (size_t)3 * res * res;
+    const size_t per = dataset_sample_floats(d, res);
+    const int per_label = dataset_sample_labels(d); /* a sequence: a label per position, -1 where none is asked */
     size_t *order = ml_malloc((n ? n : 1) * sizeof *order, "test order");
     float *x = ml_malloc((size_t)B * per * sizeof *x, "padded test batch");
     if (!order || !x) {
@@ -59,8 +60,12 @@ ml_status metrics_eval(const dataset *d, size_t n, int B, int res, int classes, 
                 memcpy(x + (size_t)k * per, bx, per * sizeof *x);
             bx = x;
         }
-        if ((s = forward(ctx, bx, &logits)) == ML_OK)
-            metrics_add(m, logits, labels, count, classes);
+        if ((s = forward(ctx, bx, &logits)) == ML_OK) {
+            const size_t skipped = m->skipped;
+            metrics_add(m, logits, labels, count * per_label, classes);
+            if (per_label > 1)
+                m->skipped = skipped; /* positions without a target are not skipped samples */
+        }
     }
     if (l)
         loader_stop(l);

@@ -21,8 +21,10 @@ void metrics_add(class_metrics *m, const float *logits, const int32_t *labels, i
 
 /* Runs a model over the first n test samples of d in batches of B made ahead by the loader (a short
  * last batch padded with its first image) and adds every batch's logits to m. forward(ctx, x,
- * logits) takes B images (B,3,res,res) on the host and leaves (B, classes) logits on the host;
- * it returns ML_OK or the error. */
+ * logits) takes B samples (B,3,res,res images, or B sequences of d->seq_len tokens) on the host and
+ * leaves (B, classes) logits on the host, (B·seq_len, classes) for a sequence, whose labelled
+ * positions are what m counts (a sequence task's accuracy: the share of its answers right); it
+ * returns ML_OK or the error. */
 struct dataset;
 typedef ml_status (*metrics_forward_fn)(void *ctx, const float *x, const float **logits);
 ml_status metrics_eval(const struct dataset *d, size_t n, int B, int res, int classes, metrics_forward_fn forward,
