@@ -124,46 +124,51 @@ void dwconv_forward(float *out, const float *in, size_t ld_in, const float *w, c
 
 /* ---- backward ---- */
 
-/* d_w[c, kh, :] for channels c0 .. c0+nc-1 (nc <= 8) and one kernel row kh: Σ over every pixel of
- * d_out · in at the tap, one image row at a time in eight float lanes, then into double sums. */
-ML_CLONES static void dwconv_dw_row(float *d_w, const float *d_out, const float *in, size_t ld_in, int B, int H,
-                                    int W, int C, int K, int c0, int nc, int kh)
+/* d_w[c, :, :] for channels c0 .. c0+nc-1 (nc <= 8): Σ over every pixel of d_out · in at each tap.
+ * One output row at a time, every kernel row against it while the row and the K input rows it
+ * meets are in cache (so each tensor streams through memory once, not K times), in eight float
+ * lanes per tap, then into double sums: a fixed order, whatever the thread count. */
+ML_CLONES static void dwconv_dw_block(float *d_w, const float *d_out, const float *in, size_t ld_in, int B, int H,
+                                      int W, int C, int K, int c0, int nc)
 {
     const int P = K / 2;
-    double acc[DWCONV_MAX_KERNEL][8] = {{0}};
+    double acc[DWCONV_MAX_KERNEL * DWCONV_MAX_KERNEL][8];
+    memset(acc, 0, (size_t)K * K * sizeof acc[0]);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-            const int hi = h + kh - P;
-            if (hi < 0 || hi >= H)
-                continue;
-            v8f racc[DWCONV_MAX_KERNEL];
-            for (int kw = 0; kw < K; kw++)
-                racc[kw] = (v8f){0, 0, 0, 0, 0, 0, 0, 0};
             const float *grow = d_out + ((size_t)b * H + h) * W * C + c0;
-            const float *xrow = in + ((size_t)b * H + hi) * W * ld_in + c0;
-            for (int x = 0; x < W; x++) {
-                v8f g = {0, 0, 0, 0, 0, 0, 0, 0}, v = g;
-                if (nc == 8)
-                    LOAD8(g, grow + (size_t)x * C);
-                else
-                    memcpy(&g, grow + (size_t)x * C, (size_t)nc * sizeof(float));
-                const int kw0 = P - x > 0 ? P - x : 0, kw1 = W - 1 - x + P < K - 1 ? W - 1 - x + P : K - 1;
-                for (int kw = kw0; kw <= kw1; kw++) {
-                    const float *xv = xrow + (size_t)(x + kw - P) * ld_in;
+            for (int kh = 0; kh < K; kh++) {
+                const int hi = h + kh - P;
+                if (hi < 0 || hi >= H)
+                    continue;
+                v8f racc[DWCONV_MAX_KERNEL];
+                for (int kw = 0; kw < K; kw++)
+                    racc[kw] = (v8f){0, 0, 0, 0, 0, 0, 0, 0};
+                const float *xrow = in + ((size_t)b * H + hi) * W * ld_in + c0;
+                for (int x = 0; x < W; x++) {
+                    v8f g = {0, 0, 0, 0, 0, 0, 0, 0}, v = g;
                     if (nc == 8)
-                        LOAD8(v, xv);
+                        LOAD8(g, grow + (size_t)x * C);
                     else
-                        memcpy(&v, xv, (size_t)nc * sizeof(float));
-                    racc[kw] += g * v;
+                        memcpy(&g, grow + (size_t)x * C, (size_t)nc * sizeof(float));
+                    const int kw0 = P - x > 0 ? P - x : 0, kw1 = W - 1 - x + P < K - 1 ? W - 1 - x + P : K - 1;
+                    for (int kw = kw0; kw <= kw1; kw++) {
+                        const float *xv = xrow + (size_t)(x + kw - P) * ld_in;
+                        if (nc == 8)
+                            LOAD8(v, xv);
+                        else
+                            memcpy(&v, xv, (size_t)nc * sizeof(float));
+                        racc[kw] += g * v;
+                    }
                 }
+                for (int kw = 0; kw < K; kw++)
+                    for (int j = 0; j < 8; j++)
+                        acc[kh * K + kw][j] += racc[kw][j];
             }
-            for (int kw = 0; kw < K; kw++)
-                for (int j = 0; j < 8; j++)
-                    acc[kw][j] += racc[kw][j];
         }
     for (int j = 0; j < nc; j++)
-        for (int kw = 0; kw < K; kw++)
-            d_w[(size_t)(c0 + j) * K * K + (size_t)kh * K + kw] += (float)acc[kw][j];
+        for (int k = 0; k < K * K; k++)
+            d_w[(size_t)(c0 + j) * K * K + (size_t)k] += (float)acc[k][j];
 }
 
 void dwconv_backward(float *d_in, size_t ld_din, float *d_w, float *d_b, const float *d_out, const float *in,
@@ -173,10 +178,9 @@ void dwconv_backward(float *d_in, size_t ld_din, float *d_w, float *d_b, const f
     const int nblk = (C + 7) / 8;
     const int big = pixels * (size_t)C * (size_t)(K * K) > 262144;
     if (d_w) {
-#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (big)
+#pragma omp parallel for schedule(dynamic, 1) if (big)
         for (int k = 0; k < nblk; k++)
-            for (int kh = 0; kh < K; kh++)
-                dwconv_dw_row(d_w, d_out, in, ld_in, B, H, W, C, K, 8 * k, C - 8 * k < 8 ? C - 8 * k : 8, kh);
+            dwconv_dw_block(d_w, d_out, in, ld_in, B, H, W, C, K, 8 * k, C - 8 * k < 8 ? C - 8 * k : 8);
     }
     if (d_b)
         column_sums_add(d_b, d_out, (size_t)C, pixels, C);

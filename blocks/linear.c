@@ -59,6 +59,7 @@ void linear_forward(float *out, size_t ld_out, const float *in, size_t ld_in, co
 /* ---- backward ---- */
 
 #define COLSUM_BLOCK 16
+#define COLSUM_CHUNK 32
 
 void column_sums_add(float *d_b, const float *x, size_t ld, size_t rows, int n)
 {
@@ -66,10 +67,23 @@ void column_sums_add(float *d_b, const float *x, size_t ld, size_t rows, int n)
 #pragma omp parallel for schedule(static) if (rows * (size_t)n > 65536)
     for (int k = 0; k < nblk; k++) {
         const int c0 = k * COLSUM_BLOCK, nc = n - c0 < COLSUM_BLOCK ? n - c0 : COLSUM_BLOCK;
+        /* float partial sums over chunks of COLSUM_CHUNK rows (vector adds), the chunks into doubles:
+         * a fixed order, whatever the thread count */
         double s[COLSUM_BLOCK] = {0};
-        for (size_t r = 0; r < rows; r++)
+        for (size_t r0 = 0; r0 < rows; r0 += COLSUM_CHUNK) {
+            const size_t r1 = rows - r0 < COLSUM_CHUNK ? rows : r0 + COLSUM_CHUNK;
+            float p[COLSUM_BLOCK] = {0};
+            if (nc == COLSUM_BLOCK)
+                for (size_t r = r0; r < r1; r++)
+                    for (int j = 0; j < COLSUM_BLOCK; j++)
+                        p[j] += x[r * ld + c0 + j];
+            else
+                for (size_t r = r0; r < r1; r++)
+                    for (int j = 0; j < nc; j++)
+                        p[j] += x[r * ld + c0 + j];
             for (int j = 0; j < nc; j++)
-                s[j] += x[r * ld + c0 + j];
+                s[j] += p[j];
+        }
         for (int j = 0; j < nc; j++)
             d_b[c0 + j] += (float)s[j];
     }
