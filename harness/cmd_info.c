@@ -145,8 +145,11 @@ static void print_table(const model *m, const info_args *a, uint64_t params, uin
         else
             snprintf(name, sizeof name, "stage%d", i - 1);
         if (i == S + 1) {
-            printf("%-7s %-11s %9s %6d %6s %-9s %12s %16s %7s\n", name, "pooled", "1", p->width, "",
-                   "", cli_commas(p->params, b1, sizeof b1), cli_commas(p->macs, b2, sizeof b2), "");
+            const int per_pos = m->cfg.head == HEAD_SEQ; /* the sequence model predicts at every position */
+            char tok[24];
+            snprintf(tok, sizeof tok, "%zu", per_pos ? m->seq : (size_t)1);
+            printf("%-7s %-11s %9s %6d %6s %-9s %12s %16s %7s\n", name, per_pos ? "per token" : "pooled", tok,
+                   p->width, "", "", cli_commas(p->params, b1, sizeof b1), cli_commas(p->macs, b2, sizeof b2), "");
             continue;
         }
         snprintf(grid, sizeof grid, "%dx%d", p->h, p->w);

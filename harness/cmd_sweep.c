@@ -71,6 +71,14 @@ static ml_status plan_config(const sweep_config *c, const backend *be, target *t
         model_config cfg;
         memset(t, 0, sizeof *t);
         ML_TRY(model_config_from_name(c->model, &cfg));
+        if (c->tokens && cfg.skeleton != SKEL_SEQUENCE)
+            return ml_fail(ML_ERR_USAGE, "%s: tokens is the sequence model's length; an image model sweeps resolution",
+                           c->model);
+        if (!c->tokens && cfg.skeleton == SKEL_SEQUENCE)
+            return ml_fail(ML_ERR_USAGE, "%s: the sequence model sweeps tokens (its length), not resolution",
+                           c->model);
+        if (c->tokens) /* a task's vocabulary and classes are the model's defaults until trained on one */
+            return target_plan_model(t, &cfg, B, 1, (int)c->tokens, be);
         return target_plan_model(t, &cfg, B, (int)c->resolution, (int)c->resolution, be);
     }
     const mixer_ops *ops;
@@ -147,7 +155,9 @@ static ml_status parse_shard(const char *v, int *i, int *n)
 
 static void describe(const sweep_config *c, char *buf, size_t n)
 {
-    if (c->level == LEVEL_MODEL)
+    if (c->level == LEVEL_MODEL && c->tokens)
+        snprintf(buf, n, "%s L=%ld batch %ld %s", c->model, c->tokens, c->batch, c->device);
+    else if (c->level == LEVEL_MODEL)
         snprintf(buf, n, "%s %ldx%ld batch %ld %s", c->model, c->resolution, c->resolution, c->batch, c->device);
     else
         snprintf(buf, n, "%s %s L=%ld (%dx%d) width %ld batch %ld %s", sweep_level_name(c->level), c->mixer, c->tokens,
@@ -282,6 +292,7 @@ static ml_status measure_accuracy(const sweep_spec *sp, const sweep_config *c, c
     tc.weight_decay = sp->train.weight_decay, tc.warmup_epochs = sp->train.warmup_epochs;
     tc.drop_path = sp->train.drop_path, tc.smoothing = sp->train.smoothing, tc.seed = (uint64_t)c->seed;
     tc.limit = (size_t)sp->train.limit, tc.eval_limit = (size_t)sp->train.eval_limit, tc.out = out;
+    tc.steps = sp->train.steps, tc.eval_every = sp->train.eval_every, tc.seq_len = (int)c->tokens;
     tc.resume = resume && access(state, R_OK) == 0; /* a training this sweep was stopped in */
     tc.progress = 1, tc.stop_requested = signals_pending, tc.on_epoch = on_epoch, tc.ctx = me;
     train_result r;
@@ -335,7 +346,8 @@ static store_result result_row(const sweep_spec *sp, const sweep_config *c, cons
         .device = c->device, .precision = c->precision, .status = me->status,
         .message = me->message[0] ? me->message : NULL,
         .macs_convention = (mt & METRIC_MACS) && me->macs >= 0 ? "fvcore" : NULL,
-        .resolution = c->level == LEVEL_MODEL ? c->resolution : -1, .tokens = c->level == LEVEL_MODEL ? -1 : c->tokens,
+        .resolution = c->level == LEVEL_MODEL && !c->tokens ? c->resolution : -1,
+        .tokens = c->level != LEVEL_MODEL || c->tokens ? c->tokens : -1,
         .width = c->level == LEVEL_MODEL ? -1 : c->width, .batch = c->batch,
         .threads = c->threads ? c->threads : cli_default_threads(),
         .params = (mt & METRIC_PARAMS) ? me->params : -1, .macs = (mt & METRIC_MACS) ? me->macs : -1,

@@ -15,6 +15,7 @@
 static const char table_usage[] =
     "usage: mixerlab table [--db FILE] [--markdown | --csv | --json]\n"
     "       mixerlab table --ablation MODEL [--res 224,1024] [--markdown | --csv | --json]\n"
+    "       mixerlab table --ablation seq [--seq-len 1024,4096] (the sequence model, default L = 1024)\n"
     "\n"
     "Without --ablation: the MambaOut paper's Table 1 (ImageNet-1k, 224x224) for every\n"
     "model of the zoo. For each: token mixing, parameters (ours | paper), MACs (ours |\n"
@@ -73,7 +74,8 @@ static ml_status plan_model(const char *spec, int res, model *m)
 {
     model_config cfg;
     ML_TRY(model_config_from_name(spec, &cfg));
-    ml_status s = model_plan(m, &cfg, 1, res, res);
+    /* the sequence model: res is its length L (a 1 x L line) */
+    ml_status s = cfg.skeleton == SKEL_SEQUENCE ? model_plan(m, &cfg, 1, 1, res) : model_plan(m, &cfg, 1, res, res);
     if (s != ML_OK)
         model_free(m);
     return s;
@@ -184,6 +186,8 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
 {
     model_config bc;
     ML_TRY(model_config_from_name(base, &bc));
+    const int seq = bc.skeleton == SKEL_SEQUENCE;
+    const char *size_key = seq ? "seq_len" : "resolution";
     if (strchr(base, ':'))
         return ml_fail(ML_ERR_USAGE, "--ablation takes a zoo name without overrides (it varies the mixer itself)");
     const int hs = ablation_head_size(&bc);
@@ -192,13 +196,16 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
         printf("%s with every token mixer (MACs fvcore, scan gu; attention head size %d)\n\n| mixer | params |",
                base, hs);
         for (int r = 0; r < nres; r++)
-            printf(" MACs %ld² | mixer share %ld² | long-seq stages %ld² |", res[r], res[r], res[r]);
+            if (seq)
+                printf(" MACs L=%ld | mixer share L=%ld | long-seq stages L=%ld |", res[r], res[r], res[r]);
+            else
+                printf(" MACs %ld² | mixer share %ld² | long-seq stages %ld² |", res[r], res[r], res[r]);
         printf("\n|---|---|");
         for (int r = 0; r < nres; r++)
             printf("---|---|---|");
         printf("\n");
     } else if (fmt == FMT_CSV) {
-        printf("model,mixer,resolution,params,macs,mixer_macs,mixer_share,long_sequence_stages\n");
+        printf("model,mixer,%s,params,macs,mixer_macs,mixer_share,long_sequence_stages\n", size_key);
     }
     for (int i = 0; i < mixer_count(); i++) {
         const mixer_ops *mx = mixer_at(i);
@@ -238,7 +245,7 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
                 cJSON *o2 = cJSON_CreateObject();
                 cJSON_AddStringToObject(o2, "model", base);
                 cJSON_AddStringToObject(o2, "mixer", mx->name);
-                cJSON_AddNumberToObject(o2, "resolution", (double)res[r]);
+                cJSON_AddNumberToObject(o2, size_key, (double)res[r]);
                 cJSON_AddNumberToObject(o2, "params", (double)p);
                 cJSON_AddNumberToObject(o2, "macs", (double)macs);
                 cJSON_AddNumberToObject(o2, "mixer_macs", (double)mixm);
@@ -260,9 +267,9 @@ static int cmd_table_ablation(const char *base, const long *res, int nres, out_f
 
 static int cmd_table(int argc, char **argv)
 {
-    int fmt = FMT_MD, nres = 1, res_set = 0;
+    int fmt = FMT_MD, nres = 1, res_set = 0, nlen = 1, len_set = 0;
     const char *ablation = NULL, *db = NULL;
-    long res[8] = {224};
+    long res[8] = {224}, lens[8] = {1024};
     const arg_spec specs[] = {
         OPT_SET("--markdown", &fmt, FMT_MD),
         OPT_SET("--csv", &fmt, FMT_CSV),
@@ -270,12 +277,13 @@ static int cmd_table(int argc, char **argv)
         OPT_STRING("--ablation", &ablation),
         OPT_STRING("--db", &db),
         OPT_LIST("--res", res, MODEL_MIN_RES, MODEL_MAX_RES, 8, &nres, &res_set),
+        OPT_LIST("--seq-len", lens, 1, MODEL_MAX_SEQ, 8, &nlen, &len_set),
         OPT_END,
     };
     ML_TRY(args_parse("table", argc, argv, specs, NULL, 0, NULL));
     if (!ablation) {
-        if (res_set)
-            return ml_fail(ML_ERR_USAGE, "table: --res needs --ablation (Table 1 is at 224x224)");
+        if (res_set || len_set)
+            return ml_fail(ML_ERR_USAGE, "table: --res and --seq-len need --ablation (Table 1 is at 224x224)");
         if (!db)
             return cmd_table_paper((out_fmt)fmt, NULL);
         if (access(db, R_OK) != 0) /* a mistyped path is an error, not a new empty database */
@@ -288,7 +296,13 @@ static int cmd_table(int argc, char **argv)
     }
     if (db)
         return ml_fail(ML_ERR_USAGE, "table: --db goes with Table 1, not --ablation");
-    return cmd_table_ablation(ablation, res, nres, (out_fmt)fmt);
+    model_config bc;
+    ML_TRY(model_config_from_name(ablation, &bc));
+    const int seq = bc.skeleton == SKEL_SEQUENCE;
+    if (seq ? res_set : len_set)
+        return ml_fail(ML_ERR_USAGE, "table --ablation %s: %s", ablation,
+                       seq ? "the sequence model takes --seq-len, not --res" : "--seq-len is for the sequence model seq");
+    return cmd_table_ablation(ablation, seq ? lens : res, seq ? nlen : nres, (out_fmt)fmt);
 }
 
 const cli_command cli_table = {"table", "the MambaOut paper's Table 1 reproduced, or one skeleton with every mixer",

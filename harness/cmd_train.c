@@ -16,6 +16,8 @@ static const char train_usage[] =
     "                      [--weight-decay WD] [--warmup-epochs W] [--drop-path P] [--smoothing S]\n"
     "                      [--clip-grad N] [--seed S] [--limit N] [--eval-limit N] [--threads T]\n"
     "                      [--checkpoint-minutes M] [--resume] [--quiet] [--json]\n"
+    "       mixerlab train --model seq:... --data TASK[:key=value,...] --steps N [--eval-every K]\n"
+    "                      [--warmup-steps W] [--eval-seq-len L1,L2,...] --out CKPT.safetensors ...\n"
     "\n"
     "Trains M from timm's initialisation (seeded) with AdamW (timm's groups: no decay on\n"
     "biases, norms, A_log, D, class token, position embedding), a linear warm-up then a\n"
@@ -23,11 +25,18 @@ static const char train_usage[] =
     "after every epoch. Same configuration and thread count, same weights, bit for bit.\n"
     "\n"
     "  --model M           a zoo name with overrides; the head takes the dataset's class\n"
-    "                      count unless M names one (num_classes=K)\n"
+    "                      count unless M names one (num_classes=K); the sequence model seq takes\n"
+    "                      a task's vocabulary too\n"
     "  --data D            fashion-mnist (Debian's dataset-fashion-mnist), fashion-mnist:dir=PATH, or\n"
     "                      folder:dir=VAL,train=TRAIN (image folders with the same classes: the\n"
     "                      training images through timm's random-resized crop and flip, the test\n"
-    "                      ones through the model's evaluation transform; --limit: training images)\n"
+    "                      ones through the model's evaluation transform; --limit: training images),\n"
+    "                      or a task: selective-copying, induction-heads, pathfinder (with\n"
+    "                      parameters: selective-copying:seq_len=1024,tokens=16), sequential-fashion-mnist\n"
+    "  --steps N           a task: N steps on fresh batches; the held-out set (its own seed) is\n"
+    "                      evaluated every --eval-every K (N/20); --warmup-steps W (N/10);\n"
+    "                      accuracy: the share of answers right\n"
+    "  --eval-seq-len LS   then the held-out set at each length of LS (e.g. 256,1024,4096)\n"
     "  --out CKPT          the weights (timm names; loads into timm with strict=True) and, beside\n"
     "                      them CKPT with .state appended (what --resume needs), written atomically every epoch,\n"
     "                      every --checkpoint-minutes (default 5) and on SIGINT/SIGTERM\n"
@@ -51,12 +60,15 @@ static const char train_usage[] =
     "5 not enough memory; 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint.\n"
     "\n"
     "example: mixerlab train --model mambaout_test --data fashion-mnist --epochs 5 --out fm.safetensors\n"
-    "         mixerlab eval --model mambaout_test --weights fm.safetensors --data fashion-mnist\n";
+    "         mixerlab eval --model mambaout_test --weights fm.safetensors --data fashion-mnist\n"
+    "         mixerlab train --model seq:mixer=ssm --data selective-copying:seq_len=256,tokens=8 --steps 3000 \\\n"
+    "             --lr 2e-3 --batch 16 --smoothing 0 --out sc.safetensors\n";
 
 typedef struct {
     train_config c;
     const char *device;
-    long res, epochs, batch, threads, limit, eval_limit;
+    long res, epochs, batch, threads, limit, eval_limit, steps, eval_every, warmup_steps;
+    const char *eval_lens;
     double ckpt_min;
     int quiet, json;
 } train_args;
@@ -65,7 +77,7 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
 {
     memset(a, 0, sizeof *a);
     a->c = train_config_default();
-    a->res = 32, a->epochs = a->c.epochs, a->batch = a->c.batch, a->ckpt_min = 5;
+    a->res = 32, a->epochs = a->c.epochs, a->batch = a->c.batch, a->ckpt_min = 5, a->warmup_steps = -1;
     const arg_spec specs[] = {
         OPT_STRING("--model", &a->c.model),
         OPT_STRING("--data", &a->c.data),
@@ -84,6 +96,10 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         OPT_U64("--seed", &a->c.seed),
         OPT_LONG("--limit", &a->limit, 1, 1L << 40),
         OPT_LONG("--eval-limit", &a->eval_limit, 1, 1L << 40),
+        OPT_LONG("--steps", &a->steps, 1, 1L << 40),
+        OPT_LONG("--eval-every", &a->eval_every, 1, 1L << 40),
+        OPT_LONG("--warmup-steps", &a->warmup_steps, 0, 1L << 40),
+        OPT_STRING("--eval-seq-len", &a->eval_lens),
         OPT_LONG("--threads", &a->threads, 1, 1024),
         OPT_DOUBLE("--checkpoint-minutes", &a->ckpt_min, 1e-5, 1e6),
         OPT_FLAG("--resume", &a->c.resume),
@@ -100,6 +116,17 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
     a->c.threads = (int)a->threads;
     a->c.limit = (size_t)a->limit, a->c.eval_limit = (size_t)a->eval_limit;
     a->c.checkpoint_s = 60 * a->ckpt_min;
+    a->c.steps = a->steps, a->c.eval_every = a->eval_every, a->c.warmup_steps = a->warmup_steps;
+    for (const char *p = a->eval_lens; p && *p;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > MODEL_MAX_SEQ || (*end && *end != ',') ||
+            a->c.n_eval_lens == TRAIN_MAX_EVAL_LENS)
+            return ml_fail(ML_ERR_USAGE, "train: --eval-seq-len %s: want up to %d lengths in 1..%d joined by ','",
+                           a->eval_lens, TRAIN_MAX_EVAL_LENS, MODEL_MAX_SEQ);
+        a->c.eval_lens[a->c.n_eval_lens++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
     a->c.progress = !a->quiet;
     a->c.stop_requested = signals_pending;
     return ML_OK;
@@ -120,7 +147,25 @@ static void report(const train_args *a, const train_result *r)
         cJSON_AddNumberToObject(o, "train_seconds", r->train_seconds);
         cJSON_AddNumberToObject(o, "train_images_per_s", r->images_per_s);
         cJSON_AddNumberToObject(o, "memory_bytes", (double)r->memory_bytes);
+        if (a->c.n_eval_lens) {
+            cJSON *l = cJSON_AddArrayToObject(o, "eval_seq_len");
+            for (int i = 0; i < a->c.n_eval_lens; i++) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "seq_len", a->c.eval_lens[i]);
+                cJSON_AddNumberToObject(e, "top1", r->len_top1[i]);
+                cJSON_AddItemToArray(l, e);
+            }
+        }
         cli_print_json(o);
+        return;
+    }
+    if (a->c.steps > 0) {
+        printf("%s on %s: %ld steps, %.0f s of training (%.1f sequences/s); test accuracy %.2f%% (%zu answers); "
+               "weights in %s\n",
+               a->c.model, a->c.data, r->steps, r->train_seconds, r->images_per_s, 100 * r->top1, r->test_images,
+               a->c.out);
+        for (int i = 0; i < a->c.n_eval_lens; i++)
+            printf("  at seq_len %d: test accuracy %.2f%%\n", a->c.eval_lens[i], 100 * r->len_top1[i]);
         return;
     }
     printf("%s on %s: %d epochs, %ld steps, %.0f s of training (%.1f images/s); test top-1 %.2f%%, top-5 %.2f%%, "

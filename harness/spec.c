@@ -196,7 +196,8 @@ static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, cons
         double lo, hi;
     } nums[] = {{"epochs", 1, 10000},       {"batch", 1, 4096},          {"limit", 1, 1e12},
                 {"eval_limit", 1, 1e12},    {"lr", 1e-12, 10},           {"weight_decay", 0, 10},
-                {"warmup_epochs", 0, 10000}, {"drop_path", 0, 0.99},     {"smoothing", 0, 0.99}};
+                {"warmup_epochs", 0, 10000}, {"drop_path", 0, 0.99},     {"smoothing", 0, 0.99},
+                {"steps", 1, 1e12},         {"eval_every", 1, 1e12}};
     int k = 0;
     while (strcmp(nums[k].key, name))
         k++;
@@ -207,8 +208,10 @@ static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, cons
                        &s->train.smoothing};
     if (k < 4)
         *longs[k] = (long)v;
-    else
+    else if (k < 9)
         *dbls[k - 4] = v;
+    else
+        *(k == 9 ? &s->train.steps : &s->train.eval_every) = (long)v;
     return 1;
 }
 
@@ -223,6 +226,7 @@ static int handler(void *user, const char *section, const char *name, const char
                                        "measure.max_time_s", "train.dataset", "train.epochs", "train.batch",
                                        "train.limit", "train.eval_limit", "train.lr", "train.weight_decay",
                                        "train.warmup_epochs", "train.drop_path", "train.smoothing", "train.seed",
+                                       "train.steps", "train.eval_every",
                                        "eval.data", "eval.weights", "eval.limit", "eval.batch", "eval.crop_pct",
                                        "eval.interpolation", NULL};
     if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure") &&
@@ -440,10 +444,14 @@ ml_status spec_parse_text(const char *path, const char *text, size_t len, sweep_
     if (out->level == LEVEL_MODEL) {
         if (!out->n_models)
             return ml_fail(ML_ERR_USAGE, "%s: level = model needs [grid] model", path);
-        if (!out->n_resolutions)
-            return ml_fail(ML_ERR_USAGE, "%s: level = model needs [grid] resolution", path);
-        if (out->n_tokens || out->n_widths)
-            return ml_fail(ML_ERR_USAGE, "%s: tokens and width belong to level = block or mixer (level = model sweeps resolution)", path);
+        if (!out->n_resolutions && !out->n_tokens)
+            return ml_fail(ML_ERR_USAGE, "%s: level = model needs [grid] resolution (or tokens, for the sequence "
+                                         "model seq)", path);
+        if (out->n_resolutions && out->n_tokens)
+            return ml_fail(ML_ERR_USAGE, "%s: level = model sweeps resolution (image models) or tokens (the sequence "
+                                         "model seq), not both", path);
+        if (out->n_widths)
+            return ml_fail(ML_ERR_USAGE, "%s: width belongs to level = block or mixer", path);
     } else {
         if (!out->n_tokens || !out->n_widths)
             return ml_fail(ML_ERR_USAGE, "%s: level = %s needs [grid] tokens and width", path, sweep_level_name(out->level));
@@ -504,6 +512,14 @@ void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, siz
                         s->train.lr, s->train.weight_decay, s->train.warmup_epochs, s->train.drop_path,
                         s->train.smoothing, c->seed);
     else
+        more = 0;
+    if (s->train.set && s->train.steps > 0) { /* a stream's budget (absent from the other specs' keys) */
+        const int st = snprintf(buf + len + more, n - (size_t)(len + more), ";steps=%ld;eval_every=%ld",
+                                s->train.steps, s->train.eval_every);
+        ML_ASSERT(st >= 0 && (size_t)(len + more + st) < n);
+        more += st;
+    }
+    if (!s->train.set)
         more = snprintf(buf + len, n - (size_t)len, ";eval=%s;weights=%s;elimit=%ld;ebatch=%ld", s->eval.data,
                         s->eval.weights[c->model_index], s->eval.limit, s->eval.batch);
     ML_ASSERT(more >= 0 && (size_t)(len + more) < n);
@@ -519,7 +535,8 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
 {
     const int nmod = s->level == LEVEL_MODEL ? s->n_models : 1;
     const int nmix = s->n_mixers ? s->n_mixers : 1;
-    const int nsize = s->level == LEVEL_MODEL ? s->n_resolutions : s->n_tokens;
+    const int by_tokens = s->level != LEVEL_MODEL || s->n_tokens > 0; /* blocks, mixers and the sequence model */
+    const int nsize = by_tokens ? s->n_tokens : s->n_resolutions;
     const int nw = s->level == LEVEL_MODEL ? 1 : s->n_widths;
     const int nth = s->n_threads ? s->n_threads : 1;
     const int nseed = (s->metrics & METRIC_ACCURACY) && s->train.set ? s->train.n_seeds : 1;
@@ -564,7 +581,10 @@ ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
                                                        s->models[a], s->n_mixers ? s->mixers[b] : "(its own)",
                                                        sizeof x->model - 1);
                                     }
-                                    x->resolution = s->resolutions[r];
+                                    if (by_tokens)
+                                        x->tokens = s->tokens[r]; /* the sequence model's length */
+                                    else
+                                        x->resolution = s->resolutions[r];
                                 } else {
                                     x->tokens = s->tokens[r];
                                     x->width = s->widths[w];

@@ -45,6 +45,7 @@ typedef struct {
         int set;
         char dataset[256];
         long epochs, batch, limit, eval_limit;
+        long steps, eval_every; /* a generated task: steps instead of epochs (train/trainer.h) */
         double lr, weight_decay, warmup_epochs, drop_path, smoothing;
         long seeds[SPEC_MAX_LIST];
         int n_seeds;
@@ -66,7 +67,7 @@ typedef struct {
     sweep_level level;
     char model[SPEC_MODEL_MAX]; /* level model: the model spec, mixer override included (spec_parse checks it fits) */
     char mixer[32];
-    long resolution, tokens, width, batch, threads;
+    long resolution, tokens, width, batch, threads; /* level model: resolution, or tokens for the sequence model */
     char device[8];
     char precision[12]; /* "fp32" on the CPU whatever the spec says */
     int grid_h, grid_w; /* block / mixer: L tokens on a square grid if L is a perfect square, else 1 x L */

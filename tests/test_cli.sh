@@ -222,7 +222,9 @@ expect 2 "empty override list" -- info mambaout_femto:
 expect 2 "stage 0 (width 48): attn: head_size 32 does not divide the mixer width E = 48" -- info mambaout_femto:mixer=attn
 expect 2 "dwconv: kernel 8 is not allowed" -- forward --model mambaout_femto:kernel=8 --res 32
 expect 2 "--scan: unknown convention 'mamba'" -- info vim_tiny --scan mamba
-expect 2 "table: --res needs --ablation" -- table --res 224
+expect 2 "table: --res and --seq-len need --ablation" -- table --res 224
+expect 2 "the sequence model takes --seq-len, not --res" -- table --ablation seq --res 224
+expect 2 "--seq-len is for the sequence model seq" -- table --ablation mambaout_test --seq-len 512
 expect 2 "--res: empty item in '64,,128'" -- table --ablation mambaout_femto --res 64,,128
 expect 2 "--models: empty item in 'mambaout_femto,'" -- bench-cpu --models mambaout_femto,
 expect 2 "--mixers: empty item" -- bench-mixers --mixers ssm,,attn

@@ -131,7 +131,9 @@ static void test_bad(void)
     expect_bad("noline", "[experiment]\nname = a\njust words\n", "noline.ini:3:");
     expect_bad("noname", "[grid]\nlevel = model\n", "[experiment] name is required");
     expect_bad("combo", "[experiment]\nname = a\n[grid]\nmodel = mambaout_femto\nresolution = 64\ntokens = 196\n",
-               "tokens and width belong to level = block or mixer");
+               "sweeps resolution (image models) or tokens (the sequence model seq), not both");
+    expect_bad("combo_w", "[experiment]\nname = a\n[grid]\nmodel = seq\ntokens = 196\nwidth = 64\n",
+               "width belongs to level = block or mixer");
     expect_bad("combo2", "[experiment]\nname = a\n[grid]\nlevel = mixer\nmixer = ssm\ntokens = 196\n",
                "needs [grid] tokens and width");
     expect_bad("times", "[experiment]\nname = a\n[grid]\nmodel = mambaout_test\nresolution = 32\n[measure]\nmin_time_s = 5\nmax_time_s = 1\n",

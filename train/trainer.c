@@ -23,6 +23,7 @@ train_config train_config_default(void)
     c.lr = 1e-3, c.min_lr = 1e-5, c.warmup_lr = 1e-6, c.weight_decay = 0.05, c.warmup_epochs = 1;
     c.smoothing = 0.1;
     c.checkpoint_s = 300;
+    c.warmup_steps = -1;
     return c;
 }
 
@@ -38,14 +39,40 @@ dataset_options model_dataset_options(const model_config *cfg)
     return o;
 }
 
-ml_status model_classes_for(model_config *cfg, const dataset *d, const char *who)
+ml_status model_classes_for(model_config *cfg, dataset *d, const char *who)
 {
+    const int seq_model = cfg->skeleton == SKEL_SEQUENCE;
+    if (seq_model && d->seq_len <= 0)
+        return ml_fail(ML_ERR_USAGE,
+                       "%s: %s reads token sequences and %s is images (its sequence form is sequential-fashion-mnist; "
+                       "the tasks: selective-copying, induction-heads, pathfinder)",
+                       who, cfg->name, d->name);
+    if (!seq_model && d->seq_len > 0) {
+        if (d->image_res <= 0)
+            return ml_fail(ML_ERR_USAGE, "%s: %s reads images and %s is a sequence task (train the sequence model seq "
+                                         "on it, e.g. seq:mixer=ssm)",
+                           who, cfg->name, d->name);
+        d->as_image = 1; /* an image read as a sequence: the image skeletons get the image */
+    }
+    if (seq_model && !cfg->vocab_set)
+        cfg->vocab = d->vocab;
+    else if (seq_model && cfg->vocab != d->vocab)
+        return ml_fail(ML_ERR_USAGE, "%s: %s has a vocabulary of %d tokens and %s has %d", who, cfg->name, cfg->vocab,
+                       d->name, d->vocab);
     if (!cfg->classes_set)
         cfg->num_classes = d->classes;
     else if (cfg->num_classes < d->classes)
         return ml_fail(ML_ERR_USAGE, "%s: %s has %d classes but %s has %d", who, cfg->name, cfg->num_classes, d->name,
                        d->classes);
     return ML_OK;
+}
+
+void model_input_shape(const model_config *cfg, const dataset *d, int res, int *H, int *W)
+{
+    if (cfg->skeleton == SKEL_SEQUENCE)
+        *H = 1, *W = d->seq_len;
+    else
+        *H = *W = res;
 }
 
 static double now_s(void)
@@ -65,6 +92,9 @@ static void config_string(const train_config *c, const model_config *cfg, size_t
              cfg->name, cfg->num_classes, c->data, limit, c->res, c->batch, c->epochs, c->lr, c->min_lr,
              c->warmup_lr, c->weight_decay, c->warmup_epochs, c->drop_path, c->smoothing, c->clip_grad,
              (unsigned long long)c->seed);
+    if (c->steps > 0) /* a stream: what decides its weights besides */
+        snprintf(buf + strlen(buf), n - strlen(buf), ";steps=%ld;eval_every=%ld;warmup_steps=%ld;vocab=%d;seq_len=%d",
+                 c->steps, c->eval_every, c->warmup_steps, cfg->vocab, c->seq_len);
 }
 
 /* The first key=value of a that b does not have, for the mismatch message. */
@@ -106,6 +136,9 @@ typedef struct {
     char config[2048];
     char state_path[1024];
     long steps_per_epoch, step;
+    long total;       /* steps of the whole run */
+    int epochs;       /* epochs, or a stream's evaluation rounds (steps_per_epoch each, the last may be short) */
+    int stream;       /* a generated task: fresh samples every step, sample indices counted from 0 */
     int epoch;        /* 0-based: the epoch being run */
     long batch_pos;   /* batches of it done */
     double seconds;   /* training seconds so far */
@@ -227,7 +260,7 @@ static ml_status load_state(run *u)
     if (s == ML_OK)
         s = parse_long_meta(&f, "batch", 0, u->steps_per_epoch, &pos);
     if (s == ML_OK)
-        s = parse_long_meta(&f, "step", 0, (long)TRAIN_MAX_EPOCHS * u->steps_per_epoch, &step);
+        s = parse_long_meta(&f, "step", 0, u->total, &step);
     if (s == ML_OK)
         s = parse_long_meta(&f, "adam_step", 0, step, &adam);
     if (s == ML_OK && step != epoch * u->steps_per_epoch + pos)
@@ -274,10 +307,21 @@ static ml_status evaluate(run *u, size_t limit, int res, class_metrics *cm)
 
 static void progress(const run *u, const train_config *c, double loss, double ips, double lr)
 {
-    const long total = (long)c->epochs * u->steps_per_epoch, left = total - u->step;
+    const long left = u->total - u->step;
     const double eta = ips > 0 ? (double)left * c->batch / ips : 0;
-    fprintf(stderr, "epoch %d/%d  step %ld/%ld  loss %.4f  lr %.3g  %.1f img/s  ETA %dm%02ds\n", u->epoch + 1,
-            c->epochs, u->step, total, loss, lr, ips, (int)(eta / 60), (int)fmod(eta, 60));
+    if (u->stream)
+        fprintf(stderr, "step %ld/%ld  loss %.4f  lr %.3g  %.1f sequences/s  ETA %dm%02ds\n", u->step, u->total, loss,
+                lr, ips, (int)(eta / 60), (int)fmod(eta, 60));
+    else
+        fprintf(stderr, "epoch %d/%d  step %ld/%ld  loss %.4f  lr %.3g  %.1f img/s  ETA %dm%02ds\n", u->epoch + 1,
+                u->epochs, u->step, u->total, loss, lr, ips, (int)(eta / 60), (int)fmod(eta, 60));
+}
+
+/* Steps of epoch e: steps_per_epoch, except a stream's last round, which ends at the step budget. */
+static long epoch_steps(const run *u, int e)
+{
+    const long left = u->total - (long)e * u->steps_per_epoch;
+    return left < u->steps_per_epoch ? left : u->steps_per_epoch;
 }
 
 /* One optimiser step on one batch; the loss, or a runtime error when it is not finite. */
@@ -313,15 +357,24 @@ static ml_status run_epoch(run *u, const train_config *c, const lr_schedule *sch
                            double *loss_sum, double *lr)
 {
     const dataset *d = &u->d;
-    const size_t n = (size_t)u->steps_per_epoch * c->batch;
-    dataset_epoch_order(order, d->n[DATA_TRAIN], c->seed, u->epoch);
+    const long steps = epoch_steps(u, u->epoch);
+    const size_t n = (size_t)steps * c->batch;
+    uint64_t aug;
+    if (u->stream) { /* the stream's samples in order: sample i is a pure function of (seed, i) */
+        const size_t first = (size_t)u->epoch * u->steps_per_epoch * c->batch;
+        for (size_t i = 0; i < n; i++)
+            order[i] = first + i;
+        aug = c->seed ^ 0x73747265616dULL;
+    } else {
+        dataset_epoch_order(order, d->n[DATA_TRAIN], c->seed, u->epoch);
+        aug = c->seed ^ (0x6175676dULL * (uint64_t)(u->epoch + 1));
+    }
     loader *l = NULL;
-    const uint64_t aug = c->seed ^ (0x6175676dULL * (uint64_t)(u->epoch + 1));
     ML_TRY(loader_start(&l, d, DATA_TRAIN, order, n, c->batch, c->res, 1, aug, (size_t)u->batch_pos));
     ml_status s = ML_OK;
     double last_print = now_s(), last_ckpt = now_s(), t_mark = now_s();
     long steps_mark = u->step;
-    while (s == ML_OK && u->batch_pos < u->steps_per_epoch) {
+    while (s == ML_OK && u->batch_pos < steps) {
         const float *x;
         const int32_t *labels;
         int count;
@@ -337,12 +390,12 @@ static ml_status run_epoch(run *u, const train_config *c, const lr_schedule *sch
         u->batch_pos++;
         *loss_sum += loss;
         const double t = now_s();
-        if (c->progress && (t - last_print >= 5.0 || u->batch_pos == u->steps_per_epoch)) {
+        if (c->progress && (t - last_print >= 5.0 || u->batch_pos == steps)) {
             progress(u, c, loss, (double)(u->step - steps_mark) * c->batch / (t - t_mark), *lr);
             last_print = t;
         }
         const int stop = c->stop_requested && c->stop_requested();
-        if (stop || (c->checkpoint_s > 0 && t - last_ckpt >= c->checkpoint_s && u->batch_pos < u->steps_per_epoch)) {
+        if (stop || (c->checkpoint_s > 0 && t - last_ckpt >= c->checkpoint_s && u->batch_pos < steps)) {
             s = save_checkpoint(u, c->out);
             last_ckpt = now_s();
             if (s == ML_OK && stop)
@@ -359,27 +412,53 @@ static ml_status setup(run *u, const train_config *c)
 {
     model_config cfg;
     ML_TRY(model_config_from_name(c->model, &cfg));
-    if (c->epochs < 1 || c->epochs > TRAIN_MAX_EPOCHS || c->batch < 1 || c->res < MODEL_MIN_RES)
+    if (c->epochs < 1 || c->epochs > TRAIN_MAX_EPOCHS || c->batch < 1 ||
+        (cfg.skeleton != SKEL_SEQUENCE && c->res < MODEL_MIN_RES))
         return ml_fail(ML_ERR_USAGE, "train: epochs 1..%d, batch >= 1 and resolution >= %d are needed",
                        TRAIN_MAX_EPOCHS, MODEL_MIN_RES);
     if (!(c->lr > 0) || !(c->weight_decay >= 0) || !(c->smoothing >= 0 && c->smoothing < 1) ||
         !(c->drop_path >= 0 && c->drop_path < 1) || !(c->warmup_epochs >= 0))
         return ml_fail(ML_ERR_USAGE, "train: lr > 0, weight decay >= 0, smoothing and drop path in [0, 1) and "
                                      "warm-up epochs >= 0 are needed");
-    const dataset_options o = model_dataset_options(&cfg);
+    dataset_options o = model_dataset_options(&cfg);
+    o.seq_len = c->seq_len;
     ML_TRY(dataset_open_with(&u->d, c->data, c->limit, &o));
     ML_TRY(model_classes_for(&cfg, &u->d, "train"));
-    if (!u->d.n[DATA_TRAIN])
-        return ml_fail(ML_ERR_USAGE, "train: %s has no training split (an image folder needs one: "
-                                     "folder:dir=TEST,train=TRAIN)", u->d.source);
-    u->steps_per_epoch = (long)(u->d.n[DATA_TRAIN] / (size_t)c->batch);
-    if (u->steps_per_epoch < 1)
-        return ml_fail(ML_ERR_USAGE, "train: %zu training images do not make one batch of %d", u->d.n[DATA_TRAIN],
-                       c->batch);
+    u->stream = u->d.stream;
+    if (u->stream && c->steps <= 0)
+        return ml_fail(ML_ERR_USAGE, "train: %s is generated on the fly: give --steps N (evaluations every "
+                                     "--eval-every K steps)", u->d.name);
+    if (!u->stream && c->steps > 0)
+        return ml_fail(ML_ERR_USAGE, "train: --steps is for the generated tasks; %s has a fixed training split "
+                                     "(use --epochs)", u->d.name);
+    if (c->n_eval_lens && cfg.skeleton != SKEL_SEQUENCE)
+        return ml_fail(ML_ERR_USAGE, "train: --eval-seq-len is for the sequence model seq");
+    if (u->stream) {
+        const long every = c->eval_every > 0 ? c->eval_every : (c->steps + 19) / 20;
+        u->steps_per_epoch = every < c->steps ? every : c->steps;
+        u->total = c->steps;
+        const long rounds = (c->steps + u->steps_per_epoch - 1) / u->steps_per_epoch;
+        if (rounds > TRAIN_MAX_EPOCHS)
+            return ml_fail(ML_ERR_USAGE, "train: %ld steps evaluated every %ld make more than %d evaluations",
+                           c->steps, u->steps_per_epoch, TRAIN_MAX_EPOCHS);
+        u->epochs = (int)rounds;
+    } else {
+        if (!u->d.n[DATA_TRAIN])
+            return ml_fail(ML_ERR_USAGE, "train: %s has no training split (an image folder needs one: "
+                                         "folder:dir=TEST,train=TRAIN)", u->d.source);
+        u->steps_per_epoch = (long)(u->d.n[DATA_TRAIN] / (size_t)c->batch);
+        if (u->steps_per_epoch < 1)
+            return ml_fail(ML_ERR_USAGE, "train: %zu training images do not make one batch of %d",
+                           u->d.n[DATA_TRAIN], c->batch);
+        u->epochs = c->epochs;
+        u->total = (long)c->epochs * u->steps_per_epoch;
+    }
     config_string(c, &cfg, u->d.n[DATA_TRAIN], u->config, sizeof u->config);
     if (snprintf(u->state_path, sizeof u->state_path, "%s.state", c->out) >= (int)sizeof u->state_path)
         return ml_fail(ML_ERR_USAGE, "train: --out path is too long");
-    ML_TRY(model_plan(&u->m, &cfg, c->batch, c->res, c->res));
+    int H, W;
+    model_input_shape(&cfg, &u->d, c->res, &H, &W);
+    ML_TRY(model_plan(&u->m, &cfg, c->batch, H, W));
     ML_TRY(model_alloc(&u->m));
     model_init_random(&u->m, c->seed);
     ML_TRY(model_train_init(&u->t, &u->m));
@@ -413,16 +492,54 @@ static ml_status finish_epoch(run *u, const train_config *c, double loss_sum, do
         memmove(r->log, r->log + 1, sizeof r->log - sizeof r->log[0]), r->n_log--;
     r->log[r->n_log++] = e;
     r->top1 = e.test_top1, r->top5 = e.test_top5, r->loss = e.test_loss, r->test_images = cm.count;
-    if (c->progress)
+    if (c->progress && u->stream)
+        fprintf(stderr, "step %ld/%ld: train loss %.4f, test accuracy %.2f%%, loss %.4f (%zu answers); %.0f s of "
+                        "training\n",
+                u->step, u->total, e.train_loss, 100 * e.test_top1, e.test_loss, cm.count, u->seconds);
+    else if (c->progress)
         fprintf(stderr, "epoch %d/%d done: train loss %.4f, test top-1 %.2f%%, top-5 %.2f%%, loss %.4f (%zu images); "
                         "%.0f s of training\n",
-                e.epoch, c->epochs, e.train_loss, 100 * e.test_top1, 100 * e.test_top5, e.test_loss, cm.count,
+                e.epoch, u->epochs, e.train_loss, 100 * e.test_top1, 100 * e.test_top5, e.test_loss, cm.count,
                 u->seconds);
     if (c->on_epoch)
         c->on_epoch(c->ctx, &e);
     u->epoch++;
     u->batch_pos = 0;
     return save_checkpoint(u, c->out);
+}
+
+/* The trained weights on the test split at another sequence length: the task reopened at that
+ * length, the model planned for it (the same parameters: a position embedding keeps its max_len). */
+static ml_status evaluate_at_length(run *u, const train_config *c, int len, double *top1)
+{
+    dataset_options o = model_dataset_options(&u->m.cfg);
+    o.seq_len = len;
+    dataset d;
+    ML_TRY(dataset_open_with(&d, c->data, c->limit, &o));
+    model m;
+    model_config cfg = u->m.cfg;
+    memset(&m, 0, sizeof m);
+    /* a batch of at most 2^18 tokens: the longest sequences one at a time */
+    const int per = d.seq_len > 0 ? (int)((1L << 18) / d.seq_len) : c->batch;
+    const int B = per < 1 ? 1 : per < c->batch ? per : c->batch;
+    ml_status s = model_plan(&m, &cfg, B, 1, d.seq_len);
+    if (s == ML_OK && m.param_floats != u->m.param_floats)
+        s = ml_fail(ML_ERR_RUNTIME, "train: the model at length %d has other parameters", len);
+    if (s == ML_OK)
+        s = model_alloc(&m);
+    class_metrics cm;
+    memset(&cm, 0, sizeof cm);
+    if (s == ML_OK) {
+        memcpy(m.weights.base, u->m.weights.base, u->m.weights.used);
+        const size_t n = c->eval_limit && c->eval_limit < d.n[DATA_TEST] ? c->eval_limit : d.n[DATA_TEST];
+        s = metrics_eval(&d, n, B, c->res, cfg.num_classes, forward_model, &m, &cm);
+    }
+    *top1 = cm.count ? (double)cm.top1 / (double)cm.count : 0.0;
+    if (s == ML_OK && c->progress)
+        fprintf(stderr, "at %d tokens: test accuracy %.2f%% (%zu answers)\n", d.seq_len, 100 * *top1, cm.count);
+    model_free(&m);
+    dataset_close(&d);
+    return s;
 }
 
 ml_status train_run(const train_config *c, train_result *r)
@@ -433,30 +550,39 @@ ml_status train_run(const train_config *c, train_result *r)
         return ML_ERR_NOMEM;
     u->r = r;
     ml_status s = setup(u, c);
-    const long total = (long)c->epochs * u->steps_per_epoch;
-    const lr_schedule sch = {c->lr, c->min_lr, c->warmup_lr, (long)llround(c->warmup_epochs * u->steps_per_epoch),
-                             total};
-    size_t *order = s == ML_OK ? ml_malloc(u->d.n[DATA_TRAIN] * sizeof *order, "epoch order") : NULL;
+    const long warmup = !u->stream          ? (long)llround(c->warmup_epochs * u->steps_per_epoch)
+                        : c->warmup_steps >= 0 ? c->warmup_steps
+                                               : u->total / 10;
+    const lr_schedule sch = {c->lr, c->min_lr, c->warmup_lr, warmup, u->total};
+    const size_t n_order = u->stream ? (size_t)u->steps_per_epoch * c->batch : u->d.n[DATA_TRAIN];
+    size_t *order = s == ML_OK ? ml_malloc((n_order ? n_order : 1) * sizeof *order, "epoch order") : NULL;
     float *drop = NULL;
     if (s == ML_OK && !order)
         s = ML_ERR_NOMEM;
     if (s == ML_OK && c->drop_path > 0 &&
         !(drop = ml_malloc((size_t)model_block_count(&u->m) * c->batch * sizeof *drop, "drop path scales")))
         s = ML_ERR_NOMEM;
-    if (s == ML_OK && c->progress)
+    if (s == ML_OK && c->progress && u->stream)
+        fprintf(stderr, "training %s on %s (%s; %d tokens a sequence, generated), %ld steps of batch %d, evaluated "
+                        "every %ld; memory planned: %.1f MiB%s\n",
+                u->m.cfg.name, u->d.name, u->d.params, u->d.as_image ? 0 : u->d.seq_len, u->total, c->batch,
+                u->steps_per_epoch, r->memory_bytes / 1048576.0, c->resume ? "; resumed" : "");
+    else if (s == ML_OK && c->progress)
         fprintf(stderr, "training %s on %s (%zu images, %ld steps per epoch) at %dx%d, batch %d; memory planned: "
                         "%.1f MiB%s\n",
                 u->m.cfg.name, u->d.name, u->d.n[DATA_TRAIN], u->steps_per_epoch, c->res, c->res, c->batch,
                 r->memory_bytes / 1048576.0, c->resume ? "; resumed" : "");
     const long step0 = u->step;
     const double sec0 = u->seconds;
-    while (s == ML_OK && u->epoch < c->epochs && !r->stopped) {
+    while (s == ML_OK && u->epoch < u->epochs && !r->stopped) {
         double loss_sum = 0, lr = 0;
         const long first = u->step;
         s = run_epoch(u, c, &sch, order, drop, &loss_sum, &lr);
         if (s == ML_OK && !r->stopped)
             s = finish_epoch(u, c, loss_sum, lr, u->step - first);
     }
+    for (int i = 0; s == ML_OK && !r->stopped && i < c->n_eval_lens; i++)
+        s = evaluate_at_length(u, c, c->eval_lens[i], &r->len_top1[i]);
     r->steps = u->step;
     r->epochs_done = u->epoch;
     r->train_seconds = u->seconds;

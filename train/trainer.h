@@ -26,8 +26,10 @@
 
 #define TRAIN_MAX_EPOCHS 10000
 
+#define TRAIN_MAX_EVAL_LENS 16
+
 typedef struct {
-    int epoch;         /* 1-based: the epoch just finished */
+    int epoch;         /* 1-based: the epoch just finished (a generated task: the evaluation round) */
     long step;         /* optimiser steps done */
     double lr;         /* at the last step */
     double train_loss; /* mean over the epoch's steps */
@@ -43,6 +45,13 @@ typedef struct {
     uint64_t seed;
     size_t limit;      /* training images (0: all) */
     size_t eval_limit; /* test images per evaluation (0: all) */
+    /* A generated task (a stream, data/tasks.h) trains for `steps` optimiser steps on fresh samples
+     * instead of epochs, evaluating every eval_every steps (0: steps / 20, at least 1) with a linear
+     * warm-up over warmup_steps (-1: a tenth of the steps); a dataset that is not a stream refuses
+     * steps. eval_lens: after training, the test split again at each of these lengths. */
+    long steps, eval_every, warmup_steps;
+    int seq_len; /* a task's length instead of its spec's (0: the spec's; the runner's tokens axis) */
+    int eval_lens[TRAIN_MAX_EVAL_LENS], n_eval_lens;
     const char *out;   /* the checkpoint (OUT and OUT.state) */
     int resume;        /* continue from OUT.state (which must exist and match) */
     double checkpoint_s;   /* seconds between checkpoints inside an epoch (and one per epoch) */
@@ -56,12 +65,18 @@ typedef struct {
 /* How a dataset is read for model cfg (eval and train alike): an image folder with the model's
  * published preprocessing (crop_pct, filter, mean, std), half the cores decoding (at least one). */
 dataset_options model_dataset_options(const model_config *cfg);
-/* The head's classes for dataset d: d's count unless cfg names one (then at least d's, else a usage
- * error naming who asks). */
-ml_status model_classes_for(model_config *cfg, const dataset *d, const char *who);
+/* The model cfg fitted to dataset d: the head's classes are d's count unless cfg names one (then at
+ * least d's); the sequence model's vocabulary is the task's unless cfg names one (then the same).
+ * An image skeleton on a sequence task that is an image (pathfinder, sequential-fashion-mnist) reads
+ * it as images (sets d->as_image); the sequence model on images, or an image skeleton on a task that
+ * is no image, is a usage error naming who asks. */
+ml_status model_classes_for(model_config *cfg, dataset *d, const char *who);
+/* The H x W a model is planned at for d: res x res, or 1 x d->seq_len for the sequence model. */
+void model_input_shape(const model_config *cfg, const dataset *d, int res, int *H, int *W);
 
-/* timm-like defaults: lr 1e-3, min_lr 1e-5, warmup_lr 1e-6, weight decay 0.05, 1 warm-up epoch,
- * no drop path, smoothing 0.1, no clipping, batch 64, 10 epochs, checkpoints every 300 s. */
+/* timm-like defaults: lr 1e-3, min_lr 1e-5, warmup_lr 1e-6, weight decay 0.05, 1 warm-up epoch
+ * (a tenth of the steps on a stream), no drop path, smoothing 0.1, no clipping, batch 64, 10 epochs,
+ * checkpoints every 300 s. */
 train_config train_config_default(void);
 
 typedef struct {
@@ -74,6 +89,7 @@ typedef struct {
     size_t memory_bytes; /* what the training planned: weights, gradients, AdamW, activations, workspace */
     train_epoch log[64]; /* the last 64 epochs' entries */
     int n_log;
+    double len_top1[TRAIN_MAX_EVAL_LENS]; /* at train_config.eval_lens */
 } train_result;
 
 /* Trains (or resumes) as configured. Errors: a bad configuration (usage), a missing or damaged
