@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include "base/rng.h"
+#include "data/tasks.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -8,7 +9,9 @@
 ml_status fashion_mnist_open(dataset *d, const char *dir, size_t limit);
 ml_status folder_open(dataset *d, const char *dir, const char *train_dir, size_t limit);
 
-#define KNOWN_DATASETS "fashion-mnist, folder:dir=PATH[,train=PATH] or an image folder's path"
+#define KNOWN_DATASETS                                                                                            \
+    "fashion-mnist, folder:dir=PATH[,train=PATH], an image folder's path, or a generated task: selective-copying, " \
+    "induction-heads, pathfinder, sequential-fashion-mnist"
 
 /* NAME[:key=value,...]: the name, and the values of keys "dir" and (folders) "train" if given (other
  * keys refused); both nd bytes. */
@@ -59,6 +62,20 @@ ml_status dataset_open_with(dataset *d, const char *spec, size_t limit, const da
     char name[64], dir[512];
     memset(d, 0, sizeof *d);
     d->opt = opt ? *opt : dataset_options_default();
+    {
+        const char *colon = strchr(spec, ':');
+        const size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+        if (len < sizeof name) {
+            memcpy(name, spec, len);
+            name[len] = '\0';
+            if (tasks_is_task(name)) {
+                const dataset_options o = d->opt;
+                const ml_status s = tasks_open(d, name, colon ? colon + 1 : NULL, &o, limit);
+                d->opt = o;
+                return s;
+            }
+        }
+    }
     if (strcmp(spec, "fashion-mnist") != 0 && strncmp(spec, "fashion-mnist:", 14) != 0 &&
         strncmp(spec, "folder:", 7) != 0 && is_folder_path(spec)) {
         if (strlen(spec) >= sizeof d->source)

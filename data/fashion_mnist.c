@@ -140,6 +140,16 @@ static ml_status load_split(const char *dir, const char *prefix, idx_array *im, 
 }
 
 ml_status fashion_mnist_open(dataset *d, const char *dir, size_t limit);
+const uint8_t *fashion_mnist_pixels(const dataset *d, data_split s, size_t i, int *label);
+
+/* Sample i's 28 x 28 bytes and label (sequential-fashion-mnist reads them as tokens). */
+const uint8_t *fashion_mnist_pixels(const dataset *d, data_split s, size_t i, int *label)
+{
+    const fmnist *f = d->impl;
+    ML_ASSERT(i < d->n[s]);
+    *label = f->labels[s].data[i];
+    return f->images[s].data + i * FMNIST_SIDE * FMNIST_SIDE;
+}
 
 ml_status fashion_mnist_open(dataset *d, const char *dir, size_t limit)
 {
