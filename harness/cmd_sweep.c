@@ -64,7 +64,7 @@ static const char *status_of(ml_status s)
 
 /* Plans the configuration's target on be: a model, or MambaOut's block or a
  * mixer alone at the config's width with the default settings. */
-static ml_status plan_config(const sweep_config *c, const backend *be, target *t)
+static ml_status plan_config(const sweep_spec *sp, const sweep_config *c, const backend *be, target *t)
 {
     const int B = (int)c->batch;
     if (c->level == LEVEL_MODEL) {
@@ -77,7 +77,20 @@ static ml_status plan_config(const sweep_config *c, const backend *be, target *t
         if (!c->tokens && cfg.skeleton == SKEL_SEQUENCE)
             return ml_fail(ML_ERR_USAGE, "%s: the sequence model sweeps tokens (its length), not resolution",
                            c->model);
-        if (c->tokens) /* a task's vocabulary and classes are the model's defaults until trained on one */
+        if (c->tokens && (sp->metrics & METRIC_ACCURACY) && sp->train.set) {
+            /* the model as it is trained: the task's vocabulary, classes and length (L + M tokens for
+             * selective copying) */
+            dataset d;
+            dataset_options o = model_dataset_options(&cfg);
+            o.seq_len = (int)c->tokens;
+            ML_TRY(dataset_open_with(&d, sp->train.dataset, 1, &o));
+            ml_status s = model_classes_for(&cfg, &d, "sweep");
+            const int W = d.seq_len;
+            dataset_close(&d);
+            ML_TRY(s);
+            return target_plan_model(t, &cfg, B, 1, W, be);
+        }
+        if (c->tokens) /* without a task: the model's own vocabulary and classes at L tokens */
             return target_plan_model(t, &cfg, B, 1, (int)c->tokens, be);
         return target_plan_model(t, &cfg, B, (int)c->resolution, (int)c->resolution, be);
     }
@@ -99,11 +112,11 @@ static ml_status plan_config(const sweep_config *c, const backend *be, target *t
 static ml_status measure_config(const sweep_spec *sp, const sweep_config *c, const backend *be, measured *out)
 {
     target t;
-    ml_status s = plan_config(c, &backend_cpu, &t); /* the configuration itself is sound */
+    ml_status s = plan_config(sp, c, &backend_cpu, &t); /* the configuration itself is sound */
     if (s == ML_OK && be != &backend_cpu) {
         /* one that plans on the CPU but not on be is one that be's kernels do not cover */
         target_free(&t);
-        if (plan_config(c, be, &t) != ML_OK) {
+        if (plan_config(sp, c, be, &t) != ML_OK) {
             out->status = "unsupported";
             snprintf(out->message, sizeof out->message, "%s", ml_last_error());
             target_free(&t);

@@ -73,6 +73,40 @@ awk -v s="$s1" -v c="$c1" 'BEGIN { exit !(s >= 0.9 && c <= 0.5) }' || fail "ssm 
     fail "induction heads with --eval-seq-len: $(cat "$tmp/i.err")"
 grep -q '"seq_len":	64' "$tmp/i.json" || fail "no result at seq_len 64: $(cat "$tmp/i.json")"
 
+# the runner: level model sweeping tokens, [train] steps; params are the task-fitted model's
+cat >"$tmp/mini.ini" <<'INI'
+[experiment]
+name = mini_seq
+[grid]
+model = seq:dim=16
+mixer = ssm, dwconv
+tokens = 32, 64
+threads = 2
+[measure]
+metrics = params, macs, latency, memory, accuracy
+warmup_s = 0.02
+min_samples = 3
+min_time_s = 0.05
+max_time_s = 0.3
+[train]
+dataset = selective-copying:tokens=4,vocab=8,test=50
+steps = 30
+eval_every = 15
+batch = 8
+smoothing = 0
+INI
+"$bin" sweep "$tmp/mini.ini" --db "$tmp/mini.db" >/dev/null 2>"$tmp/sw.err" || fail "sweep: $(tail -3 "$tmp/sw.err")"
+if command -v sqlite3 >/dev/null; then
+    rows=$(sqlite3 "$tmp/mini.db" "select count(*) from results where status='ok' and accuracy_top1 is not null and tokens in (32, 64) and resolution is null")
+    [ "$rows" = 4 ] || fail "sweep: $rows of 4 rows with accuracy at a token count"
+    curve=$(sqlite3 "$tmp/mini.db" "select count(*) from train_log")
+    [ "$curve" = 8 ] || fail "sweep: $curve learning-curve points, not 8"
+    p=$(sqlite3 "$tmp/mini.db" "select params from results where model='seq:dim=16,mixer=ssm' and tokens=32")
+    "$bin" info seq:dim=16,mixer=ssm,vocab=8 --seq-len 36 --json >"$tmp/info.json"
+    want=$(sed -n 's/.*"params":	\([0-9]*\).*/\1/p' "$tmp/info.json" | head -1)
+    [ -n "$p" ] && [ "$p" = "$want" ] || fail "sweep params '$p' are not the task-fitted model's '$want'"
+fi
+
 expect() { # code needle args...
     local code=$1 needle=$2 rc
     shift 2
