@@ -308,14 +308,14 @@ static ml_status draw_plots(const plot_job *j)
 
 static ml_status write_accuracy_data(store *st, const char *out, const char *exp, char *titles, size_t tn,
                                      int *nseries, char *ctitles, size_t ctn, int *ncurves, int *have)
-/* have[0]: any accuracy; have[1]: any with a latency */
+/* have[0]: any accuracy; have[1]: any with a latency; have[2]: any of a sequence model (by tokens) */
 {
     store_accuracy_row *rows = NULL;
     int n = 0;
     ML_TRY(store_accuracy_rows(st, exp, &rows, &n));
-    have[0] = n > 0, have[1] = 0, *nseries = *ncurves = 0;
+    have[0] = n > 0, have[1] = have[2] = 0, *nseries = *ncurves = 0;
     for (int i = 0; i < n; i++)
-        have[1] |= rows[i].latency_ms > 0;
+        have[1] |= rows[i].latency_ms > 0, have[2] |= rows[i].by_tokens;
     titles[0] = ctitles[0] = '\0';
     char path[2][1100];
     snprintf(path[0], sizeof path[0], "%s/%s_accuracy.dat", out, exp);
@@ -339,7 +339,7 @@ static ml_status write_accuracy_data(store *st, const char *out, const char *exp
             free(pts);
             continue;
         }
-        char name[200];
+        char name[260];
         snprintf(name, sizeof name, "%s_r%ld_s%ld", rows[i].series, rows[i].resolution, rows[i].seed);
         fprintf(fc, "%s# %s\n", *ncurves ? "\n\n" : "", name);
         if (!add_title(ctitles, ctn, ncurves, name)) {
@@ -361,14 +361,18 @@ static ml_status write_accuracy_data(store *st, const char *out, const char *exp
 }
 
 static ml_status draw_accuracy(const char *out, const char *exp, const char *titles, int nseries,
-                               const char *ctitles, int ncurves, int have_latency, const store_plot_meta *meta)
+                               const char *ctitles, int ncurves, int have_latency, int have_tokens,
+                               const store_plot_meta *meta)
 {
-    static const char *const scripts[] = {"accuracy_vs_macs", "accuracy_vs_latency", "learning_curves"};
+    static const char *const scripts[] = {"accuracy_vs_macs", "accuracy_vs_latency", "learning_curves",
+                                          "accuracy_vs_tokens"};
     const char *dir = cli_data_dir("plots");
     if (!dir)
         return ML_ERR_IO;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         char script[1100], vars[8192];
+        if (k == 3 && !have_tokens) /* accuracy against the sequence length: sequence models only */
+            continue;
         if (snprintf(script, sizeof script, "%s/%s.gp", dir, scripts[k]) >= (int)sizeof script ||
             access(script, R_OK) != 0)
             return ml_fail(ML_ERR_IO, "plot: cannot read gnuplot script '%s/%s.gp'", dir, scripts[k]);
@@ -441,7 +445,7 @@ static int cmd_plot(int argc, char **argv)
     }
     free(rows);
     char atitles[2048], ctitles[4096];
-    int anseries = 0, ncurves = 0, have_acc[2] = {0, 0};
+    int anseries = 0, ncurves = 0, have_acc[3] = {0, 0, 0};
     if (s == ML_OK)
         s = write_accuracy_data(&st, out, exp, atitles, sizeof atitles, &anseries, ctitles, sizeof ctitles, &ncurves,
                                 have_acc);
@@ -452,7 +456,7 @@ static int cmd_plot(int argc, char **argv)
                         {have[0], have[1], have[2]}};
     s = draw_plots(&j);
     if (s == ML_OK && have_acc[0])
-        s = draw_accuracy(out, exp, atitles, anseries, ctitles, ncurves, have_acc[1], &meta);
+        s = draw_accuracy(out, exp, atitles, anseries, ctitles, ncurves, have_acc[1], have_acc[2], &meta);
     return s;
 }
 

@@ -832,10 +832,17 @@ ml_status store_latest_top1(store *s, const char *model, int *found, double *top
 ml_status store_accuracy_rows(store *s, const char *experiment, store_accuracy_row **rows, int *n)
 {
     static const char sql[] =
-        "SELECT coalesce(r.mixer, r.model), r.resolution, coalesce(r.train_seed, -1), coalesce(r.macs / r.batch, -1), "
-        "coalesce(r.latency_ms_median, -1), r.accuracy_top1, coalesce(r.accuracy_top5, -1), r.id FROM results r "
-        "WHERE r.experiment = ? AND r.status = 'ok' AND r.accuracy_top1 IS NOT NULL AND r.id IN (SELECT max(id) FROM "
-        "results WHERE experiment = ? AND status = 'ok' AND accuracy_top1 IS NOT NULL GROUP BY config_hash) "
+        /* the series: the mixer, with the model it is in when the experiment has several (e.g. with and
+         * without a position embedding) */
+        "WITH b AS (SELECT id, replace(replace(model, ',mixer=' || coalesce(mixer, ''), ''), ':mixer=' || "
+        "coalesce(mixer, ''), '') AS base FROM results WHERE experiment = ?3 AND status = 'ok') "
+        "SELECT CASE WHEN (SELECT count(DISTINCT base) FROM b) > 1 AND r.mixer IS NOT NULL THEN r.mixer || ' in ' || "
+        "(SELECT base FROM b WHERE b.id = r.id) ELSE coalesce(r.mixer, r.model) END, coalesce(r.resolution, r.tokens), "
+        "coalesce(r.train_seed, -1), coalesce(r.macs / r.batch, -1), "
+        "coalesce(r.latency_ms_median, -1), r.accuracy_top1, coalesce(r.accuracy_top5, -1), r.id, "
+        "r.tokens IS NOT NULL FROM results r "
+        "WHERE r.experiment = ?1 AND r.status = 'ok' AND r.accuracy_top1 IS NOT NULL AND r.id IN (SELECT max(id) FROM "
+        "results WHERE experiment = ?2 AND status = 'ok' AND accuracy_top1 IS NOT NULL GROUP BY config_hash) "
         "ORDER BY 1, 2, 3";
     sqlite3_stmt *q = NULL;
     *rows = NULL, *n = 0;
@@ -843,6 +850,7 @@ ml_status store_accuracy_rows(store *s, const char *experiment, store_accuracy_r
         return db_fail(s, "cannot read accuracies");
     sqlite3_bind_text(q, 1, experiment, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, experiment, -1, SQLITE_STATIC);
     int cap = 0, rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         store_accuracy_row *r = grow((void **)rows, &cap, *n, sizeof **rows);
@@ -855,6 +863,7 @@ ml_status store_accuracy_rows(store *s, const char *experiment, store_accuracy_r
         r->macs = sqlite3_column_double(q, 3), r->latency_ms = sqlite3_column_double(q, 4);
         r->top1 = sqlite3_column_double(q, 5), r->top5 = sqlite3_column_double(q, 6);
         r->result_id = sqlite3_column_int64(q, 7);
+        r->by_tokens = sqlite3_column_int(q, 8);
         (*n)++;
     }
     sqlite3_finalize(q);

@@ -97,13 +97,14 @@ typedef struct {
 /* *rows is malloc'd (*n of them). */
 ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **rows, int *n, store_plot_meta *meta);
 /* The latest ok row with an accuracy of each configuration of an experiment (for the accuracy
- * plots), sorted by series (mixer, or model), resolution and seed; MACs per image; latency -1 when
- * not measured. */
+ * plots), sorted by series (mixer, or model; "MIXER in MODEL" when the experiment has several
+ * models), resolution (or tokens) and seed; MACs per image; latency -1 when not measured. */
 typedef struct {
-    char series[160];
-    long resolution, seed;
+    char series[200];
+    long resolution, seed; /* resolution: the sequence length for a sequence model (by_tokens) */
     double macs, latency_ms, top1, top5;
     int64_t result_id;
+    int by_tokens;
 } store_accuracy_row;
 ml_status store_accuracy_rows(store *s, const char *experiment, store_accuracy_row **rows, int *n);
 /* The training curve (train_log) of one result, epoch by epoch: *rows is malloc'd. */
