@@ -20,7 +20,9 @@ static const char eval_usage[] =
     "  --data D     an image folder (DIR/<class>/<image>.jpg|.jpeg|.png, as timm's ImageFolder\n"
     "               reads it: classes in sorted folder-name order), given by its path or as\n"
     "               folder:dir=PATH; fashion-mnist (Debian's dataset-fashion-mnist), or\n"
-    "               fashion-mnist:dir=PATH\n"
+    "               fashion-mnist:dir=PATH; or a generated task (selective-copying:seq_len=L,...,\n"
+    "               induction-heads, pathfinder, sequential-fashion-mnist; see train --help):\n"
+    "               its held-out set, accuracy the share of answers right (top1 in --json)\n"
     "  --weights W  a checkpoint in safetensors with timm's names (timm's hub files for\n"
     "               MambaOut); without it the model is initialised from --seed (a baseline:\n"
     "               chance accuracy)\n"
@@ -97,6 +99,11 @@ static void report(const eval_args *a, const eval_outcome *o)
         return;
     }
     char b[32], sk[64] = "";
+    if (o->seq_len) {
+        printf("%s on %s (%s, %d tokens a sequence): accuracy %.2f%% over %s answers, mean loss %.4f\n",
+               a->rq.model, o->data_name, o->source, o->seq_len, 100 * top1, cli_commas(m->count, b, sizeof b), loss);
+        return;
+    }
     if (m->skipped)
         snprintf(sk, sizeof sk, ", %zu bad images skipped", m->skipped);
     printf("%s on %s (%s, %s images%s, %dx%d): top-1 %.2f%%, top-5 %.2f%%, mean loss %.4f; %.1f images/s\n",

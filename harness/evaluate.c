@@ -57,8 +57,12 @@ static void describe_setup(const eval_request *rq, const dataset *d, eval_outcom
                  d->opt.interpolation);
     char seed[40];
     snprintf(seed, sizeof seed, "none (seed %llu)", (unsigned long long)rq->seed);
-    snprintf(out->setup, sizeof out->setup, "data=%s;images=%zu;res=%d%s;weights=%s", d->source, out->m.count,
-             out->res, transform, rq->weights ? rq->weights : seed);
+    if (d->seq_len > 0 && !d->as_image) /* a sequence task: its answers and length */
+        snprintf(out->setup, sizeof out->setup, "data=%s;answers=%zu;seq_len=%d;weights=%s", d->source, out->m.count,
+                 d->seq_len, rq->weights ? rq->weights : seed);
+    else
+        snprintf(out->setup, sizeof out->setup, "data=%s;images=%zu;res=%d%s;weights=%s", d->source, out->m.count,
+                 out->res, transform, rq->weights ? rq->weights : seed);
 }
 
 ml_status eval_run(const eval_request *rq, eval_outcome *out)
@@ -87,6 +91,7 @@ ml_status eval_run(const eval_request *rq, eval_outcome *out)
     snprintf(out->data_name, sizeof out->data_name, "%s", d.name);
     snprintf(out->source, sizeof out->source, "%s", d.source);
     out->native = d.native_res != 0;
+    out->seq_len = d.seq_len > 0 && !d.as_image ? d.seq_len : 0;
     describe_setup(rq, &d, out);
     target_free(&t);
     dataset_close(&d);

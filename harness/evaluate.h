@@ -23,6 +23,7 @@ typedef struct {
     int res;
     char data_name[64], source[512];
     int native; /* the dataset has a fixed test split (Fashion-MNIST), not a folder */
+    int seq_len; /* a sequence task read as sequences: its tokens per sample (accuracy: the answers right) */
     /* what the numbers were measured on, as key=value;...: data (its source), images, res, a
      * folder's crop_pct and interpolation as applied (the model's unless overridden), weights */
     char setup[1400];

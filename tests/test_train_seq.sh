@@ -73,6 +73,11 @@ awk -v s="$s1" -v c="$c1" 'BEGIN { exit !(s >= 0.9 && c <= 0.5) }' || fail "ssm 
     fail "induction heads with --eval-seq-len: $(cat "$tmp/i.err")"
 grep -q '"seq_len":	64' "$tmp/i.json" || fail "no result at seq_len 64: $(cat "$tmp/i.json")"
 
+# an image skeleton reads pathfinder as images (3 x 32 x 32, one label each)
+"$bin" train --model mambaout_test --data pathfinder:size=32,test=16 --steps 4 --batch 4 --quiet --json \
+    --out "$tmp/p.safetensors" >"$tmp/p.json" 2>"$tmp/p.err" || fail "mambaout_test on pathfinder: $(cat "$tmp/p.err")"
+[ "$(json "$tmp/p.json" images)" = 16 ] || fail "pathfinder as images: not 16 test images: $(cat "$tmp/p.json")"
+
 # the runner: level model sweeping tokens, [train] steps; params are the task-fitted model's
 cat >"$tmp/mini.ini" <<'INI'
 [experiment]
