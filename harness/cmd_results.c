@@ -33,7 +33,8 @@ static const char plot_usage[] =
     "executable, in the installed share/mixerlab/plots, or in the source tree), as PNG\n"
     "and SVG in DIR (default plots/): latency vs tokens (log-log, one line per mixer, a\n"
     "p10-p90 band), peak memory vs tokens, MACs vs tokens, throughput vs batch. For\n"
-    "model-level experiments the x axis is the resolution. Also fits, prints and stores\n"
+    "model-level experiments the x axis is the resolution (the sequence length for the\n"
+    "sequence model seq). Also fits, prints and stores\n"
     "(table scaling) each mixer's scaling exponent: the slope of log latency on log\n"
     "tokens over the largest decade measured.\n";
 
@@ -235,10 +236,10 @@ static ml_status write_plot_data(const char *path, store_plot_row *rows, int n, 
 }
 
 /* The scaling exponent of every (series, batch): printed and stored. */
-static ml_status fit_and_store(store *st, const char *exp, const store_plot_row *rows, int n, const char *level)
+static ml_status fit_and_store(store *st, const char *exp, const store_plot_row *rows, int n, int by_tokens)
 {
     printf("%s: scaling of median latency with %s (slope of log-log over the largest decade measured)\n", exp,
-           strcmp(level, "model") ? "tokens" : "resolution");
+           by_tokens ? "tokens" : "resolution");
     ml_status s = ML_OK;
     for (int i = 0; i < n && s == ML_OK;) {
         int j = i;
@@ -258,8 +259,8 @@ static ml_status fit_and_store(store *st, const char *exp, const store_plot_row 
 }
 
 typedef struct {
-    const char *exp, *out, *data, *titles, *level, *machine, *date;
-    int nseries, several_batches;
+    const char *exp, *out, *data, *titles, *machine, *date;
+    int by_tokens, nseries, several_batches;
     int have[3]; /* rows with a latency, a peak memory, MACs (a plot of nothing is skipped) */
 } plot_job;
 
@@ -289,7 +290,7 @@ static ml_status draw_plots(const plot_job *j)
             const int len = snprintf(vars, sizeof vars,
                      "datafile='%s'; titles='%s'; nseries=%d; xlabel='%s'; outfile='%s/%s_%s.%s'; "
                      "term='%s'; title_text='%s: %s, %s'",
-                     j->data, j->titles, j->nseries, strcmp(j->level, "model") ? "tokens L" : "resolution", j->out,
+                     j->data, j->titles, j->nseries, j->by_tokens ? "tokens L" : "resolution", j->out,
                      j->exp, scripts[k], svg ? "svg" : "png", svg ? "svg size 900,600" : "pngcairo size 900,600",
                      j->exp, j->machine, j->date);
             if (len < 0 || (size_t)len >= sizeof vars)
@@ -348,7 +349,8 @@ static ml_status write_accuracy_data(store *st, const char *out, const char *exp
             break;
         }
         for (int k = 0; k < np; k++)
-            fprintf(fc, "%d %g %g %g\n", pts[k].epoch, pts[k].test_top1, pts[k].train_loss, pts[k].seconds);
+            fprintf(fc, "%d %g %g %g %ld\n", pts[k].epoch, pts[k].test_top1, pts[k].train_loss, pts[k].seconds,
+                    pts[k].step);
         (*ncurves)++;
         free(pts);
     }
@@ -382,9 +384,10 @@ static ml_status draw_accuracy(const char *out, const char *exp, const char *tit
         }
         for (int svg = 0; svg < 2; svg++) {
             const int len = snprintf(vars, sizeof vars,
-                     "datafile='%s/%s_%s.dat'; titles='%s'; nseries=%d; outfile='%s/%s_%s.%s'; term='%s'; "
-                     "title_text='%s: %s, %s'",
+                     "datafile='%s/%s_%s.dat'; titles='%s'; nseries=%d; by_step=%d; outfile='%s/%s_%s.%s'; "
+                     "term='%s'; title_text='%s: %s, %s'",
                      out, exp, k == 2 ? "curves" : "accuracy", k == 2 ? ctitles : titles, k == 2 ? ncurves : nseries,
+                     have_tokens,
                      out, exp, scripts[k], svg ? "svg" : "png", svg ? "svg size 900,600" : "pngcairo size 900,600",
                      exp, meta->machine, meta->date);
             if (len < 0 || (size_t)len >= sizeof vars)
@@ -437,7 +440,7 @@ static int cmd_plot(int argc, char **argv)
             s = write_plot_data(data, rows, n, titles, sizeof titles, &nseries);
     }
     if (s == ML_OK)
-        s = fit_and_store(&st, exp, rows, n, meta.level);
+        s = fit_and_store(&st, exp, rows, n, meta.by_tokens);
     int have[3] = {0, 0, 0};
     for (int i = 0; i < n; i++) {
         several |= rows[i].batch != rows[0].batch;
@@ -452,7 +455,7 @@ static int cmd_plot(int argc, char **argv)
     store_close(&st);
     if (s != ML_OK)
         return s;
-    const plot_job j = {exp, out, data, titles, meta.level, meta.machine, meta.date, nseries, several,
+    const plot_job j = {exp, out, data, titles, meta.machine, meta.date, meta.by_tokens, nseries, several,
                         {have[0], have[1], have[2]}};
     s = draw_plots(&j);
     if (s == ML_OK && have_acc[0])

@@ -744,8 +744,8 @@ ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **row
 {
     static const char sql[] =
         "SELECT coalesce(r.mixer, r.model), coalesce(r.tokens, r.resolution), r.latency_ms_median, r.latency_ms_p10, "
-        "r.latency_ms_p90, r.peak_bytes, r.macs, r.throughput, r.batch, r.level, u.cpu_model, u.started_at "
-        "FROM results r JOIN runs u ON u.id = r.run_id WHERE r.experiment = ? AND r.status = 'ok' "
+        "r.latency_ms_p90, r.peak_bytes, r.macs, r.throughput, r.batch, r.level, u.cpu_model, u.started_at, "
+        "r.level <> 'model' OR r.tokens IS NOT NULL FROM results r JOIN runs u ON u.id = r.run_id WHERE r.experiment = ? AND r.status = 'ok' "
         "AND r.id IN (SELECT max(id) FROM results WHERE experiment = ? AND status = 'ok' GROUP BY config_hash) "
         "ORDER BY 1, r.batch, 2";
     sqlite3_stmt *q = NULL;
@@ -773,6 +773,7 @@ ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **row
         column_text(q, 9, meta->level, sizeof meta->level);
         column_text(q, 10, meta->machine, sizeof meta->machine);
         column_text(q, 11, meta->date, 11); /* the date of the ISO time */
+        meta->by_tokens |= sqlite3_column_int(q, 12);
     }
     if (st == ML_OK && rc != SQLITE_DONE)
         st = ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));

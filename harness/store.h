@@ -93,6 +93,7 @@ typedef struct {
 } store_plot_row;
 typedef struct {
     char level[16], machine[160], date[32];
+    int by_tokens; /* the x axis is the token count (levels mixer and block, or a sequence model) */
 } store_plot_meta;
 /* *rows is malloc'd (*n of them). */
 ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **rows, int *n, store_plot_meta *meta);

@@ -8,4 +8,7 @@ set xlabel "forward latency, median ms"
 set ylabel "test top-1 (%)"
 set key outside right top noenhanced
 set grid
-plot for [i=0:nseries-1] datafile index i using ($2 > 0 ? $2 : 1/0):3 with points pt 7 ps 1.4 lc i+1 title word(titles, i+1)
+# Series past the 8th reuse the colours with another point type (and dash), so every one differs.
+ptype(i) = 7 + 2 * (int(i / 8) % 4)
+plot for [i=0:nseries-1] datafile index i using ($2 > 0 ? $2 : 1/0):3 with points pt ptype(i) ps 1.4 lc (i % 8 + 1) \
+    title word(titles, i+1)

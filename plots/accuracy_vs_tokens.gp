@@ -10,4 +10,7 @@ set ylabel "test accuracy (%)"
 set yrange [0:100]
 set key outside right top noenhanced
 set grid
-plot for [i=0:nseries-1] datafile index i using 5:3 with linespoints pt 7 ps 1.2 lc i+1 title word(titles, i+1)
+# Series past the 8th reuse the colours with another point type (and dash), so every one differs.
+ptype(i) = 7 + 2 * (int(i / 8) % 4)
+plot for [i=0:nseries-1] datafile index i using 5:3 with linespoints pt ptype(i) ps 1.2 dt int(i / 8) % 4 + 1 \
+    lc (i % 8 + 1) title word(titles, i+1)
