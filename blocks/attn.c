@@ -10,10 +10,14 @@ enum { ATTN_QKV_W, ATTN_QKV_B, ATTN_PROJ_W, ATTN_PROJ_B, ATTN_PARAMS };
 
 /* Probabilities below e^ATTN_P_CUT (< 2^-63) are set to exactly 0, in the forward and in the
  * backward's recomputation. What a row loses is under L·2^-63 of its sum of 1, far below float32's
- * rounding, but the products of such probabilities with gradients are subnormal floats, and each
- * one costs the CPU a microcode assist: a trained attention with sharp rows ran its backward
- * 3.7x slower without the cut (results/long_range.md). */
+ * rounding, but the products of such probabilities with gradients are subnormal floats, which
+ * cost the CPU a microcode assist each: the gradient of a trained attention took 2.6-6.1x longer
+ * without the cut, with bit-identical results (results/long_range.md, section 4). */
 #define ATTN_P_CUT (-44.0f)
+
+/* exp(d) for d <= 0 (d: a score minus the row's max or log-sum-exp), 0 below the cut. */
+V8_INLINE v8f v8_exp_cut(v8f d) { return v8_select(d < v8_splat(ATTN_P_CUT), v8_splat(0.0f), v8_exp_nonpos(d)); }
+static inline float exp_cut(float d) { return d < ATTN_P_CUT ? 0.0f : expf(d); }
 
 /* p[0..n) = softmax(p[0..n)) in place; returns log Σ exp(p) of the input. */
 ML_CLONES static float softmax_row(float *p, size_t n)
@@ -26,8 +30,7 @@ ML_CLONES static float softmax_row(float *p, size_t n)
     for (; j + 8 <= n; j += 8) {
         v8f v;
         V8_LOAD(v, p + j);
-        v = v - m;
-        v = v8_select(v < v8_splat(ATTN_P_CUT), v8_splat(0.0f), v8_exp_nonpos(v));
+        v = v8_exp_cut(v - m);
         V8_STORE(p + j, v);
         vs += v;
     }
@@ -35,8 +38,7 @@ ML_CLONES static float softmax_row(float *p, size_t n)
     for (int k = 0; k < 8; k++)
         sum += vs[k];
     for (; j < n; j++) {
-        const float d = p[j] - mx;
-        p[j] = d < ATTN_P_CUT ? 0.0f : expf(d);
+        p[j] = exp_cut(p[j] - mx);
         sum += p[j];
     }
     const float inv = (float)(1.0 / sum);
@@ -99,14 +101,11 @@ ML_CLONES static void probs_rows(float *S, size_t nrow, size_t nkey, size_t q0, 
         for (; j + 8 <= n; j += 8) {
             v8f v;
             V8_LOAD(v, row + j);
-            v = v - l;
-            v = v8_select(v < v8_splat(ATTN_P_CUT), v8_splat(0.0f), v8_exp_nonpos(v));
+            v = v8_exp_cut(v - l);
             V8_STORE(row + j, v);
         }
-        for (; j < n; j++) {
-            const float d = row[j] - lse[i];
-            row[j] = d < ATTN_P_CUT ? 0.0f : expf(d);
-        }
+        for (; j < n; j++)
+            row[j] = exp_cut(row[j] - lse[i]);
         for (j = n; j < nkey; j++)
             row[j] = 0.0f;
     }

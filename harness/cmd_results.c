@@ -387,7 +387,7 @@ static ml_status draw_accuracy(const char *out, const char *exp, const char *tit
                      "datafile='%s/%s_%s.dat'; titles='%s'; nseries=%d; by_step=%d; outfile='%s/%s_%s.%s'; "
                      "term='%s'; title_text='%s: %s, %s'",
                      out, exp, k == 2 ? "curves" : "accuracy", k == 2 ? ctitles : titles, k == 2 ? ncurves : nseries,
-                     have_tokens,
+                     have_tokens, /* sequence models train on streams: their curves go by step */
                      out, exp, scripts[k], svg ? "svg" : "png", svg ? "svg size 900,600" : "pngcairo size 900,600",
                      exp, meta->machine, meta->date);
             if (len < 0 || (size_t)len >= sizeof vars)

@@ -744,8 +744,8 @@ ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **row
 {
     static const char sql[] =
         "SELECT coalesce(r.mixer, r.model), coalesce(r.tokens, r.resolution), r.latency_ms_median, r.latency_ms_p10, "
-        "r.latency_ms_p90, r.peak_bytes, r.macs, r.throughput, r.batch, r.level, u.cpu_model, u.started_at, "
-        "r.level <> 'model' OR r.tokens IS NOT NULL FROM results r JOIN runs u ON u.id = r.run_id WHERE r.experiment = ? AND r.status = 'ok' "
+        "r.latency_ms_p90, r.peak_bytes, r.macs, r.throughput, r.batch, r.level <> 'model' OR r.tokens IS NOT NULL, "
+        "u.cpu_model, u.started_at FROM results r JOIN runs u ON u.id = r.run_id WHERE r.experiment = ? AND r.status = 'ok' "
         "AND r.id IN (SELECT max(id) FROM results WHERE experiment = ? AND status = 'ok' GROUP BY config_hash) "
         "ORDER BY 1, r.batch, 2";
     sqlite3_stmt *q = NULL;
@@ -770,10 +770,9 @@ ml_status store_plot_rows(store *s, const char *experiment, store_plot_row **row
         r->p10 = sqlite3_column_double(q, 3), r->p90 = sqlite3_column_double(q, 4);
         r->peak = sqlite3_column_double(q, 5), r->macs = sqlite3_column_double(q, 6);
         r->thr = sqlite3_column_double(q, 7), r->batch = (long)sqlite3_column_int64(q, 8);
-        column_text(q, 9, meta->level, sizeof meta->level);
+        meta->by_tokens |= sqlite3_column_int(q, 9);
         column_text(q, 10, meta->machine, sizeof meta->machine);
         column_text(q, 11, meta->date, 11); /* the date of the ISO time */
-        meta->by_tokens |= sqlite3_column_int(q, 12);
     }
     if (st == ML_OK && rc != SQLITE_DONE)
         st = ml_fail(ML_ERR_IO, "database '%s': %s", s->path, sqlite3_errmsg(s->db));

@@ -92,7 +92,7 @@ typedef struct {
     long batch;
 } store_plot_row;
 typedef struct {
-    char level[16], machine[160], date[32];
+    char machine[160], date[32];
     int by_tokens; /* the x axis is the token count (levels mixer and block, or a sequence model) */
 } store_plot_meta;
 /* *rows is malloc'd (*n of them). */

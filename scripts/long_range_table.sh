@@ -3,7 +3,8 @@
 # each configuration (model, mixer, tokens L) with its parameters, MACs, latency and planned memory
 # at batch 1, the held-out accuracy after the last step, the best evaluation and the first step at
 # which the held-out accuracy reached 50% and 90% (empty when it never did), and the training time;
-# then each training's curve: the held-out accuracy and the training seconds at every evaluation.
+# then each training's curve: the held-out accuracy and the training seconds at every evaluation,
+# and the steps at which those evaluations were made.
 #   usage: scripts/long_range_table.sh DB EXPERIMENT
 set -euo pipefail
 if [ $# -ne 2 ]; then
@@ -12,6 +13,7 @@ if [ $# -ne 2 ]; then
 fi
 db=$1
 exp=$2
+case $exp in *"'"*) echo "long_range_table.sh: an experiment name may not hold a quote" >&2; exit 2 ;; esac
 if [ ! -f "$db" ]; then
     echo "long_range_table.sh: no database at $db" >&2
     exit 1
@@ -35,7 +37,7 @@ SELECT r.mixer AS mixer, r.tokens AS L, CASE WHEN r.model LIKE '%pos_embed=1%' T
      WHERE result_id = r.id ORDER BY step)) AS 'held-out accuracy % at each evaluation',
   (SELECT group_concat(v, ' · ') FROM (SELECT printf('%.0f', seconds) AS v FROM train_log
      WHERE result_id = r.id ORDER BY step)) AS 'training s at each',
-  (SELECT max(step) / count(*) FROM train_log WHERE result_id = r.id) AS every
+  (SELECT group_concat(step, ' · ') FROM (SELECT step FROM train_log WHERE result_id = r.id ORDER BY step)) AS steps
 FROM results r WHERE r.experiment = '$exp' AND r.status = 'ok' AND r.accuracy_top1 IS NOT NULL
   AND r.id IN (SELECT max(id) FROM results WHERE experiment = '$exp' GROUP BY config_hash)
 ORDER BY r.tokens, positions, r.mixer;"

@@ -18,9 +18,11 @@ max_measure=${MAX_MEASURE:-4096}
 while [ $# -gt 0 ]; do
     case $1 in
         --measure) measure=1 ;;
-        --bin) bin=$2; shift ;;
-        --out) out=$2; shift ;;
-        -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+        --bin|--out)
+            [ $# -ge 2 ] || { echo "train_memory_vs_tokens.sh: $1 needs a value (see --help)" >&2; exit 2; }
+            if [ "$1" = --bin ]; then bin=$2; else out=$2; fi
+            shift ;;
+        -h|--help) sed -n 2,12p "$0"; exit 0 ;;
         *) echo "train_memory_vs_tokens.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -32,6 +34,8 @@ if [ $measure = 1 ] && [ ! -x /usr/bin/time ]; then
     exit 1
 fi
 mixers="dwconv ssm attn identity"
+dir=$(dirname "$out")
+[ -d "$dir" ] || { echo "train_memory_vs_tokens.sh: no folder '$dir' for --out" >&2; exit 1; }
 lens="256 1024 4096 16384"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
