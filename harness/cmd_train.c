@@ -15,7 +15,7 @@ static const char train_usage[] =
     "                      [--epochs E] [--batch B] [--lr LR] [--min-lr LR] [--warmup-lr LR]\n"
     "                      [--weight-decay WD] [--warmup-epochs W] [--drop-path P] [--smoothing S]\n"
     "                      [--clip-grad N] [--seed S] [--limit N] [--eval-limit N] [--threads T]\n"
-    "                      [--checkpoint-minutes M] [--resume] [--quiet] [--json]\n"
+    "                      [--checkpoint-minutes M] [--init W] [--resume] [--quiet] [--json]\n"
     "       mixerlab train --model seq:... --data TASK[:key=value,...] --steps N [--eval-every K]\n"
     "                      [--warmup-steps W] [--eval-seq-len L1,L2,...] --out CKPT.safetensors ...\n"
     "\n"
@@ -28,9 +28,8 @@ static const char train_usage[] =
     "                      count unless M names one (num_classes=K); the sequence model seq takes\n"
     "                      a task's vocabulary too\n"
     "  --data D            fashion-mnist (Debian's dataset-fashion-mnist), fashion-mnist:dir=PATH, or\n"
-    "                      folder:dir=VAL,train=TRAIN (image folders with the same classes: the\n"
-    "                      training images through timm's random-resized crop and flip, the test\n"
-    "                      ones through the model's evaluation transform; --limit: training images),\n"
+    "                      folder:dir=VAL,train=TRAIN (image folders, same classes: training through\n"
+    "                      timm's random-resized crop and flip, test through the model's transform),\n"
     "                      or a task: selective-copying, induction-heads, pathfinder (with\n"
     "                      parameters: selective-copying:seq_len=1024,tokens=16), sequential-fashion-mnist\n"
     "  --steps N           a task: N steps on fresh batches; the held-out set (its own seed) is\n"
@@ -51,6 +50,8 @@ static const char train_usage[] =
     "  --seed S            weights, order, augmentation and drop path (default 0)\n"
     "  --limit N           the first N training images; --eval-limit N: test images per evaluation\n"
     "  --threads T         CPU threads (default: all cores)\n"
+    "  --init W            start from W's weights (same model; e.g. a run at a shorter seq_len);\n"
+    "                      AdamW and the schedule start afresh\n"
     "  --resume            continue from CKPT.state; it must be from the same configuration\n"
     "  --quiet             no progress lines;   --json: the result as one JSON object\n"
     "\n"
@@ -60,7 +61,6 @@ static const char train_usage[] =
     "5 not enough memory; 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint.\n"
     "\n"
     "example: mixerlab train --model mambaout_test --data fashion-mnist --epochs 5 --out fm.safetensors\n"
-    "         mixerlab eval --model mambaout_test --weights fm.safetensors --data fashion-mnist\n"
     "         mixerlab train --model seq:mixer=ssm --data selective-copying:seq_len=256,tokens=8 --steps 3000 \\\n"
     "             --lr 2e-3 --batch 16 --smoothing 0 --out sc.safetensors\n";
 
@@ -82,6 +82,7 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         OPT_STRING("--model", &a->c.model),
         OPT_STRING("--data", &a->c.data),
         OPT_STRING("--out", &a->c.out),
+        OPT_STRING("--init", &a->c.init),
         OPT_LONG("--res", &a->res, MODEL_MIN_RES, MODEL_MAX_RES),
         OPT_LONG("--epochs", &a->epochs, 1, TRAIN_MAX_EPOCHS),
         OPT_LONG("--batch", &a->batch, 1, 4096),

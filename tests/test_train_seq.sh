@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mixerlab train / eval on the generated long-range tasks (data/tasks.h) with the sequence model:
 # --steps on fresh batches, evaluations on the held-out set, a run stopped by SIGTERM and resumed
-# ends bit-identical to an uninterrupted one, eval of the checkpoint agrees with train, the scan
+# ends bit-identical to an uninterrupted one, eval of the checkpoint agrees with train, --init, the scan
 # learns a small selective-copying task that the local convolution cannot, --eval-seq-len, and
 # every bad input gets its one-line error and exit code.
 #   usage: test_train_seq.sh path/to/mixerlab
@@ -53,6 +53,21 @@ cmp -s "$tmp/a.safetensors" "$tmp/t.safetensors" || fail "resumed weights differ
 t1=$(json "$tmp/a.json" top1)
 e1=$(json "$tmp/e.json" top1)
 [ -n "$t1" ] && [ "$t1" = "$e1" ] || fail "eval top-1 '$e1' is not train's '$t1'"
+
+# --init: training starts from another run's weights (a curriculum's next length starts so). With a
+# vanishing learning rate the first evaluation is the checkpoint's own (eval's loss, to the bit);
+# from timm's initialisation it is not
+tiny=(--steps 1 --eval-every 1 --batch 16 --lr 1e-12 --min-lr 0 --warmup-lr 0 --warmup-steps 0 --weight-decay 0
+      --smoothing 0 --quiet --json)
+"$bin" train --model seq:mixer=ssm,dim=32 --data "$task" "${tiny[@]}" --init "$tmp/a.safetensors" \
+    --out "$tmp/n.safetensors" >"$tmp/n.json" 2>"$tmp/n.err" || fail "--init: $(cat "$tmp/n.err")"
+"$bin" train --model seq:mixer=ssm,dim=32 --data "$task" "${tiny[@]}" --out "$tmp/f.safetensors" >"$tmp/f.json" \
+    2>"$tmp/f.err" || fail "fresh tiny run: $(cat "$tmp/f.err")"
+el=$(json "$tmp/e.json" loss)
+nl=$(json "$tmp/n.json" loss)
+fl=$(json "$tmp/f.json" loss)
+[ -n "$el" ] && [ "$nl" = "$el" ] || fail "--init: first loss '$nl' is not the checkpoint's '$el'"
+[ "$fl" != "$el" ] || fail "without --init the first loss '$fl' is the checkpoint's too"
 
 # learning: the scan copies a short selective-copying task far above chance (1/6 for 6 data tokens),
 # the 7-tap convolution cannot reach the data tokens from the markers
@@ -141,6 +156,13 @@ expect 2 "learns positions up to max_len=20" train --model seq:pos_embed=1 \
 expect 2 "--eval-seq-len" train --model seq --data induction-heads --steps 2 --eval-seq-len 0 "${o[@]}"
 expect 2 "--resume: there is no training state" "${base[@]}" --out "$tmp/none.safetensors" --resume
 expect 2 "where this run has 'lr=0.002'" "${base[@]/3e-3/2e-3}" --out "$tmp/a.safetensors" --resume
+expect 2 "it has no 'init' where this run has 'init=$tmp/a.safetensors'" "${base[@]}" --init "$tmp/a.safetensors" \
+    --out "$tmp/a.safetensors" --resume
+expect 4 "--init: '$tmp/a.safetensors': missing tensor 'blocks.0.conv.weight'" train \
+    --model seq:mixer=dwconv,dim=32 --data "$task" "${tiny[@]}" --init "$tmp/a.safetensors" "${o[@]}"
+expect 3 "--init: cannot open '$tmp/none.safetensors'" "${base[@]}" --init "$tmp/none.safetensors" "${o[@]}"
+head -c 1000 "$tmp/a.safetensors" >"$tmp/cut.safetensors"
+expect 4 "--init: '$tmp/cut.safetensors': header length" "${base[@]}" --init "$tmp/cut.safetensors" "${o[@]}"
 
 [ "$fails" -eq 0 ] && echo "test_train_seq: all checks passed"
 [ "$fails" -eq 0 ]

@@ -92,12 +92,27 @@ static void config_string(const train_config *c, const model_config *cfg, size_t
              cfg->name, cfg->num_classes, c->data, limit, c->res, c->batch, c->epochs, c->lr, c->min_lr,
              c->warmup_lr, c->weight_decay, c->warmup_epochs, c->drop_path, c->smoothing, c->clip_grad,
              (unsigned long long)c->seed);
+    if (c->init) /* only when given, so the states of runs without it stay resumable */
+        snprintf(buf + strlen(buf), n - strlen(buf), ";init=%s", c->init);
     if (c->steps > 0) /* a stream: what decides its weights besides */
         snprintf(buf + strlen(buf), n - strlen(buf), ";steps=%ld;eval_every=%ld;warmup_steps=%ld;vocab=%d;seq_len=%d",
                  c->steps, c->eval_every, c->warmup_steps, cfg->vocab, c->seq_len);
 }
 
-/* The first key=value of a that b does not have, for the mismatch message. */
+/* Where key (klen bytes, its '=' included) starts in the key=value list b, or NULL. */
+static const char *find_key(const char *b, const char *key, size_t klen)
+{
+    for (const char *p = b; p && *p;) {
+        if (!strncmp(p, key, klen))
+            return p;
+        p = strchr(p, ';');
+        p = p ? p + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* For the mismatch message: the first key=value of the state's list a that the run's list b does
+ * not have, else the first key of b that a lacks (a setting the state's run did not give). */
 static void first_difference(const char *a, const char *b, char *out, size_t n)
 {
     char ca[2048], *save = NULL;
@@ -105,21 +120,20 @@ static void first_difference(const char *a, const char *b, char *out, size_t n)
     for (char *tok = strtok_r(ca, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
         const char *eq = strchr(tok, '=');
         const size_t klen = eq ? (size_t)(eq - tok) + 1 : strlen(tok);
-        const char *p = b;
-        int same = 0, seen = 0;
-        while (p && *p) {
-            if (!strncmp(p, tok, klen)) {
-                seen = 1;
-                const size_t vlen = strcspn(p, ";");
-                same = vlen == strlen(tok) && !strncmp(p, tok, vlen);
-                break;
-            }
-            p = strchr(p, ';');
-            p = p ? p + 1 : NULL;
+        const char *p = find_key(b, tok, klen);
+        const size_t vlen = p ? strcspn(p, ";") : 0;
+        if (!p || vlen != strlen(tok) || strncmp(p, tok, vlen)) {
+            snprintf(out, n, "'%s' where this run has '%.*s'", tok, (int)vlen, p ? p : "");
+            return;
         }
-        if (!same) {
-            const size_t vlen = seen ? strcspn(p, ";") : 0;
-            snprintf(out, n, "'%s' where this run has '%.*s'", tok, (int)vlen, seen ? p : "");
+    }
+    snprintf(ca, sizeof ca, "%s", b);
+    save = NULL;
+    for (char *tok = strtok_r(ca, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+        const char *eq = strchr(tok, '=');
+        const size_t klen = eq ? (size_t)(eq - tok) + 1 : strlen(tok);
+        if (!find_key(a, tok, klen)) {
+            snprintf(out, n, "no '%.*s' where this run has '%s'", (int)(eq ? klen - 1 : klen), tok, tok);
             return;
         }
     }
@@ -461,6 +475,14 @@ static ml_status setup(run *u, const train_config *c)
     ML_TRY(model_plan(&u->m, &cfg, c->batch, H, W));
     ML_TRY(model_alloc(&u->m));
     model_init_random(&u->m, c->seed);
+    if (c->init && !c->resume) { /* a resume takes the weights from the state instead */
+        const ml_status s = model_load_file(&u->m, c->init, 0);
+        if (s != ML_OK) {
+            char why[768];
+            snprintf(why, sizeof why, "%s", ml_last_error());
+            return ml_fail(s, "train: --init: %s", why);
+        }
+    }
     ML_TRY(model_train_init(&u->t, &u->m));
     adamw_config ac = adamw_config_default();
     ac.lr = c->lr, ac.weight_decay = c->weight_decay;

@@ -52,6 +52,8 @@ typedef struct {
     long steps, eval_every, warmup_steps;
     int seq_len; /* a task's length instead of its spec's (0: the spec's; the runner's tokens axis) */
     int eval_lens[TRAIN_MAX_EVAL_LENS], n_eval_lens;
+    const char *init;  /* start from these weights (a safetensors file of the same model, e.g. another
+                        * run's OUT) instead of timm's initialisation; AdamW starts afresh. NULL: none */
     const char *out;   /* the checkpoint (OUT and OUT.state) */
     int resume;        /* continue from OUT.state (which must exist and match) */
     double checkpoint_s;   /* seconds between checkpoints inside an epoch (and one per epoch) */
