@@ -57,10 +57,11 @@ for st in ${stages//,/ }; do
         --smoothing 0 --seed "$seed" --threads "$threads" "${init[@]}" --out "$base.safetensors" --json \
         >"$base.json" 2>"$base.log" || { echo "long_range_curriculum.sh: stage $k (L=$L, M=$M) failed: $(tail -1 "$base.log")" >&2; exit 1; }
     s=$(json "$base.json" train_seconds)
-    a=$(json "$base.json" top1)
-    best=$(sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p' "$base.log" | sort -g | tail -1)
+    evals=$(sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p' "$base.log") # as train rounds them
+    a=$(tail -1 <<<"$evals")
+    best=$(sort -g <<<"$evals" | tail -1)
     total=$(awk -v t="$total" -v s="$s" 'BEGIN { print t + s }')
-    printf '%-6s %-4s %-6s %-8.1f %-10.2f %-8s\n' "$L" "$M" "$steps" "$s" "$(awk -v a="$a" 'BEGIN { print 100 * a }')" "${best:-?}"
+    printf '%-6s %-4s %-6s %-8.1f %-10s %-8s\n' "$L" "$M" "$steps" "$s" "${a:-?}" "${best:-?}"
     init=(--init "$base.safetensors")
 done
 printf 'total training: %.0f s (%s, seed %s, %s threads)\n' "$total" "$mixer" "$seed" "$threads"
