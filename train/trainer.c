@@ -111,6 +111,13 @@ static const char *find_key(const char *b, const char *key, size_t klen)
     return NULL;
 }
 
+/* The length of tok's key with its '=' (all of tok when it has none). */
+static size_t key_len(const char *tok)
+{
+    const char *eq = strchr(tok, '=');
+    return eq ? (size_t)(eq - tok) + 1 : strlen(tok);
+}
+
 /* For the mismatch message: the first key=value of the state's list a that the run's list b does
  * not have, else the first key of b that a lacks (a setting the state's run did not give). */
 static void first_difference(const char *a, const char *b, char *out, size_t n)
@@ -118,9 +125,7 @@ static void first_difference(const char *a, const char *b, char *out, size_t n)
     char ca[2048], *save = NULL;
     snprintf(ca, sizeof ca, "%s", a);
     for (char *tok = strtok_r(ca, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
-        const char *eq = strchr(tok, '=');
-        const size_t klen = eq ? (size_t)(eq - tok) + 1 : strlen(tok);
-        const char *p = find_key(b, tok, klen);
+        const char *p = find_key(b, tok, key_len(tok));
         const size_t vlen = p ? strcspn(p, ";") : 0;
         if (!p || vlen != strlen(tok) || strncmp(p, tok, vlen)) {
             snprintf(out, n, "'%s' where this run has '%.*s'", tok, (int)vlen, p ? p : "");
@@ -130,10 +135,9 @@ static void first_difference(const char *a, const char *b, char *out, size_t n)
     snprintf(ca, sizeof ca, "%s", b);
     save = NULL;
     for (char *tok = strtok_r(ca, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
-        const char *eq = strchr(tok, '=');
-        const size_t klen = eq ? (size_t)(eq - tok) + 1 : strlen(tok);
+        const size_t klen = key_len(tok);
         if (!find_key(a, tok, klen)) {
-            snprintf(out, n, "no '%.*s' where this run has '%s'", (int)(eq ? klen - 1 : klen), tok, tok);
+            snprintf(out, n, "no '%.*s' where this run has '%s'", (int)(klen - (tok[klen - 1] == '=')), tok, tok);
             return;
         }
     }
