@@ -148,6 +148,7 @@ static void report(const train_args *a, const train_result *r)
         cJSON_AddNumberToObject(o, "train_seconds", r->train_seconds);
         cJSON_AddNumberToObject(o, "train_images_per_s", r->images_per_s);
         cJSON_AddNumberToObject(o, "memory_bytes", (double)r->memory_bytes);
+        cJSON_AddStringToObject(o, "blas", cli_blas_info());
         if (a->c.n_eval_lens) {
             cJSON *l = cJSON_AddArrayToObject(o, "eval_seq_len");
             for (int i = 0; i < a->c.n_eval_lens; i++) {
@@ -181,6 +182,8 @@ static int cmd_train(int argc, char **argv)
     ML_TRY(parse_train(argc, argv, &a));
     cli_set_threads(a.c.threads);
     signals_install();
+    if (a.c.progress) /* the weights' bits depend on the kernel OpenBLAS picked for this CPU */
+        fprintf(stderr, "blas: %s\n", cli_blas_info());
     train_result r;
     ML_TRY(train_run(&a.c, &r));
     if (r.stopped) {

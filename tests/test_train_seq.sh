@@ -68,23 +68,28 @@ nl=$(json "$tmp/n.json" loss)
 fl=$(json "$tmp/f.json" loss)
 [ -n "$el" ] && [ "$nl" = "$el" ] || fail "--init: first loss '$nl' is not the checkpoint's '$el'"
 [ "$fl" != "$el" ] || fail "without --init the first loss '$fl' is the checkpoint's too"
+grep -q '"blas":.*threads)"' "$tmp/n.json" || fail "--json does not name the BLAS kernel: $(cat "$tmp/n.json")"
 
-# scripts/long_range_curriculum.sh: two stages, the second from the first's weights; bad stages refused
+# scripts/long_range_curriculum.sh: two stages, the second from the first's weights and with its own
+# learning rate (L:STEPS:M:LR), both clipped; bad stages refused
 cur="$(dirname "$0")/../scripts/long_range_curriculum.sh"
-bash "$cur" --bin "$bin" --stages 16:20,24:10 --tokens 3 "$tmp/cur" >"$tmp/cur.out" 2>"$tmp/cur.err" ||
+bash "$cur" --bin "$bin" --stages 16:20,24:10:3:1e-3 --tokens 3 --clip-grad 1 "$tmp/cur" >"$tmp/cur.out" 2>"$tmp/cur.err" ||
     fail "curriculum: $(cat "$tmp/cur.err")"
-grep -q '^24 *3 *10 ' "$tmp/cur.out" && grep -q '^total training' "$tmp/cur.out" &&
+grep -q '^16 *3 *20 *2e-3 ' "$tmp/cur.out" && grep -q '^24 *3 *10 *1e-3 ' "$tmp/cur.out" && grep -q '^total training' "$tmp/cur.out" &&
     [ -s "$tmp/cur/stage_2_24_3.safetensors" ] || fail "curriculum output: $(cat "$tmp/cur.out")"
 # stage 2 is train --init stage 1 with the script's recipe, to the bit (and not a fresh start)
 st2=(train --model seq:head_size=16,mixer=ssm --data selective-copying:seq_len=24,tokens=3,vocab=16,test=500
-     --steps 10 --eval-every 1 --batch 16 --lr 2e-3 --weight-decay 0.1 --smoothing 0 --seed 0 --threads 2 --quiet)
+     --steps 10 --eval-every 1 --batch 16 --lr 1e-3 --clip-grad 1 --weight-decay 0.1 --smoothing 0 --seed 0 --threads 2
+     --quiet)
 "$bin" "${st2[@]}" --init "$tmp/cur/stage_1_16_3.safetensors" --out "$tmp/st2.safetensors" 2>"$tmp/st2.err" >/dev/null ||
     fail "stage 2 by hand: $(cat "$tmp/st2.err")"
 cmp -s "$tmp/st2.safetensors" "$tmp/cur/stage_2_24_3.safetensors" || fail "curriculum: stage 2 is not train --init stage 1"
 "$bin" "${st2[@]}" --out "$tmp/st2f.safetensors" 2>/dev/null >/dev/null
 cmp -s "$tmp/st2f.safetensors" "$tmp/cur/stage_2_24_3.safetensors" && fail "curriculum: stage 2 is a fresh start"
-bash "$cur" --bin "$bin" --stages 16 "$tmp/cur" >/dev/null 2>"$tmp/cur.err"
-[ $? -eq 2 ] && grep -q "want LEN:STEPS" "$tmp/cur.err" || fail "curriculum: bad --stages: $(cat "$tmp/cur.err")"
+for bad in 16 16:20:3:fast 16:20:3:1e-3:9; do
+    bash "$cur" --bin "$bin" --stages "$bad" "$tmp/cur" >/dev/null 2>"$tmp/cur.err"
+    [ $? -eq 2 ] && grep -q "want LEN:STEPS" "$tmp/cur.err" || fail "curriculum: bad --stages $bad: $(cat "$tmp/cur.err")"
+done
 
 # learning: the scan copies a short selective-copying task far above chance (1/6 for 6 data tokens),
 # the 7-tap convolution cannot reach the data tokens from the markers
