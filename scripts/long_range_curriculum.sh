@@ -9,10 +9,12 @@
 # checkpoint, --json result and progress log stay in OUTDIR (stage_K_L_M.*, K the stage's number).
 # A stage is L:STEPS, or L:STEPS:M to copy M tokens instead of --tokens (the weights do not depend
 # on M either, so a curriculum can grow M too), or L:STEPS:M:LR to give that stage its own peak
-# learning rate instead of --lr. --clip-grad N clips every stage's gradient norm to N.
+# learning rate instead of --lr. --clip-grad N clips every stage's gradient norm to N. --init W
+# starts the first stage from W's weights (e.g. a stage of an earlier curriculum) instead of timm's
+# initialisation.
 #   usage: scripts/long_range_curriculum.sh [--bin build/mixerlab] [--mixer ssm] [--tokens 16]
 #          [--stages 128:3000:4,128:2000:8,256:2000,512:2000,1024:3000] [--lr 2e-3] [--clip-grad N]
-#          [--seed 0] [--threads 2] OUTDIR
+#          [--init W.safetensors] [--seed 0] [--threads 2] OUTDIR
 set -euo pipefail
 bin=build/mixerlab
 mixer=ssm
@@ -22,18 +24,20 @@ seed=0
 threads=2
 lr=2e-3
 clip=()
+init=()
 outdir=
 while [ $# -gt 0 ]; do
     case $1 in
-        --bin|--mixer|--tokens|--stages|--seed|--threads|--lr|--clip-grad)
+        --bin|--mixer|--tokens|--stages|--seed|--threads|--lr|--clip-grad|--init)
             [ $# -ge 2 ] || { echo "long_range_curriculum.sh: $1 needs a value (see --help)" >&2; exit 2; }
             case $1 in
                 --bin) bin=$2 ;; --mixer) mixer=$2 ;; --tokens) tokens=$2 ;;
                 --stages) stages=$2 ;; --seed) seed=$2 ;; --threads) threads=$2 ;;
                 --lr) lr=$2 ;; --clip-grad) clip=(--clip-grad "$2") ;;
+                --init) init=(--init "$2") ;;
             esac
             shift ;;
-        -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,17p "$0"; exit 0 ;;
         -*) echo "long_range_curriculum.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
         *) [ -z "$outdir" ] || { echo "long_range_curriculum.sh: one OUTDIR, not '$outdir' and '$1'" >&2; exit 2; }
            outdir=$1 ;;
@@ -49,7 +53,6 @@ stage="[0-9]+:[0-9]+(:[0-9]+(:$num)?)?"
     { echo "long_range_curriculum.sh: --stages '$stages': want LEN:STEPS, LEN:STEPS:TOKENS or LEN:STEPS:TOKENS:LR joined by ','" >&2; exit 2; }
 json() { sed -n "s/.*\"$2\":	\([0-9.e+-]*\).*/\1/p" "$1" | head -1; }
 
-init=()
 total=0
 k=0
 printf '%-6s %-4s %-6s %-8s %-8s %-10s %-8s\n' L M steps lr train_s accuracy% best%

@@ -86,6 +86,10 @@ st2=(train --model seq:head_size=16,mixer=ssm --data selective-copying:seq_len=2
 cmp -s "$tmp/st2.safetensors" "$tmp/cur/stage_2_24_3.safetensors" || fail "curriculum: stage 2 is not train --init stage 1"
 "$bin" "${st2[@]}" --out "$tmp/st2f.safetensors" 2>/dev/null >/dev/null
 cmp -s "$tmp/st2f.safetensors" "$tmp/cur/stage_2_24_3.safetensors" && fail "curriculum: stage 2 is a fresh start"
+# --init W: a curriculum that continues from an earlier one's stage 1 gives that stage 2 again
+bash "$cur" --bin "$bin" --init "$tmp/cur/stage_1_16_3.safetensors" --stages 24:10:3:1e-3 --clip-grad 1 "$tmp/cur2" \
+    >"$tmp/cur2.out" 2>"$tmp/cur2.err" || fail "curriculum --init: $(cat "$tmp/cur2.err")"
+cmp -s "$tmp/st2.safetensors" "$tmp/cur2/stage_1_24_3.safetensors" || fail "curriculum --init: not stage 2 of the first"
 for bad in 16 16:20:3:fast 16:20:3:1e-3:9; do
     bash "$cur" --bin "$bin" --stages "$bad" "$tmp/cur" >/dev/null 2>"$tmp/cur.err"
     [ $? -eq 2 ] && grep -q "want LEN:STEPS" "$tmp/cur.err" || fail "curriculum: bad --stages $bad: $(cat "$tmp/cur.err")"
