@@ -86,8 +86,9 @@ st2=(train --model seq:head_size=16,mixer=ssm --data selective-copying:seq_len=2
 cmp -s "$tmp/st2.safetensors" "$tmp/cur/stage_2_24_3.safetensors" || fail "curriculum: stage 2 is not train --init stage 1"
 "$bin" "${st2[@]}" --out "$tmp/st2f.safetensors" 2>/dev/null >/dev/null
 cmp -s "$tmp/st2f.safetensors" "$tmp/cur/stage_2_24_3.safetensors" && fail "curriculum: stage 2 is a fresh start"
-# --init W: a curriculum that continues from an earlier one's stage 1 gives that stage 2 again
-bash "$cur" --bin "$bin" --init "$tmp/cur/stage_1_16_3.safetensors" --stages 24:10:3:1e-3 --clip-grad 1 "$tmp/cur2" \
+# --init W: a curriculum that continues from an earlier one's stage 1 gives that stage 2 again (the
+# learning rate given by --lr this time, not by the stage)
+bash "$cur" --bin "$bin" --init "$tmp/cur/stage_1_16_3.safetensors" --stages 24:10:3 --lr 1e-3 --clip-grad 1 "$tmp/cur2" \
     >"$tmp/cur2.out" 2>"$tmp/cur2.err" || fail "curriculum --init: $(cat "$tmp/cur2.err")"
 cmp -s "$tmp/st2.safetensors" "$tmp/cur2/stage_1_24_3.safetensors" || fail "curriculum --init: not stage 2 of the first"
 for bad in 16 16:20:3:fast 16:20:3:1e-3:9; do
