@@ -4,6 +4,7 @@
 #include "blocks/linear.h"
 #include "blocks/rmsnorm.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -586,20 +587,44 @@ float *model_param_data(const model *m, const char *name)
     return p && m->pdata ? m->pdata[p - m->params] : NULL;
 }
 
+/* timm's rule (tensor.h); with init=torch (the sequence skeleton) what a PyTorch restatement gets
+ * without an init of its own instead: every weight timm draws from trunc_normal (nn.Linear, nn.Conv)
+ * U(±1/√fan_in), fan_in = numel / shape[0], and its bias (the next tensor, same prefix) U(±1/√fan_in) too;
+ * the token embedding N(0, 1) as nn.Embedding; the position embedding keeps trunc_normal(.02); the
+ * mixers' own tensors (the scan's Mamba init) and the norms are the same under both. */
 void model_init_random(model *m, uint64_t seed)
 {
     rng_state rng;
     rng_seed(&rng, seed);
+    const int torch = m->cfg.init_torch;
+    double bias_bound = 0; /* init=torch: the bound of the weight just drawn, for its bias */
+    size_t prefix_len = 0;
     for (int i = 0; i < m->n_params; i++) {
         float *d = m->pdata[i];
         const model_param *p = &m->params[i];
+        const double bound = bias_bound;
+        const int is_bias = bound > 0 && strlen(p->name) == prefix_len + 4 && !strcmp(p->name + prefix_len, "bias") &&
+                            !strncmp(p->name, m->params[i - 1].name, prefix_len);
+        bias_bound = 0;
         switch (p->init) {
         case PARAM_INIT_TRUNC_NORMAL: /* timm: trunc_normal_(std=.02), bounds ±2 absolute */
-            for (size_t k = 0; k < p->numel; k++)
-                d[k] = (float)rng_trunc_normal(&rng, 0.02, -2.0, 2.0);
+            if (torch && !strcmp(p->name, "embed.weight")) {
+                rng_fill_normal(&rng, d, p->numel, 1.0);
+            } else if (torch && p->ndim >= 2 && strcmp(p->name, "pos_embed")) {
+                const char *dot = strrchr(p->name, '.');
+                bias_bound = 1.0 / sqrt((double)(p->numel / (size_t)p->shape[0]));
+                prefix_len = dot ? (size_t)(dot - p->name) + 1 : 0;
+                rng_fill_uniform(&rng, d, p->numel, -bias_bound, bias_bound);
+            } else {
+                for (size_t k = 0; k < p->numel; k++)
+                    d[k] = (float)rng_trunc_normal(&rng, 0.02, -2.0, 2.0);
+            }
             break;
         case PARAM_INIT_ZEROS:
-            memset(d, 0, p->numel * sizeof *d);
+            if (is_bias)
+                rng_fill_uniform(&rng, d, p->numel, -bound, bound);
+            else
+                memset(d, 0, p->numel * sizeof *d);
             break;
         case PARAM_INIT_ONES:
             for (size_t k = 0; k < p->numel; k++)

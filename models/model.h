@@ -60,8 +60,9 @@ typedef struct {
     int num_classes;
     int classes_set;   /* num_classes given by an override (a dataset's count does not replace it) */
     /* the sequence skeleton: input vocabulary (vocab_set: given by an override, else the task's), a
-     * learned position embedding for up to max_len tokens (0: the planned length), tied head */
-    int vocab, vocab_set, pos_embed, max_len, tie;
+     * learned position embedding for up to max_len tokens (0: the planned length), tied head;
+     * init_torch: initialised as a PyTorch module is by default (model_init_random) instead of timm's rule */
+    int vocab, vocab_set, pos_embed, max_len, tie, init_torch;
     double expansion;  /* Hd / C */
     double conv_ratio; /* E / C */
     act_kind act;

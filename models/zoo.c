@@ -111,7 +111,7 @@ static void config_from_entry(const zoo_entry *z, model_config *out)
 
 static const char override_keys[] =
     "mixer, kernel, d_state, head_size, conv_ratio, expansion, act, norm, num_classes, dims, depths; "
-    "seq also: dim, depth, vocab, pos_embed, max_len, tie";
+    "seq also: dim, depth, vocab, pos_embed, max_len, tie, init";
 
 static ml_status parse_int(const char *key, const char *v, int lo, int hi, int *out)
 {
@@ -183,7 +183,7 @@ static ml_status apply_override(model_config *c, const char *key, const char *v)
         return parse_stages(key, v, c->num_stages, 0, MODEL_MAX_BLOCKS, c->depths);
     const int seq = c->skeleton == SKEL_SEQUENCE;
     if (!strcmp(key, "dim") || !strcmp(key, "depth") || !strcmp(key, "vocab") || !strcmp(key, "pos_embed") ||
-        !strcmp(key, "max_len") || !strcmp(key, "tie")) {
+        !strcmp(key, "max_len") || !strcmp(key, "tie") || !strcmp(key, "init")) {
         if (!seq)
             return ml_fail(ML_ERR_USAGE, "unknown override key '%s' (allowed: %s)", key, override_keys);
         if (!strcmp(key, "dim"))
@@ -199,6 +199,12 @@ static ml_status apply_override(model_config *c, const char *key, const char *v)
         }
         if (!strcmp(key, "max_len"))
             return parse_int(key, v, 1, MODEL_MAX_SEQ, &c->max_len);
+        if (!strcmp(key, "init")) {
+            if (strcmp(v, "timm") && strcmp(v, "torch"))
+                return ml_fail(ML_ERR_USAGE, "override init=%s: want timm or torch", v);
+            c->init_torch = v[1] == 'o';
+            return ML_OK;
+        }
         return parse_int(key, v, 0, 1, !strcmp(key, "tie") ? &c->tie : &c->pos_embed);
     }
     if (!strcmp(key, "conv_ratio"))

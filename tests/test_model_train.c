@@ -567,6 +567,78 @@ static void test_drop_path_scales(void)
     teardown(&tr);
 }
 
+/* init=torch (the sequence skeleton, model_init_random): PyTorch's default for every nn.Linear and nn.Conv
+ * weight and bias, U(±1/√fan_in); nn.Embedding's N(0, 1); the rest as timm's rule and the mixers' own. The
+ * draws are checked by their range and spread, the default (init=timm) by its trunc_normal(.02) and zeros. */
+static void moments(const float *d, size_t n, double *mean, double *sd, double *amax)
+{
+    double s = 0, q = 0, a = 0;
+    for (size_t i = 0; i < n; i++)
+        s += d[i], a = fmax(a, fabs(d[i]));
+    for (size_t i = 0; i < n; i++)
+        q += (d[i] - s / n) * (d[i] - s / n);
+    *mean = s / n, *sd = sqrt(q / n), *amax = a;
+}
+
+static void test_seq_init(void)
+{
+    static const char *const names[] = {"seq:mixer=attn,head_size=16,pos_embed=1,init=torch",
+                                        "seq:mixer=dwconv,init=torch", "seq:mixer=ssm,pos_embed=1"};
+    for (int q = 0; q < 3; q++) {
+        trained tr;
+        if (!setup(&tr, names[q], 2, 1, 40)) {
+            teardown(&tr);
+            continue;
+        }
+        model *m = &tr.m;
+        const int torch = q < 2;
+        model_init_random(m, 9);
+        int linears = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            const model_param *p = &m->params[i];
+            const float *d = m->pdata[i];
+            double mean, sd, amax;
+            moments(d, p->numel, &mean, &sd, &amax);
+            const char *leaf = strrchr(p->name, '.') ? strrchr(p->name, '.') + 1 : p->name;
+            const int fc = strstr(p->name, "fc1.") || strstr(p->name, "fc2.") || strstr(p->name, "qkv.") ||
+                           strstr(p->name, "proj.") || strstr(p->name, "conv.") || !strncmp(p->name, "head.", 5);
+            if (!strcmp(p->name, "embed.weight")) {
+                CHECK(torch ? fabs(sd - 1.0) < 0.1 : fabs(sd - 0.02) < 0.003, "%s: embed.weight sd %.4f", names[q], sd);
+            } else if (!strcmp(p->name, "pos_embed")) {
+                CHECK(fabs(sd - 0.02) < 0.002, "%s: pos_embed sd %.4f (trunc_normal .02 under both)", names[q], sd);
+            } else if (fc && !strstr(p->name, "mixer.dt_") && !strstr(p->name, "x_proj")) {
+                const model_param *w = !strcmp(leaf, "bias") ? p - 1 : p;
+                const double bound = 1.0 / sqrt((double)(w->numel / (size_t)w->shape[0]));
+                if (torch) { /* U(±b): |x| ≤ b, sd = b/√3 */
+                    CHECK(amax <= bound && amax > 0.8 * bound && fabs(sd - bound / sqrt(3.0)) < 0.25 * bound,
+                          "%s: %s max %.4f sd %.4f, want U(±%.4f)", names[q], p->name, amax, sd, bound);
+                    linears++;
+                } else {
+                    CHECK(!strcmp(leaf, "bias") ? amax == 0 : fabs(sd - 0.02) < 0.004, "%s: %s sd %.4f max %.4f",
+                          names[q], p->name, sd, amax);
+                }
+            } else if (strstr(p->name, "norm.")) {
+                CHECK(sd == 0 && fabs(mean - (!strcmp(leaf, "weight") ? 1.0 : 0.0)) == 0, "%s: %s is not %s",
+                      names[q], p->name, !strcmp(leaf, "weight") ? "ones" : "zeros");
+            } else if (!strcmp(leaf, "A_log")) { /* Mamba's init under both */
+                double e = 0;
+                for (size_t k = 0; k < p->numel; k++)
+                    e = fmax(e, fabs(d[k] - log((double)(k % (size_t)p->shape[1] + 1))));
+                CHECK(e < 1e-6, "%s: A_log is not log(n+1) (%.3g)", names[q], e);
+            }
+        }
+        CHECK(!torch || linears >= 10, "%s: only %d linear or conv tensors checked", names[q], linears);
+        teardown(&tr);
+    }
+    model_config cfg;
+    CHECK(model_config_from_name("seq:init=jax", &cfg) != ML_OK && strstr(ml_last_error(), "want timm or torch"),
+          "init=jax accepted or unclear: %s", ml_last_error());
+    CHECK(model_config_from_name("mambaout_femto:init=torch", &cfg) != ML_OK &&
+              strstr(ml_last_error(), "unknown override key 'init'"),
+          "init on an image model accepted or unclear: %s", ml_last_error());
+    printf("seq init=torch: PyTorch's defaults (U(±1/sqrt(fan_in)), embedding N(0,1)); init=timm unchanged\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -579,6 +651,7 @@ int main(int argc, char **argv)
     test_parts_and_mixers();
     test_golden_seq(dir, exe);
     test_seq_mixers();
+    test_seq_init();
     if (g_failures) {
         fprintf(stderr, "test_model_train: %d check(s) failed\n", g_failures);
         return 1;
