@@ -11,8 +11,9 @@
 # on M either, so a curriculum can grow M too), or L:STEPS:M:LR to give that stage its own peak
 # learning rate instead of --lr. --clip-grad N clips every stage's gradient norm to N. --init W
 # starts the first stage from W's weights (e.g. a stage of an earlier curriculum) instead of timm's
-# initialisation.
-#   usage: scripts/long_range_curriculum.sh [--bin build/mixerlab] [--mixer ssm] [--tokens 16]
+# initialisation. --keys K appends model override keys to every stage's model (e.g. init=torch:
+# PyTorch's default initialisation instead of timm's; README, "Sequence tasks").
+#   usage: scripts/long_range_curriculum.sh [--bin build/mixerlab] [--mixer ssm] [--keys K] [--tokens 16]
 #          [--stages 128:3000:4,128:2000:8,256:2000,512:2000,1024:3000] [--lr 2e-3] [--clip-grad N]
 #          [--init W.safetensors] [--seed 0] [--threads 2] OUTDIR
 set -euo pipefail
@@ -25,19 +26,20 @@ threads=2
 lr=2e-3
 clip=()
 init=()
+keys=
 outdir=
 while [ $# -gt 0 ]; do
     case $1 in
-        --bin|--mixer|--tokens|--stages|--seed|--threads|--lr|--clip-grad|--init)
+        --bin|--mixer|--keys|--tokens|--stages|--seed|--threads|--lr|--clip-grad|--init)
             [ $# -ge 2 ] || { echo "long_range_curriculum.sh: $1 needs a value (see --help)" >&2; exit 2; }
             case $1 in
-                --bin) bin=$2 ;; --mixer) mixer=$2 ;; --tokens) tokens=$2 ;;
+                --bin) bin=$2 ;; --mixer) mixer=$2 ;; --keys) keys=$2 ;; --tokens) tokens=$2 ;;
                 --stages) stages=$2 ;; --seed) seed=$2 ;; --threads) threads=$2 ;;
                 --lr) lr=$2 ;; --clip-grad) clip=(--clip-grad "$2") ;;
                 --init) init=(--init "$2") ;;
             esac
             shift ;;
-        -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,18p "$0"; exit 0 ;;
         -*) echo "long_range_curriculum.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
         *) [ -z "$outdir" ] || { echo "long_range_curriculum.sh: one OUTDIR, not '$outdir' and '$1'" >&2; exit 2; }
            outdir=$1 ;;
@@ -62,7 +64,7 @@ for st in ${stages//,/ }; do
     slr=${slr:-$lr}
     k=$((k + 1))
     base="$outdir/stage_${k}_${L}_$M"
-    "$bin" train --model "seq:head_size=16,mixer=$mixer" \
+    "$bin" train --model "seq:head_size=16,mixer=$mixer${keys:+,$keys}" \
         --data "selective-copying:seq_len=$L,tokens=$M,vocab=16,test=500" --steps "$steps" \
         --eval-every $(( steps / 10 > 0 ? steps / 10 : 1 )) --batch 16 --lr "$slr" --weight-decay 0.1 \
         --smoothing 0 --seed "$seed" --threads "$threads" "${clip[@]}" "${init[@]}" --out "$base.safetensors" --json \
