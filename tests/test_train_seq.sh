@@ -91,6 +91,19 @@ cmp -s "$tmp/st2f.safetensors" "$tmp/cur/stage_2_24_3.safetensors" && fail "curr
 bash "$cur" --bin "$bin" --init "$tmp/cur/stage_1_16_3.safetensors" --stages 24:10:3 --lr 1e-3 --clip-grad 1 "$tmp/cur2" \
     >"$tmp/cur2.out" 2>"$tmp/cur2.err" || fail "curriculum --init: $(cat "$tmp/cur2.err")"
 cmp -s "$tmp/st2.safetensors" "$tmp/cur2/stage_1_24_3.safetensors" || fail "curriculum --init: not stage 2 of the first"
+# --keys K: every stage's model gets K (init=torch: the hand-made run with that model, to the bit,
+# and not the timm-initialised one); a bad key is the model's error
+bash "$cur" --bin "$bin" --keys init=torch --stages 16:5:3 "$tmp/cur3" >"$tmp/cur3.out" 2>"$tmp/cur3.err" ||
+    fail "curriculum --keys: $(cat "$tmp/cur3.err")"
+st1=(train --data selective-copying:seq_len=16,tokens=3,vocab=16,test=500 --steps 5 --eval-every 1 --batch 16 --lr 2e-3
+     --weight-decay 0.1 --smoothing 0 --seed 0 --threads 2 --quiet)
+"$bin" "${st1[@]}" --model seq:head_size=16,mixer=ssm,init=torch --out "$tmp/k.safetensors" >/dev/null 2>&1
+cmp -s "$tmp/k.safetensors" "$tmp/cur3/stage_1_16_3.safetensors" || fail "curriculum --keys init=torch: not the init=torch model"
+"$bin" "${st1[@]}" --model seq:head_size=16,mixer=ssm --out "$tmp/k0.safetensors" >/dev/null 2>&1
+cmp -s "$tmp/k0.safetensors" "$tmp/cur3/stage_1_16_3.safetensors" && fail "curriculum --keys init=torch: same as timm's init"
+bash "$cur" --bin "$bin" --keys init=jax --stages 16:5:3 "$tmp/cur4" >/dev/null 2>"$tmp/cur4.err" &&
+    fail "curriculum --keys init=jax: accepted"
+grep -q "init=jax: want timm or torch" "$tmp/cur4.err" || fail "curriculum --keys init=jax: $(cat "$tmp/cur4.err")"
 for bad in 16 16:20:3:fast 16:20:3:1e-3:9; do
     bash "$cur" --bin "$bin" --stages "$bad" "$tmp/cur" >/dev/null 2>"$tmp/cur.err"
     [ $? -eq 2 ] && grep -q "want LEN:STEPS" "$tmp/cur.err" || fail "curriculum: bad --stages $bad: $(cat "$tmp/cur.err")"
