@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mixerlab train / eval on the generated long-range tasks (data/tasks.h) with the sequence model:
 # --steps on fresh batches, evaluations on the held-out set, a run stopped by SIGTERM and resumed
-# ends bit-identical to an uninterrupted one, eval of the checkpoint agrees with train, --init, the scan
+# ends bit-identical to an uninterrupted one, eval of the checkpoint agrees with train, --init,
+# long_range_curriculum.sh and seq_reinit.py, the scan
 # learns a small selective-copying task that the local convolution cannot, --eval-seq-len, and
 # every bad input gets its one-line error and exit code.
 #   usage: test_train_seq.sh path/to/mixerlab
@@ -104,6 +105,41 @@ cmp -s "$tmp/k0.safetensors" "$tmp/cur3/stage_1_16_3.safetensors" && fail "curri
 bash "$cur" --bin "$bin" --keys init=jax --stages 16:5:3 "$tmp/cur4" >/dev/null 2>"$tmp/cur4.err" &&
     fail "curriculum --keys init=jax: accepted"
 grep -q "init=jax: want timm or torch" "$tmp/cur4.err" || fail "curriculum --keys init=jax: $(cat "$tmp/cur4.err")"
+# scripts/seq_reinit.py (the initialisation pilots): embed,kw redraws the embedding N(0,1) and the
+# fc1/fc2/head weights U(±1/sqrt(fan_in)), leaves their biases and every other tensor as they were;
+# train --init reads what it writes; an unknown part is refused
+reinit="$(dirname "$0")/../scripts/seq_reinit.py"
+if python3 "$reinit" "$tmp/a.safetensors" "$tmp/r.safetensors" embed,kw 3 2>"$tmp/r.err"; then
+    python3 - "$tmp/a.safetensors" "$tmp/r.safetensors" >"$tmp/r.out" 2>&1 <<'PY' || fail "seq_reinit.py: $(cat "$tmp/r.out")"
+import array, json, math, struct, sys
+def load(p):
+    raw = open(p, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; h = json.loads(raw[8:8 + n]); out = {}
+    for k, v in h.items():
+        if k != "__metadata__":
+            a = array.array("f"); a.frombytes(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+            out[k] = (v["shape"], a)
+    return out
+a, r = load(sys.argv[1]), load(sys.argv[2])
+assert a.keys() == r.keys(), "tensor names changed"
+for k, (shape, x) in r.items():
+    y = a[k][1]
+    if k == "embed.weight":
+        sd = math.sqrt(sum(v * v for v in x) / len(x))
+        assert 0.8 < sd < 1.2, "embed sd %g, want about 1" % sd
+    elif k.endswith(("fc1.weight", "fc2.weight")) or k == "head.weight":
+        b = 1 / math.sqrt(shape[1])
+        assert max(abs(v) for v in x) <= b and max(abs(v) for v in x) > 0.9 * b, "%s not U(+-%g)" % (k, b)
+    else:
+        assert x == y, "%s changed" % k
+PY
+else
+    fail "seq_reinit.py embed,kw: $(cat "$tmp/r.err")"
+fi
+"$bin" train --model seq:mixer=ssm,dim=32 --data "$task" "${tiny[@]}" --init "$tmp/r.safetensors" \
+    --out "$tmp/rn.safetensors" >/dev/null 2>"$tmp/rn.err" || fail "train --init of seq_reinit.py's output: $(cat "$tmp/rn.err")"
+python3 "$reinit" "$tmp/a.safetensors" "$tmp/r2.safetensors" embed,bias 2>"$tmp/r2.err" &&
+    fail "seq_reinit.py: part 'bias' accepted"
+grep -q "unknown part" "$tmp/r2.err" || fail "seq_reinit.py bad part: $(cat "$tmp/r2.err")"
 for bad in 16 16:20:3:fast 16:20:3:1e-3:9; do
     bash "$cur" --bin "$bin" --stages "$bad" "$tmp/cur" >/dev/null 2>"$tmp/cur.err"
     [ $? -eq 2 ] && grep -q "want LEN:STEPS" "$tmp/cur.err" || fail "curriculum: bad --stages $bad: $(cat "$tmp/cur.err")"
