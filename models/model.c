@@ -648,6 +648,21 @@ ml_status model_load(model *m, const st_file *f, int ignore_unexpected)
 {
     for (int i = 0; i < m->n_params; i++) {
         const model_param *p = &m->params[i];
+        const st_tensor *t = st_find(f, p->name);
+        if (t && !strcmp(p->name, "pos_embed") && t->ndim == 3 && p->ndim == 3 && t->shape[2] == p->shape[2] &&
+            t->shape[1] != p->shape[1]) {
+            long long have = (long long)t->shape[1], want = (long long)p->shape[1];
+            if (have < want)
+                return ml_fail(ML_ERR_FORMAT,
+                               "'%s': pos_embed holds %lld learned positions and %s was planned for %lld tokens: a "
+                               "learned position embedding stops at the length it was trained with, so this "
+                               "checkpoint runs on at most %lld tokens (on fewer, with max_len=%lld in the model)",
+                               f->path, have, m->cfg.name, want, have, have);
+            return ml_fail(ML_ERR_FORMAT,
+                           "'%s': pos_embed holds %lld learned positions and %s was planned with max_len=%lld: add "
+                           "max_len=%lld to the model to run this checkpoint on shorter sequences",
+                           f->path, have, m->cfg.name, want, have);
+        }
         ML_TRY(st_load(f, p->name, p->ndim, p->shape, m->pdata[i]));
     }
     m->weights_stale = !m->be->host_memory;

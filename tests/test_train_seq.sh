@@ -230,6 +230,16 @@ expect 2 "reads images and induction-heads is a sequence task" train --model mam
 expect 2 "learns positions up to max_len=20" train --model seq:pos_embed=1 \
     --data induction-heads:seq_len=20 --steps 2 --batch 2 --eval-seq-len 40 --quiet "${o[@]}"
 expect 2 "--eval-seq-len" train --model seq --data induction-heads --steps 2 --eval-seq-len 0 "${o[@]}"
+# a checkpoint with 20 learned positions, run at other lengths: the error says why and what to add
+"$bin" train --model seq:pos_embed=1,dim=16 --data induction-heads:seq_len=20,test=8 --steps 2 --batch 2 --quiet \
+    --out "$tmp/pos20.safetensors" >/dev/null 2>"$tmp/pos20.err" || fail "pos_embed run: $(cat "$tmp/pos20.err")"
+pw=(--weights "$tmp/pos20.safetensors")
+expect 4 "dim=16 was planned for 40 tokens: a learned position embedding stops at the length it was trained with" \
+    eval --model seq:pos_embed=1,dim=16 "${pw[@]}" --data induction-heads:seq_len=40,test=8
+expect 4 "add max_len=20 to the model to run this checkpoint on shorter sequences" \
+    eval --model seq:pos_embed=1,dim=16 "${pw[@]}" --data induction-heads:seq_len=10,test=8
+"$bin" eval --model seq:pos_embed=1,dim=16,max_len=20 "${pw[@]}" --data induction-heads:seq_len=10,test=8 \
+    >/dev/null 2>"$tmp/pos10.err" || fail "max_len=20 at 10 tokens: $(cat "$tmp/pos10.err")"
 expect 2 "--resume: there is no training state" "${base[@]}" --out "$tmp/none.safetensors" --resume
 expect 2 "where this run has 'lr=0.002'" "${base[@]/3e-3/2e-3}" --out "$tmp/a.safetensors" --resume
 expect 2 "it has no 'init' where this run has 'init=$tmp/a.safetensors'" "${base[@]}" --init "$tmp/a.safetensors" \
