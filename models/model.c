@@ -648,9 +648,11 @@ ml_status model_load(model *m, const st_file *f, int ignore_unexpected)
 {
     for (int i = 0; i < m->n_params; i++) {
         const model_param *p = &m->params[i];
-        const st_tensor *t = st_find(f, p->name);
-        if (t && !strcmp(p->name, "pos_embed") && t->ndim == 3 && p->ndim == 3 && t->shape[2] == p->shape[2] &&
-            t->shape[1] != p->shape[1]) {
+        /* the sequence model's learned positions: say why another length is refused (image models size
+         * pos_embed by resolution and keep st_load's shape message) */
+        const st_tensor *t = m->cfg.skeleton == SKEL_SEQUENCE && !strcmp(p->name, "pos_embed") ? st_find(f, p->name)
+                                                                                             : NULL;
+        if (t && t->ndim == 3 && t->shape[2] == p->shape[2] && t->shape[1] != p->shape[1]) {
             long long have = (long long)t->shape[1], want = (long long)p->shape[1];
             if (have < want)
                 return ml_fail(ML_ERR_FORMAT,

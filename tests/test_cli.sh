@@ -298,6 +298,10 @@ grep -q "1,736,174" "$tmp/out" || { echo "FAIL: dims/depths overrides: not timm'
 expect 2 "this skeleton has 4 stages, not 2" -- info "mambaout_test:dims=32-64"
 expect 2 "want 4 integers in 1..16384 joined by '-'" -- info "mambaout_test:dims=32-64-x-1"
 expect 2 "want 1 integers in 0..128" -- info "vim_test:depths=200"
+# an image model's position embedding is sized by its resolution: the plain shape error, no max_len advice
+expect 4 "tensor 'pos_embed' has shape [1, 17, 16], expected [1, 26, 16]" -- forward --model vim_test \
+    --weights "$fx/skeletons/vim_test.safetensors" --ignore-unexpected --res 80 --batch 1
+grep -q "max_len" "$tmp/err" && { echo "FAIL: vim_test at 80 px: max_len advice for an image model"; fails=$((fails + 1)); }
 # the gradients of a whole model (their values: test_model_train, against timm's autograd)
 gm="$fx/grads/model_mambaout_test.safetensors"
 expect 2 "--weights, --input and --output are required" -- grad --model mambaout_test --input "$gm" --output "$tmp/g.safetensors"
