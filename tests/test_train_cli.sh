@@ -33,7 +33,7 @@ stop_and_resume() { # name signal exit-code
         [ -s "$tmp/$name.safetensors.state" ] && break
         sleep 0.02
     done
-    [ "$sig" = KILL ] && sleep 0.05 # a little past the first checkpoint (written 0.3 s in), well before the end
+    [ "$sig" = KILL ] && sleep 0.05 # a little past the first checkpoint (after epoch 1 of 3), well before the end
     kill -s "$sig" "$pid" 2>/dev/null
     wait "$pid"
     rc=$?
