@@ -283,6 +283,17 @@ void gate_forward(float *v, size_t ld_v, const float *u, const float *m, size_t 
     }
 }
 
+/* d_gate += d_v act'(gate) x and d_x += d_v act(gate) over n columns: elementwise, so the
+ * vector clone gives the scalar loop's bits */
+ML_CLONES static void gate_bwd_span(float *restrict dg, float *restrict dx, const float *restrict dv,
+                                    const float *restrict ap, const float *restrict a, const float *restrict x, int n)
+{
+    for (int q = 0; q < n; q++) {
+        dg[q] += dv[q] * ap[q] * x[q];
+        dx[q] += dv[q] * a[q];
+    }
+}
+
 void gate_backward(float *d_u, float *d_m, const float *d_v, size_t ld_dv, const float *u, const float *m,
                    size_t rows, int Hd, int E, act_kind act)
 {
@@ -298,16 +309,13 @@ void gate_backward(float *d_u, float *d_m, const float *d_v, size_t ld_dv, const
             const int len = Hd - j0 < 256 ? Hd - j0 : 256;
             act_row(a, g + j0, (size_t)len, act);
             act_grad_row(ap, g + j0, (size_t)len, act);
-            for (int q = 0; q < len; q++) {
-                const int j = j0 + q;
-                if (j < ni) {
-                    dg[j] += dv[j] * ap[q] * i[j];
-                    di[j] += dv[j] * a[q];
-                } else {
-                    dg[j] += dv[j] * ap[q] * c[j - ni];
-                    dm[j - ni] += dv[j] * a[q];
-                }
-            }
+            /* columns below ni gate the identity half i, the rest the mixer's output c */
+            const int nl = ni - j0 <= 0 ? 0 : (ni - j0 < len ? ni - j0 : len);
+            if (nl > 0)
+                gate_bwd_span(dg + j0, di + j0, dv + j0, ap, a, i + j0, nl);
+            if (nl < len)
+                gate_bwd_span(dg + j0 + nl, dm + (j0 + nl - ni), dv + j0 + nl, ap + nl, a + nl, c + (j0 + nl - ni),
+                              len - nl);
         }
     }
 }

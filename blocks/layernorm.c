@@ -38,7 +38,7 @@ void layernorm_forward(float *out, size_t ld_out, float *mean, float *rstd, cons
 
 /* ---- backward ---- */
 
-static void layernorm_bwd_row(float *dx, const float *dy, const float *x, const float *w, float m, float s, int C)
+ML_CLONES static void layernorm_bwd_row(float *dx, const float *dy, const float *x, const float *w, float m, float s, int C)
 {
     /* the two row means of the formula, in double as the forward's statistics */
     double a = 0.0, bsum = 0.0;
