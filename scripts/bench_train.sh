@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A training step (forward, backward, AdamW) of mixerlab against PyTorch's on the
-# same model, batch and threads, measured one after the other in this run:
+# same model, batch and threads, each PyTorch step right after one of ours:
 # mambaout_femto at 224x224 batch 8, and the small test configuration at 32x32
 # batch 64 (issue 10's targets). PyTorch runs as Debian's python3-torch (with
 # timm from TIMM_PATH) and, when NEW_PYTHON names a venv's python with the
@@ -20,7 +20,6 @@ echo "| model | res | batch | mixerlab step (median ms) | PyTorch | PyTorch step
 echo "|---|---|---|---|---|---|---|---|---|"
 for cfg in "mambaout_femto femto 224 8 10" "mambaout_test test 32 64 3"; do
     set -- $cfg
-    ours=$("$build/mixerlab" bench-train --model "$1" --res "$3" --batch "$4" --threads "$threads" --min-time "$5" --json)
     runs=("Debian|env PYTHONPATH=$timm $py")
     [ -n "$new" ] && runs+=("PyPI eager|$new" "PyPI torch.compile|$new --compile")
     for r in "${runs[@]}"; do
@@ -28,6 +27,10 @@ for cfg in "mambaout_femto femto 224 8 10" "mambaout_test test 32 64 3"; do
         cmd=${r#*|}
         extra=""
         case $cmd in *--compile) extra=--compile; cmd=${cmd% --compile} ;; esac
+        # ours right before each PyTorch step, so that each ratio compares two adjacent
+        # measurements: this VM's speed changes by up to 2x from one minute to the next
+        ours=$("$build/mixerlab" bench-train --model "$1" --res "$3" --batch "$4" --threads "$threads" \
+            --min-time "$5" --json)
         theirs=$($cmd scripts/bench_train_torch.py --model "$2" --res "$3" --batch "$4" --threads "$threads" \
             --min-time "$5" $extra)
         "$py" - "$1" "$3" "$4" "$label" "$ours" "$theirs" <<'PYEOF'
