@@ -310,7 +310,8 @@ void gate_backward(float *d_u, float *d_m, const float *d_v, size_t ld_dv, const
             act_row(a, g + j0, (size_t)len, act);
             act_grad_row(ap, g + j0, (size_t)len, act);
             /* columns below ni gate the identity half i, the rest the mixer's output c */
-            const int nl = ni - j0 <= 0 ? 0 : (ni - j0 < len ? ni - j0 : len);
+            int nl = ni - j0;
+            nl = nl < 0 ? 0 : nl > len ? len : nl;
             if (nl > 0)
                 gate_bwd_span(dg + j0, di + j0, dv + j0, ap, a, i + j0, nl);
             if (nl < len)

@@ -514,11 +514,12 @@ static void f_gate(double *out, const void *c)
         }
 }
 
-/* The gate: the c columns of u get no gradient from it (the mixer's backward fills them). */
-static void test_gate(rng_state *r)
+/* The gate: the c columns of u get no gradient from it (the mixer's backward fills them).
+ * gate_backward works in 256-column chunks split where the identity half ends (ni = Hd - E):
+ * Hd 300 puts that split inside the first chunk (E 77) and inside the second (E 20). */
+static void test_gate_case(rng_state *r, size_t rows, int Hd, int E)
 {
-    const size_t rows = 23, ld_dv = 13;
-    const int Hd = 11, E = 7;
+    const size_t ld_dv = (size_t)Hd + 2;
     for (int a = 0; a < 2; a++) {
         var v[2] = {{0}};
         var_init(&v[0], "u", rows * 2 * Hd, r, -3, 3);
@@ -531,10 +532,19 @@ static void test_gate(rng_state *r)
         var_grad_alloc(&v[1], r);
         float *gs = to_strided(g, rows, Hd, ld_dv);
         gate_backward(v[0].d, v[1].d, gs, ld_dv, v[0].f, v[1].f, rows, Hd, E, ctx.act);
-        check_vars(a ? "gate silu (rows 23, Hd 11, E 7)" : "gate gelu (rows 23, Hd 11, E 7)", v, 2, &g_worst_op);
+        char name[64];
+        snprintf(name, sizeof name, "gate %s (rows %zu, Hd %d, E %d)", a ? "silu" : "gelu", rows, Hd, E);
+        check_vars(name, v, 2, &g_worst_op);
         free(g), free(gd), free(gs);
         vars_free(v, 2);
     }
+}
+
+static void test_gate(rng_state *r)
+{
+    test_gate_case(r, 23, 11, 7);
+    test_gate_case(r, 3, 300, 77);
+    test_gate_case(r, 3, 300, 20);
 }
 
 typedef struct {
