@@ -28,7 +28,8 @@ for cfg in "mambaout_femto femto 224 8 10" "mambaout_test test 32 64 3"; do
         extra=""
         case $cmd in *--compile) extra=--compile; cmd=${cmd% --compile} ;; esac
         # ours right before each PyTorch step, so that each ratio compares two adjacent
-        # measurements: this VM's speed changes by up to 2x from one minute to the next
+        # measurements: a shared VM's speed can double from one minute to the next
+        # (results/cpu_benchmarks.md, 2026-12-07)
         ours=$("$build/mixerlab" bench-train --model "$1" --res "$3" --batch "$4" --threads "$threads" \
             --min-time "$5" --json)
         theirs=$($cmd scripts/bench_train_torch.py --model "$2" --res "$3" --batch "$4" --threads "$threads" \
