@@ -351,7 +351,6 @@ static ml_status write_accuracy_data(store *st, const char *out, const char *exp
         for (int k = 0; k < np; k++)
             fprintf(fc, "%d %g %g %g %ld\n", pts[k].epoch, pts[k].test_top1, pts[k].train_loss, pts[k].seconds,
                     pts[k].step);
-        (*ncurves)++;
         free(pts);
     }
     if (fa && fclose(fa) != 0 && s == ML_OK)
