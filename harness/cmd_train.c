@@ -15,7 +15,8 @@ static const char train_usage[] =
     "                      [--epochs E] [--batch B] [--lr LR] [--min-lr LR] [--warmup-lr LR]\n"
     "                      [--weight-decay WD] [--warmup-epochs W] [--drop-path P] [--smoothing S]\n"
     "                      [--clip-grad N] [--seed S] [--limit N] [--eval-limit N] [--threads T]\n"
-    "                      [--checkpoint-minutes M] [--init W] [--resume] [--quiet] [--json]\n"
+    "                      [--res-start R0 --res-ramp A-B] [--checkpoint-minutes M] [--init W]\n"
+    "                      [--resume] [--quiet] [--json]\n"
     "       mixerlab train --model seq:... --data TASK[:key=value,...] --steps N [--eval-every K]\n"
     "                      [--warmup-steps W] [--eval-seq-len L1,L2,...] --out CKPT.safetensors ...\n"
     "\n"
@@ -24,12 +25,11 @@ static const char train_usage[] =
     "cosine schedule per step, label smoothing and drop path; evaluates on the test split\n"
     "after every epoch. Same configuration and thread count, same weights, bit for bit.\n"
     "\n"
-    "  --model M           a zoo name with overrides; the head takes the dataset's class\n"
-    "                      count unless M names one (num_classes=K); the sequence model seq takes\n"
-    "                      a task's vocabulary too\n"
+    "  --model M           a zoo name with overrides; the head takes the dataset's classes unless\n"
+    "                      M names them (num_classes=K); seq takes a task's vocabulary too\n"
     "  --data D            fashion-mnist (Debian's dataset-fashion-mnist), fashion-mnist:dir=PATH, or\n"
-    "                      folder:dir=VAL,train=TRAIN (image folders, same classes: training through\n"
-    "                      timm's random-resized crop and flip, test through the model's transform),\n"
+    "                      folder:dir=VAL,train=TRAIN (image folders: training through timm's\n"
+    "                      random-resized crop and flip, test through the model's transform),\n"
     "                      or a task: selective-copying, induction-heads, pathfinder (with\n"
     "                      parameters: selective-copying:seq_len=1024,tokens=16), sequential-fashion-mnist\n"
     "  --steps N           a task: N steps on fresh batches; the held-out set (its own seed) is\n"
@@ -37,11 +37,12 @@ static const char train_usage[] =
     "                      accuracy: the share of answers right\n"
     "  --eval-seq-len LS   then the held-out set at each length of LS (e.g. 256,1024,4096)\n"
     "  --out CKPT          the weights (timm names; loads into timm with strict=True) and, beside\n"
-    "                      them CKPT with .state appended (what --resume needs), written atomically every epoch,\n"
+    "                      them CKPT.state (what --resume needs), written atomically every epoch,\n"
     "                      every --checkpoint-minutes (default 5) and on SIGINT/SIGTERM\n"
     "  --res R             input resolution (default 32; Fashion-MNIST's 28x28 is resized)\n"
-    "  --epochs E          default 10          --batch B         default 64 (the last partial\n"
-    "                                                              batch of an epoch is dropped)\n"
+    "  --res-start R0 --res-ramp A-B   epochs 1..A at R0, after B at R, between stepped\n"
+    "                      linearly (multiples of 8); evaluations at R\n"
+    "  --epochs E          default 10;  --batch B: default 64 (an epoch's last partial one is dropped)\n"
     "  --lr LR             peak learning rate (default 1e-3); --min-lr (1e-5), --warmup-lr (1e-6)\n"
     "  --weight-decay WD   default 0.05        --warmup-epochs W default 1\n"
     "  --drop-path P       stochastic depth of the last block (linear from 0; default 0)\n"
@@ -50,8 +51,7 @@ static const char train_usage[] =
     "  --seed S            weights, order, augmentation and drop path (default 0)\n"
     "  --limit N           the first N training images; --eval-limit N: test images per evaluation\n"
     "  --threads T         CPU threads (default: all cores)\n"
-    "  --init W            start from W's weights (same model; e.g. a run at a shorter seq_len);\n"
-    "                      AdamW and the schedule start afresh\n"
+    "  --init W            start from W's weights (same model); AdamW and the schedule start afresh\n"
     "  --resume            continue from CKPT.state; it must be from the same configuration\n"
     "  --quiet             no progress lines;   --json: the result as one JSON object\n"
     "\n"
@@ -68,7 +68,8 @@ typedef struct {
     train_config c;
     const char *device;
     long res, epochs, batch, threads, limit, eval_limit, steps, eval_every, warmup_steps;
-    const char *eval_lens;
+    const char *eval_lens, *res_ramp;
+    long res_start;
     double ckpt_min;
     int quiet, json;
 } train_args;
@@ -84,6 +85,8 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         OPT_STRING("--out", &a->c.out),
         OPT_STRING("--init", &a->c.init),
         OPT_LONG("--res", &a->res, MODEL_MIN_RES, MODEL_MAX_RES),
+        OPT_LONG("--res-start", &a->res_start, MODEL_MIN_RES, MODEL_MAX_RES),
+        OPT_STRING("--res-ramp", &a->res_ramp),
         OPT_LONG("--epochs", &a->epochs, 1, TRAIN_MAX_EPOCHS),
         OPT_LONG("--batch", &a->batch, 1, 4096),
         OPT_DOUBLE("--lr", &a->c.lr, 1e-12, 1e30),
@@ -127,6 +130,19 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
                            a->eval_lens, TRAIN_MAX_EVAL_LENS, MODEL_MAX_SEQ);
         a->c.eval_lens[a->c.n_eval_lens++] = (int)v;
         p = *end ? end + 1 : end;
+    }
+    if (!a->res_start != !a->res_ramp)
+        return ml_fail(ML_ERR_USAGE, "train: --res-start and --res-ramp go together");
+    if (a->res_ramp) {
+        char *end, *end2;
+        const long lo = strtol(a->res_ramp, &end, 10);
+        const long hi = *end == '-' ? strtol(end + 1, &end2, 10) : lo;
+        if (*end == '-')
+            end = end2 == end + 1 ? end : end2; /* "A-" with no B: left at the '-', refused below */
+        if (end == a->res_ramp || *end || lo < 0 || hi < lo || hi > a->epochs)
+            return ml_fail(ML_ERR_USAGE, "train: --res-ramp %s: want A-B (or A) with 0 <= A <= B <= the epochs (%ld)",
+                           a->res_ramp, a->epochs);
+        a->c.res_start = (int)a->res_start, a->c.res_ramp[0] = (int)lo, a->c.res_ramp[1] = (int)hi;
     }
     a->c.progress = !a->quiet;
     a->c.stop_requested = signals_pending;

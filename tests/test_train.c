@@ -1,9 +1,11 @@
 /* Training: AdamW against torch.optim.AdamW (fixture from
  * scripts/make_optim_fixtures.py), timm's weight-decay rule on a real
- * parameter table, gradient clipping, the learning-rate schedule. */
+ * parameter table, gradient clipping, the learning-rate schedule, the
+ * progressive-resizing schedule. */
 #include "models/safetensors.h"
 #include "test_util.h"
 #include "train/optim.h"
+#include "train/trainer.h"
 
 #define TOL 1e-5
 
@@ -117,11 +119,37 @@ static void test_schedule(void)
     CHECK(mono, "cosine decreases after the warm-up");
 }
 
+/* Progressive resizing, written out by hand from its rule: epochs 1..A at R0, after B at R, the
+ * (e - A)-th of B - A + 1 steps between, down to a multiple of 8. */
+static void test_res_schedule(void)
+{
+    train_config c = train_config_default();
+    c.res = 48, c.epochs = 10;
+    CHECK(train_res_at(&c, 0) == 48 && train_res_at(&c, 9) == 48, "no --res-start: every epoch at --res");
+    c.res_start = 32, c.res_ramp[0] = 2, c.res_ramp[1] = 5;
+    /* epochs 3, 4, 5: 32 + 16 * {1, 2, 3} / 4 = 36, 40, 44 -> 32, 40, 40 */
+    const int want[10] = {32, 32, 32, 40, 40, 48, 48, 48, 48, 48};
+    int ok = 1;
+    for (int e = 0; e < 10; e++)
+        ok &= train_res_at(&c, e) == want[e];
+    CHECK(ok, "ramp 2-5 from 32 to 48: 32 32 32 40 40 48 ...");
+    c.res_ramp[0] = c.res_ramp[1] = 4; /* one switch after epoch 4 */
+    CHECK(train_res_at(&c, 3) == 32 && train_res_at(&c, 4) == 48, "ramp 4-4: the switch after epoch 4");
+    c.res_start = 64, c.res = 32, c.res_ramp[0] = 0, c.res_ramp[1] = 3; /* downwards: 56, 48, 40 -> multiples of 8 */
+    CHECK(train_res_at(&c, 0) == 56 && train_res_at(&c, 1) == 48 && train_res_at(&c, 2) == 40 &&
+              train_res_at(&c, 3) == 32,
+          "a ramp down from 64 to 32 over epochs 1-3");
+    c.res_start = 37, c.res = 45, c.res_ramp[0] = 1, c.res_ramp[1] = 2; /* 37 + 8/2 = 41 -> 40 */
+    CHECK(train_res_at(&c, 0) == 37 && train_res_at(&c, 1) == 40 && train_res_at(&c, 2) == 45,
+          "ends that are not multiples of 8 are kept; steps between are");
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
     test_adamw(dir);
     test_decay_rule();
     test_schedule();
+    test_res_schedule();
     return test_summary("test_train");
 }

@@ -23,8 +23,8 @@ base=(train --model mambaout_test --data fashion-mnist --limit 1280 --batch 32 -
 grep -q '"epochs":	3' "$tmp/a.json" || fail "plain run did not do 3 epochs: $(cat "$tmp/a.json")"
 
 # stopped by a signal at some step, then resumed: the same bytes
-stop_and_resume() { # name signal exit-code
-    local name=$1 sig=$2 want=$3 rc
+stop_and_resume() { # name signal exit-code [the uninterrupted run's weights]
+    local name=$1 sig=$2 want=$3 ref=${4:-$tmp/a.safetensors} rc
     "$bin" "${base[@]}" --out "$tmp/$name.safetensors" >/dev/null 2>"$tmp/$name.err" &
     local pid=$!
     # the signal once a first checkpoint is there (after epoch 1, or sooner with frequent ones), so that
@@ -47,7 +47,7 @@ stop_and_resume() { # name signal exit-code
     [ -s "$tmp/$name.safetensors.state" ] || fail "$sig: no checkpoint to resume from"
     "$bin" "${base[@]}" --out "$tmp/$name.safetensors" --resume >/dev/null 2>"$tmp/$name.err" ||
         fail "$sig: --resume failed: $(cat "$tmp/$name.err")"
-    cmp -s "$tmp/a.safetensors" "$tmp/$name.safetensors" || fail "$sig: resumed weights differ from the uninterrupted run's"
+    cmp -s "$ref" "$tmp/$name.safetensors" || fail "$sig: resumed weights differ from the uninterrupted run's"
 }
 stop_and_resume term TERM 143
 stop_and_resume int INT 130
@@ -55,6 +55,32 @@ base+=(--checkpoint-minutes 0.005)  # every 0.3 s: kill -9 finds a recent checkp
 "$bin" "${base[@]}" --out "$tmp/a2.safetensors" 2>/dev/null >/dev/null || fail "run with frequent checkpoints"
 cmp -s "$tmp/a2.safetensors" "$tmp/a.safetensors" || fail "checkpointing every 0.3 s changed the weights"
 stop_and_resume kill KILL 137
+
+# progressive resizing: epoch 1 at 32x32, epochs 2-3 at 40x40, every evaluation at 40x40; killed after
+# a checkpoint and resumed: the same bytes; eval at 40 agrees with train's last evaluation
+plain=("${base[@]}")
+base+=(--res 40 --res-start 32 --res-ramp 1)
+"$bin" "${base[@]}" --out "$tmp/p.safetensors" --json >"$tmp/p.json" 2>"$tmp/p.err" || fail "progressive resizing: $(cat "$tmp/p.err")"
+"$bin" "${plain[@]}" --res 40 --out "$tmp/p40.safetensors" >/dev/null 2>&1 || fail "the run at 40x40 throughout"
+cmp -s "$tmp/p.safetensors" "$tmp/p40.safetensors" && fail "--res-start 32 trained the same weights as 40x40 throughout"
+# the ends of the schedule against plain runs: ramp 0 is 40x40 throughout; ramp 3 (of 3 epochs) trains every
+# epoch at 32x32 and only evaluates at 40, so its weights are the plain 32x32 run's, bit for bit
+"$bin" "${plain[@]}" --res 40 --res-start 32 --res-ramp 0 --out "$tmp/p0.safetensors" >/dev/null 2>&1 &&
+    cmp -s "$tmp/p0.safetensors" "$tmp/p40.safetensors" || fail "--res-ramp 0 is not the run at 40x40 throughout"
+"$bin" "${plain[@]}" --res 32 --out "$tmp/p32.safetensors" >/dev/null 2>&1 || fail "the run at 32x32 throughout"
+"$bin" "${plain[@]}" --res 40 --res-start 32 --res-ramp 3 --out "$tmp/p3.safetensors" >/dev/null 2>&1 &&
+    cmp -s "$tmp/p3.safetensors" "$tmp/p32.safetensors" || fail "--res-ramp 3 of 3 epochs did not train at 32x32"
+stop_and_resume pkill KILL 137 "$tmp/p.safetensors"
+"$bin" eval --model mambaout_test --weights "$tmp/p.safetensors" --data fashion-mnist --res 40 --limit 200 --batch 32 \
+    --json >"$tmp/pe.json" || fail "eval of the progressive-resizing checkpoint"
+t1=$(sed -n 's/.*"top1":	\([0-9.e-]*\).*/\1/p' "$tmp/p.json")
+e1=$(sed -n 's/.*"top1":	\([0-9.e-]*\).*/\1/p' "$tmp/pe.json")
+[ -n "$t1" ] && [ "$t1" = "$e1" ] || fail "progressive resizing: eval top-1 at 40 '$e1' is not train's '$t1'"
+"$bin" train --model mambaout_test --data fashion-mnist --limit 320 --batch 32 --epochs 2 --eval-limit 64 --res 40 \
+    --res-start 32 --res-ramp 1 --out "$tmp/pm.safetensors" >/dev/null 2>"$tmp/pm.err" &&
+    grep -q "epochs 1-1 at 32x32, from epoch 2 at 40x40" "$tmp/pm.err" && grep -q "epoch 2 on: training at 40x40 (was 32x32)" "$tmp/pm.err" ||
+    fail "progressive resizing: the schedule and the switch are not reported: $(cat "$tmp/pm.err")"
+base=("${plain[@]}")
 
 # eval reads the checkpoint and agrees with train's last evaluation
 "$bin" eval --model mambaout_test --weights "$tmp/a.safetensors" --data fashion-mnist --limit 200 --batch 32 --json \
@@ -103,6 +129,14 @@ expect 4 "train-images-idx3-ubyte.gz" train --model mambaout_test --data "fashio
 expect 2 "do not make one batch" train --model mambaout_test --data fashion-mnist --limit 10 --batch 32 --out "$tmp/x.safetensors"
 expect 2 "has 5 classes but fashion-mnist has 10" train --model mambaout_test:num_classes=5 --data fashion-mnist --out "$tmp/x.safetensors"
 expect 2 "has 5 classes but fashion-mnist has 10" eval --model mambaout_test:num_classes=5 --data fashion-mnist --limit 5
+expect 2 "--res-start and --res-ramp go together" train --model mambaout_test --data fashion-mnist --res-start 32 --out "$tmp/x.safetensors"
+expect 2 "--res-ramp 4: want A-B" train --model mambaout_test --data fashion-mnist --epochs 3 --res-start 32 --res-ramp 4 --out "$tmp/x.safetensors"
+expect 2 "--res-ramp 2-1: want A-B" train --model mambaout_test --data fashion-mnist --res-start 32 --res-ramp 2-1 --out "$tmp/x.safetensors"
+expect 2 "--res-ramp 1-x: want A-B" train --model mambaout_test --data fashion-mnist --res-start 32 --res-ramp 1-x --out "$tmp/x.safetensors"
+expect 2 "--res-start is for images" train --model seq:mixer=ssm --data selective-copying:seq_len=64,tokens=4 --steps 10 \
+    --res-start 32 --res-ramp 1 --out "$tmp/x.safetensors"
+expect 2 "--res-start cannot change its resolution" train --model vim_test --data fashion-mnist --limit 64 --batch 32 --epochs 2 \
+    --res 48 --res-start 32 --res-ramp 1 --out "$tmp/x.safetensors"
 expect 2 "--data and --out are required" train --model mambaout_test --data fashion-mnist
 expect 2 "--lr" train --model mambaout_test --data fashion-mnist --out "$tmp/x.safetensors" --lr 0
 # a learning rate that blows the loss up: the step is named, the last good checkpoint stays

@@ -92,6 +92,9 @@ static void config_string(const train_config *c, const model_config *cfg, size_t
              cfg->name, cfg->num_classes, c->data, limit, c->res, c->batch, c->epochs, c->lr, c->min_lr,
              c->warmup_lr, c->weight_decay, c->warmup_epochs, c->drop_path, c->smoothing, c->clip_grad,
              (unsigned long long)c->seed);
+    if (c->res_start > 0) /* likewise */
+        snprintf(buf + strlen(buf), n - strlen(buf), ";res_start=%d;res_ramp=%d-%d", c->res_start, c->res_ramp[0],
+                 c->res_ramp[1]);
     if (c->init) /* only when given, so the states of runs without it stay resumable */
         snprintf(buf + strlen(buf), n - strlen(buf), ";init=%s", c->init);
     if (c->steps > 0) /* a stream: what decides its weights besides */
@@ -158,6 +161,7 @@ typedef struct {
     int epochs;       /* epochs, or a stream's evaluation rounds (steps_per_epoch each, the last may be short) */
     int stream;       /* a generated task: fresh samples every step, sample indices counted from 0 */
     int epoch;        /* 0-based: the epoch being run */
+    int cur_res;      /* the resolution m is planned at (train_res_at of the epoch) */
     long batch_pos;   /* batches of it done */
     double seconds;   /* training seconds so far */
     train_result *r;
@@ -314,11 +318,70 @@ static ml_status forward_model(void *p, const float *x, const float **logits)
     return ML_OK;
 }
 
+/* The model cfg planned and allocated at batch B and res x res with the weights of from (the same
+ * parameters: a model whose parameters depend on the resolution is refused). */
+static ml_status model_at_res(const model *from, int B, int res, model *to)
+{
+    model_config cfg = from->cfg;
+    memset(to, 0, sizeof *to);
+    ml_status s = model_plan(to, &cfg, B, res, res);
+    if (s == ML_OK && to->param_floats != from->param_floats)
+        s = ml_fail(ML_ERR_USAGE, "train: %s has other parameters at %dx%d than at %dx%d (a position embedding): "
+                                  "--res-start cannot change its resolution",
+                    cfg.name, res, res, from->H, from->W);
+    if (s == ML_OK)
+        s = model_alloc(to);
+    if (s == ML_OK)
+        memcpy(to->weights.base, from->weights.base, from->weights.used);
+    if (s != ML_OK)
+        model_free(to);
+    return s;
+}
+
 static ml_status evaluate(run *u, size_t limit, int res, class_metrics *cm)
 {
     const size_t n = limit && limit < u->d.n[DATA_TEST] ? limit : u->d.n[DATA_TEST];
     memset(cm, 0, sizeof *cm);
-    return metrics_eval(&u->d, n, u->m.B, res, u->m.cfg.num_classes, forward_model, &u->m, cm);
+    if (u->stream || u->cur_res == res)
+        return metrics_eval(&u->d, n, u->m.B, res, u->m.cfg.num_classes, forward_model, &u->m, cm);
+    model e; /* progressive resizing: m trains at a lower resolution than the evaluation's */
+    ML_TRY(model_at_res(&u->m, u->m.B, res, &e));
+    const ml_status s = metrics_eval(&u->d, n, e.B, res, e.cfg.num_classes, forward_model, &e, cm);
+    model_free(&e);
+    return s;
+}
+
+int train_res_at(const train_config *c, int epoch)
+{
+    if (c->res_start <= 0 || c->res_start == c->res)
+        return c->res;
+    const int e = epoch + 1, a = c->res_ramp[0], b = c->res_ramp[1];
+    if (e <= a)
+        return c->res_start;
+    if (e > b)
+        return c->res;
+    /* a < e <= b: the (e - a)-th of b - a + 1 equal steps from res_start towards res, down to a multiple of 8 */
+    const long r = c->res_start + (long)(c->res - c->res_start) * (e - a) / (b - a + 1);
+    const int lo = c->res_start < c->res ? c->res_start : c->res, hi = c->res_start < c->res ? c->res : c->res_start;
+    const int r8 = (int)(r / 8 * 8);
+    return r8 < lo ? lo : r8 > hi ? hi : r8;
+}
+
+/* Plans the model at res when it is at another (progressive resizing): the weights move across, the
+ * training buffers are made again for the new shapes; AdamW's moments (laid out like the weights) stay. */
+static ml_status switch_res(run *u, const train_config *c, int res)
+{
+    if (res == u->cur_res)
+        return ML_OK;
+    if (c->progress)
+        fprintf(stderr, "epoch %d on: training at %dx%d (was %dx%d)\n", u->epoch + 1, res, res, u->cur_res, u->cur_res);
+    model nm;
+    ML_TRY(model_at_res(&u->m, u->m.B, res, &nm));
+    model_train_free(&u->t);
+    model_free(&u->m);
+    u->m = nm;
+    u->cur_res = res;
+    return model_train_init(&u->t, &u->m);
 }
 
 /* ---- the loop ---- */
@@ -388,7 +451,7 @@ static ml_status run_epoch(run *u, const train_config *c, const lr_schedule *sch
         aug = c->seed ^ (0x6175676dULL * (uint64_t)(u->epoch + 1));
     }
     loader *l = NULL;
-    ML_TRY(loader_start(&l, d, DATA_TRAIN, order, n, c->batch, c->res, 1, aug, (size_t)u->batch_pos));
+    ML_TRY(loader_start(&l, d, DATA_TRAIN, order, n, c->batch, u->cur_res, 1, aug, (size_t)u->batch_pos));
     ml_status s = ML_OK;
     double last_print = now_s(), last_ckpt = now_s(), t_mark = now_s();
     long steps_mark = u->step;
@@ -451,6 +514,13 @@ static ml_status setup(run *u, const train_config *c)
                                      "(use --epochs)", u->d.name);
     if (c->n_eval_lens && cfg.skeleton != SKEL_SEQUENCE)
         return ml_fail(ML_ERR_USAGE, "train: --eval-seq-len is for the sequence model seq");
+    if (c->res_start > 0 && (u->stream || cfg.skeleton == SKEL_SEQUENCE))
+        return ml_fail(ML_ERR_USAGE, "train: --res-start is for images; %s is a sequence task", u->d.name);
+    if (c->res_start > 0 && (c->res_start < MODEL_MIN_RES || c->res_start > MODEL_MAX_RES || c->res_ramp[0] < 0 ||
+                             c->res_ramp[1] < c->res_ramp[0] || c->res_ramp[1] > c->epochs))
+        return ml_fail(ML_ERR_USAGE, "train: --res-start %d --res-ramp %d-%d: want a resolution in %d..%d and "
+                                     "0 <= A <= B <= the epochs (%d)",
+                       c->res_start, c->res_ramp[0], c->res_ramp[1], MODEL_MIN_RES, MODEL_MAX_RES, c->epochs);
     if (u->stream) {
         const long every = c->eval_every > 0 ? c->eval_every : (c->steps + 19) / 20;
         u->steps_per_epoch = every < c->steps ? every : c->steps;
@@ -475,7 +545,8 @@ static ml_status setup(run *u, const train_config *c)
     if (snprintf(u->state_path, sizeof u->state_path, "%s.state", c->out) >= (int)sizeof u->state_path)
         return ml_fail(ML_ERR_USAGE, "train: --out path is too long");
     int H, W;
-    model_input_shape(&cfg, &u->d, c->res, &H, &W);
+    u->cur_res = train_res_at(c, 0); /* a resume moves to its epoch's resolution after loading the state */
+    model_input_shape(&cfg, &u->d, u->cur_res, &H, &W);
     ML_TRY(model_plan(&u->m, &cfg, c->batch, H, W));
     ML_TRY(model_alloc(&u->m));
     model_init_random(&u->m, c->seed);
@@ -492,6 +563,17 @@ static ml_status setup(run *u, const train_config *c)
     ac.lr = c->lr, ac.weight_decay = c->weight_decay;
     ML_TRY(adamw_init(&u->o, &ac, u->m.params, u->m.n_params, u->t.offset));
     u->r->memory_bytes = model_train_step_bytes(&u->m);
+    for (int e = 1; e < u->epochs && c->res_start > 0; e++) /* the largest resolution of the schedule */
+        if (train_res_at(c, e) != train_res_at(c, e - 1)) {
+            model p;
+            memset(&p, 0, sizeof p);
+            const ml_status s = model_plan(&p, &cfg, c->batch, train_res_at(c, e), train_res_at(c, e));
+            const size_t b = s == ML_OK ? model_train_step_bytes(&p) : 0;
+            model_free(&p);
+            ML_TRY(s);
+            if (b > u->r->memory_bytes)
+                u->r->memory_bytes = b;
+        }
     return c->resume ? load_state(u) : ML_OK;
 }
 
@@ -598,11 +680,16 @@ ml_status train_run(const train_config *c, train_result *r)
                         "%.1f MiB%s\n",
                 u->m.cfg.name, u->d.name, u->d.n[DATA_TRAIN], u->steps_per_epoch, c->res, c->res, c->batch,
                 r->memory_bytes / 1048576.0, c->resume ? "; resumed" : "");
+    if (s == ML_OK && c->progress && c->res_start > 0)
+        fprintf(stderr, "progressive resizing: epochs 1-%d at %dx%d, from epoch %d at %dx%d (evaluations at %dx%d)\n",
+                c->res_ramp[0], c->res_start, c->res_start, c->res_ramp[1] + 1, c->res, c->res, c->res, c->res);
     const long step0 = u->step;
     const double sec0 = u->seconds;
     while (s == ML_OK && u->epoch < u->epochs && !r->stopped) {
         double loss_sum = 0, lr = 0;
         const long first = u->step;
+        if (!u->stream && (s = switch_res(u, c, train_res_at(c, u->epoch))) != ML_OK)
+            break;
         s = run_epoch(u, c, &sch, order, drop, &loss_sum, &lr);
         if (s == ML_OK && !r->stopped)
             s = finish_epoch(u, c, loss_sum, lr, u->step - first);

@@ -41,6 +41,10 @@ typedef struct {
     const char *model; /* a zoo name with overrides */
     const char *data;  /* a dataset spec (data/dataset.h) */
     int res, epochs, batch, threads;
+    /* Progressive resizing (images only): epochs 1..res_ramp[0] train at res_start, epochs after
+     * res_ramp[1] at res, the epochs between at resolutions stepped linearly from one to the other
+     * (multiples of 8). Every evaluation is at res. res_start 0: every epoch at res. */
+    int res_start, res_ramp[2];
     double lr, min_lr, warmup_lr, weight_decay, warmup_epochs, drop_path, smoothing, clip_grad;
     uint64_t seed;
     size_t limit;      /* training images (0: all) */
@@ -98,6 +102,9 @@ typedef struct {
  * dataset or checkpoint (I/O, format), --resume without OUT.state or from another configuration
  * (usage, naming the setting that differs), a loss that stops being finite (runtime, naming the
  * step; the last checkpoint is kept). */
+/* The resolution epoch (0-based) trains at under c's progressive resizing (c->res without it). */
+int train_res_at(const train_config *c, int epoch);
+
 ml_status train_run(const train_config *c, train_result *r);
 
 #endif
