@@ -368,7 +368,8 @@ int train_res_at(const train_config *c, int epoch)
 }
 
 /* Plans the model at res when it is at another (progressive resizing): the weights move across, the
- * training buffers are made again for the new shapes; AdamW's moments (laid out like the weights) stay. */
+ * training buffers are made again for the new shapes; AdamW's moments (laid out like the weights) stay.
+ * On an error the trainer is gone and the run ends. */
 static ml_status switch_res(run *u, const train_config *c, int res)
 {
     if (res == u->cur_res)
@@ -376,8 +377,8 @@ static ml_status switch_res(run *u, const train_config *c, int res)
     if (c->progress)
         fprintf(stderr, "epoch %d on: training at %dx%d (was %dx%d)\n", u->epoch + 1, res, res, u->cur_res, u->cur_res);
     model nm;
+    model_train_free(&u->t); /* first, so that the two models side by side hold less than a training step */
     ML_TRY(model_at_res(&u->m, u->m.B, res, &nm));
-    model_train_free(&u->t);
     model_free(&u->m);
     u->m = nm;
     u->cur_res = res;
@@ -563,17 +564,30 @@ static ml_status setup(run *u, const train_config *c)
     ac.lr = c->lr, ac.weight_decay = c->weight_decay;
     ML_TRY(adamw_init(&u->o, &ac, u->m.params, u->m.n_params, u->t.offset));
     u->r->memory_bytes = model_train_step_bytes(&u->m);
-    for (int e = 1; e < u->epochs && c->res_start > 0; e++) /* the largest resolution of the schedule */
-        if (train_res_at(c, e) != train_res_at(c, e - 1)) {
-            model p;
-            memset(&p, 0, sizeof p);
-            const ml_status s = model_plan(&p, &cfg, c->batch, train_res_at(c, e), train_res_at(c, e));
-            const size_t b = s == ML_OK ? model_train_step_bytes(&p) : 0;
-            model_free(&p);
+    if (c->res_start > 0) { /* the most any epoch of the schedule holds */
+        model p;
+        memset(&p, 0, sizeof p);
+        ML_TRY(model_plan(&p, &cfg, c->batch, c->res, c->res));
+        /* an epoch below --res evaluates through a second model planned at --res */
+        const size_t eval_bytes = model_weight_bytes(&p) + model_activation_bytes(&p);
+        size_t most = 0;
+        for (int e = 0; e < u->epochs; e++) {
+            const int r = train_res_at(c, e);
+            if (e && r == train_res_at(c, e - 1))
+                continue;
+            model q;
+            memset(&q, 0, sizeof q);
+            const ml_status s = model_plan(&q, &cfg, c->batch, r, r);
+            const size_t b = s == ML_OK ? model_train_step_bytes(&q) + (r != c->res ? eval_bytes : 0) : 0;
+            model_free(&q);
+            if (s != ML_OK)
+                model_free(&p);
             ML_TRY(s);
-            if (b > u->r->memory_bytes)
-                u->r->memory_bytes = b;
+            most = b > most ? b : most;
         }
+        model_free(&p);
+        u->r->memory_bytes = most;
+    }
     return c->resume ? load_state(u) : ML_OK;
 }
 
