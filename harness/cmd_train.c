@@ -15,7 +15,7 @@ static const char train_usage[] =
     "                      [--epochs E] [--batch B] [--lr LR] [--min-lr LR] [--warmup-lr LR]\n"
     "                      [--weight-decay WD] [--warmup-epochs W] [--drop-path P] [--smoothing S]\n"
     "                      [--clip-grad N] [--seed S] [--limit N] [--eval-limit N] [--threads T]\n"
-    "                      [--res-start R0 --res-ramp A-B] [--checkpoint-minutes M] [--init W]\n"
+    "                      [--res-start R0 --res-ramp A,B] [--checkpoint-minutes M] [--init W]\n"
     "                      [--resume] [--quiet] [--json]\n"
     "       mixerlab train --model seq:... --data TASK[:key=value,...] --steps N [--eval-every K]\n"
     "                      [--warmup-steps W] [--eval-seq-len L1,L2,...] --out CKPT.safetensors ...\n"
@@ -40,8 +40,8 @@ static const char train_usage[] =
     "                      them CKPT.state (what --resume needs), written atomically every epoch,\n"
     "                      every --checkpoint-minutes (default 5) and on SIGINT/SIGTERM\n"
     "  --res R             input resolution (default 32; Fashion-MNIST's 28x28 is resized)\n"
-    "  --res-start R0 --res-ramp A-B   epochs 1..A at R0, after B at R, between stepped\n"
-    "                      linearly (multiples of 8); evaluations at R\n"
+    "  --res-start R0 --res-ramp A,B   epochs 1..A at R0, after B at R, between stepped\n"
+    "                      linearly (multiples of 8; A alone: A,A); evaluations at R\n"
     "  --epochs E          default 10;  --batch B: default 64 (an epoch's last partial one is dropped)\n"
     "  --lr LR             peak learning rate (default 1e-3); --min-lr (1e-5), --warmup-lr (1e-6)\n"
     "  --weight-decay WD   default 0.05        --warmup-epochs W default 1\n"
@@ -68,8 +68,9 @@ typedef struct {
     train_config c;
     const char *device;
     long res, epochs, batch, threads, limit, eval_limit, steps, eval_every, warmup_steps;
-    const char *eval_lens, *res_ramp;
-    long res_start;
+    const char *eval_lens;
+    long res_start, res_ramp[2];
+    int n_ramp;
     double ckpt_min;
     int quiet, json;
 } train_args;
@@ -86,7 +87,7 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         OPT_STRING("--init", &a->c.init),
         OPT_LONG("--res", &a->res, MODEL_MIN_RES, MODEL_MAX_RES),
         OPT_LONG("--res-start", &a->res_start, MODEL_MIN_RES, MODEL_MAX_RES),
-        OPT_STRING("--res-ramp", &a->res_ramp),
+        OPT_LIST("--res-ramp", a->res_ramp, 0, TRAIN_MAX_EPOCHS, 2, &a->n_ramp, NULL),
         OPT_LONG("--epochs", &a->epochs, 1, TRAIN_MAX_EPOCHS),
         OPT_LONG("--batch", &a->batch, 1, 4096),
         OPT_DOUBLE("--lr", &a->c.lr, 1e-12, 1e30),
@@ -131,19 +132,10 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         a->c.eval_lens[a->c.n_eval_lens++] = (int)v;
         p = *end ? end + 1 : end;
     }
-    if (!a->res_start != !a->res_ramp)
+    if (!a->res_start != !a->n_ramp)
         return ml_fail(ML_ERR_USAGE, "train: --res-start and --res-ramp go together");
-    if (a->res_ramp) {
-        char *end, *end2;
-        const long lo = strtol(a->res_ramp, &end, 10);
-        const long hi = *end == '-' ? strtol(end + 1, &end2, 10) : lo;
-        if (*end == '-')
-            end = end2 == end + 1 ? end : end2; /* "A-" with no B: left at the '-', refused below */
-        if (end == a->res_ramp || *end || lo < 0 || hi < lo || hi > a->epochs)
-            return ml_fail(ML_ERR_USAGE, "train: --res-ramp %s: want A-B (or A) with 0 <= A <= B <= the epochs (%ld)",
-                           a->res_ramp, a->epochs);
-        a->c.res_start = (int)a->res_start, a->c.res_ramp[0] = (int)lo, a->c.res_ramp[1] = (int)hi;
-    }
+    a->c.res_start = (int)a->res_start; /* the ramp's order and its end against the epochs: train_run */
+    a->c.res_ramp[0] = (int)a->res_ramp[0], a->c.res_ramp[1] = (int)a->res_ramp[a->n_ramp > 1];
     a->c.progress = !a->quiet;
     a->c.stop_requested = signals_pending;
     return ML_OK;

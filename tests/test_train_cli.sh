@@ -130,9 +130,9 @@ expect 2 "do not make one batch" train --model mambaout_test --data fashion-mnis
 expect 2 "has 5 classes but fashion-mnist has 10" train --model mambaout_test:num_classes=5 --data fashion-mnist --out "$tmp/x.safetensors"
 expect 2 "has 5 classes but fashion-mnist has 10" eval --model mambaout_test:num_classes=5 --data fashion-mnist --limit 5
 expect 2 "--res-start and --res-ramp go together" train --model mambaout_test --data fashion-mnist --res-start 32 --out "$tmp/x.safetensors"
-expect 2 "--res-ramp 4: want A-B" train --model mambaout_test --data fashion-mnist --epochs 3 --res-start 32 --res-ramp 4 --out "$tmp/x.safetensors"
-expect 2 "--res-ramp 2-1: want A-B" train --model mambaout_test --data fashion-mnist --res-start 32 --res-ramp 2-1 --out "$tmp/x.safetensors"
-expect 2 "--res-ramp 1-x: want A-B" train --model mambaout_test --data fashion-mnist --res-start 32 --res-ramp 1-x --out "$tmp/x.safetensors"
+expect 2 "--res-ramp 4,4: want a resolution in 32..4096 and 0 <= A <= B <= the epochs (3)" train --model mambaout_test --data fashion-mnist --epochs 3 --res-start 32 --res-ramp 4 --out "$tmp/x.safetensors"
+expect 2 "--res-ramp 2,1: want a resolution" train --model mambaout_test --data fashion-mnist --res-start 32 --res-ramp 2,1 --out "$tmp/x.safetensors"
+expect 2 "--res-ramp: 'x' is not an integer" train --model mambaout_test --data fashion-mnist --res-start 32 --res-ramp 1,x --out "$tmp/x.safetensors"
 expect 2 "--res-start is for images" train --model seq:mixer=ssm --data selective-copying:seq_len=64,tokens=4 --steps 10 \
     --res-start 32 --res-ramp 1 --out "$tmp/x.safetensors"
 expect 2 "--res-start cannot change its resolution" train --model vim_test --data fashion-mnist --limit 64 --batch 32 --epochs 2 \

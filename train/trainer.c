@@ -93,7 +93,7 @@ static void config_string(const train_config *c, const model_config *cfg, size_t
              c->warmup_lr, c->weight_decay, c->warmup_epochs, c->drop_path, c->smoothing, c->clip_grad,
              (unsigned long long)c->seed);
     if (c->res_start > 0) /* likewise */
-        snprintf(buf + strlen(buf), n - strlen(buf), ";res_start=%d;res_ramp=%d-%d", c->res_start, c->res_ramp[0],
+        snprintf(buf + strlen(buf), n - strlen(buf), ";res_start=%d;res_ramp=%d,%d", c->res_start, c->res_ramp[0],
                  c->res_ramp[1]);
     if (c->init) /* only when given, so the states of runs without it stay resumable */
         snprintf(buf + strlen(buf), n - strlen(buf), ";init=%s", c->init);
@@ -318,17 +318,14 @@ static ml_status forward_model(void *p, const float *x, const float **logits)
     return ML_OK;
 }
 
-/* The model cfg planned and allocated at batch B and res x res with the weights of from (the same
- * parameters: a model whose parameters depend on the resolution is refused). */
+/* The model cfg planned and allocated at batch B and res x res with the weights of from (whose
+ * parameters setup checked do not depend on the resolution). */
 static ml_status model_at_res(const model *from, int B, int res, model *to)
 {
     model_config cfg = from->cfg;
     memset(to, 0, sizeof *to);
     ml_status s = model_plan(to, &cfg, B, res, res);
-    if (s == ML_OK && to->param_floats != from->param_floats)
-        s = ml_fail(ML_ERR_USAGE, "train: %s has other parameters at %dx%d than at %dx%d (a position embedding): "
-                                  "--res-start cannot change its resolution",
-                    cfg.name, res, res, from->H, from->W);
+    ML_ASSERT(s != ML_OK || to->param_floats == from->param_floats);
     if (s == ML_OK)
         s = model_alloc(to);
     if (s == ML_OK)
@@ -342,7 +339,7 @@ static ml_status evaluate(run *u, size_t limit, int res, class_metrics *cm)
 {
     const size_t n = limit && limit < u->d.n[DATA_TEST] ? limit : u->d.n[DATA_TEST];
     memset(cm, 0, sizeof *cm);
-    if (u->stream || u->cur_res == res)
+    if (u->cur_res == res)
         return metrics_eval(&u->d, n, u->m.B, res, u->m.cfg.num_classes, forward_model, &u->m, cm);
     model e; /* progressive resizing: m trains at a lower resolution than the evaluation's */
     ML_TRY(model_at_res(&u->m, u->m.B, res, &e));
@@ -519,7 +516,7 @@ static ml_status setup(run *u, const train_config *c)
         return ml_fail(ML_ERR_USAGE, "train: --res-start is for images; %s is a sequence task", u->d.name);
     if (c->res_start > 0 && (c->res_start < MODEL_MIN_RES || c->res_start > MODEL_MAX_RES || c->res_ramp[0] < 0 ||
                              c->res_ramp[1] < c->res_ramp[0] || c->res_ramp[1] > c->epochs))
-        return ml_fail(ML_ERR_USAGE, "train: --res-start %d --res-ramp %d-%d: want a resolution in %d..%d and "
+        return ml_fail(ML_ERR_USAGE, "train: --res-start %d --res-ramp %d,%d: want a resolution in %d..%d and "
                                      "0 <= A <= B <= the epochs (%d)",
                        c->res_start, c->res_ramp[0], c->res_ramp[1], MODEL_MIN_RES, MODEL_MAX_RES, c->epochs);
     if (u->stream) {
@@ -568,6 +565,12 @@ static ml_status setup(run *u, const train_config *c)
         model p;
         memset(&p, 0, sizeof p);
         ML_TRY(model_plan(&p, &cfg, c->batch, c->res, c->res));
+        if (p.param_floats != u->m.param_floats) {
+            model_free(&p);
+            return ml_fail(ML_ERR_USAGE, "train: %s has other parameters at %dx%d than at %dx%d (a position "
+                                         "embedding): --res-start cannot change its resolution",
+                           cfg.name, c->res, c->res, u->cur_res, u->cur_res);
+        }
         /* an epoch below --res evaluates through a second model planned at --res */
         const size_t eval_bytes = model_weight_bytes(&p) + model_activation_bytes(&p);
         size_t most = 0;
@@ -702,7 +705,7 @@ ml_status train_run(const train_config *c, train_result *r)
     while (s == ML_OK && u->epoch < u->epochs && !r->stopped) {
         double loss_sum = 0, lr = 0;
         const long first = u->step;
-        if (!u->stream && (s = switch_res(u, c, train_res_at(c, u->epoch))) != ML_OK)
+        if ((s = switch_res(u, c, train_res_at(c, u->epoch))) != ML_OK)
             break;
         s = run_epoch(u, c, &sch, order, drop, &loss_sum, &lr);
         if (s == ML_OK && !r->stopped)
