@@ -3,6 +3,7 @@
 #include "base/rng.h"
 #include "data/tasks.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -47,7 +48,28 @@ static ml_status parse_spec(const char *spec, char *name, size_t nn, char *dir, 
 
 dataset_options dataset_options_default(void)
 {
-    return (dataset_options){1.0, "bicubic", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0, 1, 0};
+    return (dataset_options){1.0, "bicubic", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0, 1, 0, 0.0};
+}
+
+void dataset_random_erase(float *x, int c, int h, int w, size_t plane_stride, double p, rng_state *r)
+{
+    if (!(p > 0) || rng_uniform(r) >= p) /* timm: random.random() > p skips; the same up to a null set */
+        return;
+    const double area = (double)h * w, lo = log(0.3), hi = log(1 / 0.3);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        const double target = (0.02 + (1.0 / 3 - 0.02) * rng_uniform(r)) * area;
+        const double aspect = exp(lo + (hi - lo) * rng_uniform(r));
+        const int eh = (int)nearbyint(sqrt(target * aspect)), ew = (int)nearbyint(sqrt(target / aspect));
+        if (ew >= w || eh >= h)
+            continue;
+        const int top = (int)(rng_next_u64(r) % (uint64_t)(h - eh + 1));
+        const int left = (int)(rng_next_u64(r) % (uint64_t)(w - ew + 1));
+        for (int ch = 0; ch < c; ch++)
+            for (int y = top; y < top + eh; y++)
+                for (int xx = left; xx < left + ew; xx++)
+                    x[(size_t)ch * plane_stride + (size_t)y * w + xx] = (float)rng_normal(r);
+        return;
+    }
 }
 
 /* A spec that names a folder by its path: a '/' in it, or a directory of that name. */

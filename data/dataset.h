@@ -10,6 +10,7 @@
 #define MIXERLAB_DATASET_H
 
 #include "base/common.h"
+#include "base/rng.h"
 
 typedef enum { DATA_TRAIN = 0, DATA_TEST = 1 } data_split;
 
@@ -22,6 +23,7 @@ typedef struct {
     int skip_bad; /* a bad image: a warning on stderr, label -1, zero pixels */
     int workers;  /* decoding threads per batch (at least 1) */
     int seq_len;  /* a generated task: its length instead of the spec's (0: the spec's); --eval-seq-len */
+    double erase; /* random erasing's probability in the training transform (images; 0: off) */
 } dataset_options;
 
 /* MambaOut's timm cfg (crop_pct 1.0, bicubic, ImageNet mean and std), no
@@ -73,6 +75,12 @@ ml_status dataset_open_with(dataset *d, const char *spec, size_t limit, const da
 const char *dataset_class_name(const dataset *d, int label);
 const char *dataset_item_path(const dataset *d, size_t i);
 void dataset_close(dataset *d);
+
+/* timm's RandomErasing (mode "pixel", one region) on a normalised image x of c planes h x w, each
+ * plane_stride floats apart: with probability p, up to 10 tries to draw a region of 2%..1/3 of the
+ * area with aspect ratio log-uniform in 0.3..1/0.3 that fits; the first that fits is filled with
+ * standard normal values (a value per pixel per plane). Draws come from r; nothing when p is 0. */
+void dataset_random_erase(float *x, int c, int h, int w, size_t plane_stride, double p, rng_state *r);
 
 /* The order of an epoch's training samples: a seeded permutation of 0..n-1. */
 void dataset_epoch_order(size_t *order, size_t n, uint64_t seed, int epoch);

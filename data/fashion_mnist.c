@@ -10,7 +10,9 @@
  * in a zero-padded (black) canvas, padding P = max(1, R / 8) on each side,
  * and crops R x R back (torchvision's RandomCrop(R, padding = P)), then
  * flips it left-right with probability 1/2; both draws come from the
- * sample's own seeded stream. */
+ * sample's own seeded stream. With random erasing on (dataset_options.erase),
+ * the normalised grey plane then goes through dataset_random_erase, from a
+ * second stream of the sample, before it is copied to the three channels. */
 #include "data/dataset.h"
 #include "data/idx.h"
 
@@ -101,6 +103,11 @@ static ml_status fmnist_batch(const dataset *d, data_split split, const size_t *
         float *o = x + (size_t)k * 3 * plane;
         for (size_t p = 0; p < plane; p++)
             o[p] = (img[p] - FMNIST_MEAN) / FMNIST_STD;
+        if (augment_on && d->opt.erase > 0) { /* on the grey plane: the three channels stay equal */
+            rng_state r;
+            rng_seed(&r, (seed ^ (0x9e3779b97f4a7c15ULL * (i + 1))) + 0x6a09e667f3bcc909ULL);
+            dataset_random_erase(o, 1, res, res, plane, d->opt.erase, &r);
+        }
         memcpy(o + plane, o, plane * sizeof *o);
         memcpy(o + 2 * plane, o, plane * sizeof *o);
         labels[k] = f->labels[split].data[i];

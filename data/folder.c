@@ -5,7 +5,8 @@
  * resolution. The folder is the test split; a second folder (train=PATH in
  * the spec) with the same classes is the training split, whose augmented
  * batches go through timm's training transform (resample.h: random-resized
- * crop, flip) with a stream per image derived from (seed, index).
+ * crop, flip; then random erasing when opt.erase > 0) with a stream per image
+ * derived from (seed, index).
  *
  * A batch's images are decoded by opt.workers threads of their own (an
  * OpenMP team started from the loader's thread), so with the loader making
@@ -73,6 +74,8 @@ static ml_status folder_batch(const dataset *d, data_split split, const size_t *
         rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ULL * (idx[i] + 1)));
         st[i] = load_one(fi, it->path, res, augment ? &r : NULL, x + (size_t)i * per,
                          err + (size_t)i * FOLDER_ERROR_LEN);
+        if (st[i] == ML_OK && augment && d->opt.erase > 0) /* after the transform, on the normalised planes */
+            dataset_random_erase(x + (size_t)i * per, 3, res, res, (size_t)res * res, d->opt.erase, &r);
         labels[i] = st[i] == ML_OK ? (int32_t)it->label : -1;
     }
     ml_status s = ML_OK;

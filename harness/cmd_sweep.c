@@ -304,6 +304,7 @@ static ml_status measure_accuracy(const sweep_spec *sp, const sweep_config *c, c
     tc.epochs = (int)sp->train.epochs, tc.batch = (int)sp->train.batch, tc.lr = sp->train.lr;
     tc.weight_decay = sp->train.weight_decay, tc.warmup_epochs = sp->train.warmup_epochs;
     tc.drop_path = sp->train.drop_path, tc.smoothing = sp->train.smoothing, tc.seed = (uint64_t)c->seed;
+    tc.random_erase = sp->train.random_erase;
     tc.limit = (size_t)sp->train.limit, tc.eval_limit = (size_t)sp->train.eval_limit, tc.out = out;
     tc.steps = sp->train.steps, tc.eval_every = sp->train.eval_every, tc.seq_len = (int)c->tokens;
     tc.resume = resume && access(state, R_OK) == 0; /* a training this sweep was stopped in */

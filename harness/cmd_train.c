@@ -14,16 +14,15 @@ static const char train_usage[] =
     "usage: mixerlab train --model M --data fashion-mnist --out CKPT.safetensors [--res R]\n"
     "                      [--epochs E] [--batch B] [--lr LR] [--min-lr LR] [--warmup-lr LR]\n"
     "                      [--weight-decay WD] [--warmup-epochs W] [--drop-path P] [--smoothing S]\n"
-    "                      [--clip-grad N] [--seed S] [--limit N] [--eval-limit N] [--threads T]\n"
-    "                      [--res-start R0 --res-ramp A,B] [--checkpoint-minutes M] [--init W]\n"
-    "                      [--resume] [--quiet] [--json]\n"
+    "                      [--clip-grad N] [--random-erase P] [--seed S] [--limit N] [--eval-limit N]\n"
+    "                      [--threads T] [--res-start R0 --res-ramp A,B] [--checkpoint-minutes M]\n"
+    "                      [--init W] [--resume] [--quiet] [--json]\n"
     "       mixerlab train --model seq:... --data TASK[:key=value,...] --steps N [--eval-every K]\n"
     "                      [--warmup-steps W] [--eval-seq-len L1,L2,...] --out CKPT.safetensors ...\n"
     "\n"
-    "Trains M from timm's initialisation (seeded) with AdamW (timm's groups: no decay on\n"
-    "biases, norms, A_log, D, class token, position embedding), a linear warm-up then a\n"
-    "cosine schedule per step, label smoothing and drop path; evaluates on the test split\n"
-    "after every epoch. Same configuration and thread count, same weights, bit for bit.\n"
+    "Trains M from timm's initialisation (seeded) with AdamW (no decay on biases, norms,\n"
+    "A_log, D, class token, position embedding), warm-up then cosine per step; evaluates\n"
+    "on the test split after every epoch. Same configuration and threads, same weights.\n"
     "\n"
     "  --model M           a zoo name with overrides; the head takes the dataset's classes unless\n"
     "                      M names them (num_classes=K); seq takes a task's vocabulary too\n"
@@ -47,6 +46,7 @@ static const char train_usage[] =
     "  --weight-decay WD   default 0.05        --warmup-epochs W default 1\n"
     "  --drop-path P       stochastic depth of the last block (linear from 0; default 0)\n"
     "  --smoothing S       label smoothing (default 0.1)\n"
+    "  --random-erase P    images: timm's random erasing (noise box) with probability P (0)\n"
     "  --clip-grad N       clip the gradient norm to N (default: no clipping)\n"
     "  --seed S            weights, order, augmentation and drop path (default 0)\n"
     "  --limit N           the first N training images; --eval-limit N: test images per evaluation\n"
@@ -61,8 +61,8 @@ static const char train_usage[] =
     "5 not enough memory; 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint.\n"
     "\n"
     "example: mixerlab train --model mambaout_test --data fashion-mnist --epochs 5 --out fm.safetensors\n"
-    "         mixerlab train --model seq:mixer=ssm --data selective-copying:seq_len=256,tokens=8 --steps 3000 \\\n"
-    "             --lr 2e-3 --batch 16 --smoothing 0 --out sc.safetensors\n";
+    "         mixerlab train --model seq:mixer=ssm --data selective-copying:seq_len=256 --steps 3000 \\\n"
+    "             --lr 2e-3 --smoothing 0 --out sc.safetensors\n";
 
 typedef struct {
     train_config c;
@@ -98,6 +98,7 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         OPT_DOUBLE("--drop-path", &a->c.drop_path, 0, 0.99),
         OPT_DOUBLE("--smoothing", &a->c.smoothing, 0, 0.99),
         OPT_DOUBLE("--clip-grad", &a->c.clip_grad, 0, 1e9),
+        OPT_DOUBLE("--random-erase", &a->c.random_erase, 0, 1),
         OPT_U64("--seed", &a->c.seed),
         OPT_LONG("--limit", &a->limit, 1, 1L << 40),
         OPT_LONG("--eval-limit", &a->eval_limit, 1, 1L << 40),

@@ -197,7 +197,7 @@ static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, cons
     } nums[] = {{"epochs", 1, 10000},       {"batch", 1, 4096},          {"limit", 1, 1e12},
                 {"eval_limit", 1, 1e12},    {"lr", 1e-12, 10},           {"weight_decay", 0, 10},
                 {"warmup_epochs", 0, 10000}, {"drop_path", 0, 0.99},     {"smoothing", 0, 0.99},
-                {"steps", 1, 1e12},         {"eval_every", 1, 1e12}};
+                {"steps", 1, 1e12},         {"eval_every", 1, 1e12},    {"random_erase", 0, 1}};
     int k = 0;
     while (strcmp(nums[k].key, name))
         k++;
@@ -210,8 +210,10 @@ static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, cons
         *longs[k] = (long)v;
     else if (k < 9)
         *dbls[k - 4] = v;
-    else
+    else if (k < 11)
         *(k == 9 ? &s->train.steps : &s->train.eval_every) = (long)v;
+    else
+        s->train.random_erase = v;
     return 1;
 }
 
@@ -226,7 +228,7 @@ static int handler(void *user, const char *section, const char *name, const char
                                        "measure.max_time_s", "train.dataset", "train.epochs", "train.batch",
                                        "train.limit", "train.eval_limit", "train.lr", "train.weight_decay",
                                        "train.warmup_epochs", "train.drop_path", "train.smoothing", "train.seed",
-                                       "train.steps", "train.eval_every",
+                                       "train.steps", "train.eval_every", "train.random_erase",
                                        "eval.data", "eval.weights", "eval.limit", "eval.batch", "eval.crop_pct",
                                        "eval.interpolation", NULL};
     if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure") &&
@@ -516,6 +518,12 @@ void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, siz
     if (s->train.set && s->train.steps > 0) { /* a stream's budget (absent from the other specs' keys) */
         const int st = snprintf(buf + len + more, n - (size_t)(len + more), ";steps=%ld;eval_every=%ld",
                                 s->train.steps, s->train.eval_every);
+        ML_ASSERT(st >= 0 && (size_t)(len + more + st) < n);
+        more += st;
+    }
+    if (s->train.set && s->train.random_erase > 0) { /* only when on, so the other specs' hashes stay */
+        const int st = snprintf(buf + len + more, n - (size_t)(len + more), ";random_erase=%.17g",
+                                s->train.random_erase);
         ML_ASSERT(st >= 0 && (size_t)(len + more + st) < n);
         more += st;
     }

@@ -47,6 +47,7 @@ typedef struct {
         long epochs, batch, limit, eval_limit;
         long steps, eval_every; /* a generated task: steps instead of epochs (train/trainer.h) */
         double lr, weight_decay, warmup_epochs, drop_path, smoothing;
+        double random_erase; /* images: timm's random erasing probability (0: off) */
         long seeds[SPEC_MAX_LIST];
         int n_seeds;
     } train;

@@ -93,6 +93,78 @@ static void test_augment(const dataset *d)
     free(plain), free(a), free(b);
 }
 
+/* Random erasing (timm's RandomErasing, mode "pixel"): on top of the same crop and flip, an erased
+ * image differs from the unerased one only inside one axis-aligned box of 2%..1/3 of the area (with
+ * rounding) and aspect ratio in 0.3..3.3, equally in the three channels, filled with standard normal
+ * values; with probability 1/2 about half the images are erased. */
+static void test_random_erase(dataset *d)
+{
+    const int res = 32, n = 200;
+    const size_t plane = (size_t)res * res, per = 3 * plane;
+    size_t *idx = malloc(n * sizeof *idx);
+    for (int i = 0; i < n; i++)
+        idx[i] = (size_t)i * 49; /* inside the test split too */
+    float *plain = malloc(n * per * sizeof *plain), *a = malloc(n * per * sizeof *a), *b = malloc(n * per * sizeof *b);
+    int32_t *lab = malloc(n * sizeof *lab);
+    const double keep = d->opt.erase;
+    d->opt.erase = 0;
+    d->batch(d, DATA_TRAIN, idx, n, res, 1, 7, plain, lab);
+    d->opt.erase = 1;
+    d->batch(d, DATA_TRAIN, idx, n, res, 1, 7, a, lab);
+    d->batch(d, DATA_TRAIN, idx, n, res, 1, 7, b, lab);
+    CHECK(memcmp(a, b, n * per * sizeof *a) == 0, "random erasing is not deterministic for one seed");
+    int boxes = 0, bad = 0;
+    double sum = 0, sq = 0, cnt = 0;
+    for (int i = 0; i < n; i++) {
+        const float *x = a + i * per, *p0 = plain + i * per;
+        int y0 = res, y1 = -1, x0 = res, x1 = -1;
+        for (int y = 0; y < res; y++)
+            for (int xx = 0; xx < res; xx++)
+                if (x[y * res + xx] != p0[y * res + xx]) {
+                    y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1, x0 = xx < x0 ? xx : x0, x1 = xx > x1 ? xx : x1;
+                }
+        if (memcmp(x, x + plane, plane * sizeof *x) || memcmp(x, x + 2 * plane, plane * sizeof *x))
+            bad++; /* the channels of a grey image stay equal */
+        if (y1 < 0)
+            continue; /* ten tries without a fit (rare) */
+        boxes++;
+        const int h = y1 - y0 + 1, w = x1 - x0 + 1;
+        const double area = (double)h * w / (double)plane, aspect = (double)h / w;
+        /* bounds of a box from rounding sqrt(t·r) and sqrt(t/r), t in 2%..1/3 of the area */
+        if (area > 0.40 || area < 0.008 || aspect < 0.3 / 1.6 || aspect > 1.6 / 0.3)
+            bad++;
+        for (int y = 0; y < res; y++)
+            for (int xx = 0; xx < res; xx++) {
+                const int in = y >= y0 && y <= y1 && xx >= x0 && xx <= x1;
+                if (!in && x[y * res + xx] != p0[y * res + xx])
+                    bad++;
+                if (in)
+                    sum += x[y * res + xx], sq += (double)x[y * res + xx] * x[y * res + xx], cnt++;
+            }
+    }
+    const double mean = sum / cnt, var = sq / cnt - mean * mean;
+    printf("  random erasing p=1: %d of %d images with one box, noise mean %.3f variance %.3f over %.0f pixels\n",
+           boxes, n, mean, var, cnt);
+    CHECK(bad == 0, "random erasing: %d images or pixels outside the rules", bad);
+    CHECK(boxes >= n * 9 / 10, "random erasing p=1 erased only %d of %d images", boxes, n);
+    CHECK(fabs(mean) < 0.05 && fabs(var - 1) < 0.05, "erased pixels: mean %.3f variance %.3f, want N(0, 1)", mean,
+          var);
+    d->opt.erase = 0.5;
+    d->batch(d, DATA_TRAIN, idx, n, res, 1, 7, b, lab);
+    int erased = 0;
+    for (int i = 0; i < n; i++)
+        erased += memcmp(b + i * per, plain + i * per, per * sizeof *b) != 0;
+    printf("  random erasing p=0.5: %d of %d images erased\n", erased, n);
+    CHECK(erased > n / 2 - 30 && erased < n / 2 + 30, "p = 0.5 erased %d of %d images", erased, n);
+    d->batch(d, DATA_TEST, idx, n, res, 0, 7, b, lab);
+    d->batch(d, DATA_TEST, idx, n, res, 0, 7, a, lab);
+    d->opt.erase = 0;
+    d->batch(d, DATA_TEST, idx, n, res, 0, 7, plain, lab);
+    CHECK(memcmp(a, plain, n * per * sizeof *a) == 0, "random erasing touched an unaugmented (test) batch");
+    d->opt.erase = keep;
+    free(idx), free(plain), free(a), free(b), free(lab);
+}
+
 static void test_order_and_loader(const dataset *d)
 {
     const size_t n = 1000;
@@ -231,6 +303,7 @@ int main(int argc, char **argv)
               d.n[DATA_TRAIN], d.n[DATA_TEST]);
         test_fixture(dir, &d);
         test_augment(&d);
+        test_random_erase(&d);
         test_order_and_loader(&d);
         dataset_close(&d);
         CHECK(dataset_open(&d, "fashion-mnist", 1234) == ML_OK && d.n[DATA_TRAIN] == 1234 &&

@@ -287,12 +287,48 @@ static void test_eval_section(void)
     expect_bad("crop", text, "crop.ini:11: crop_pct: '101' is not a number in 0.01..100");
 }
 
+/* [train] random_erase: parsed, in the key and the hash only when on (the other specs' hashes stay). */
+static void test_train_erase(void)
+{
+    static const char base[] = "[experiment]\nname = t\n[grid]\nmodel = mambaout_test\nresolution = 32\n"
+                               "[measure]\nmetrics = accuracy\n[train]\nepochs = 1\n";
+    char text[512];
+    sweep_spec s;
+    sweep_config *c = NULL, *c2 = NULL, *c3 = NULL;
+    int n = 0, n2 = 0, n3 = 0;
+    char key[2048];
+    CHECK(spec_parse(write_spec("tr0", base), &s) == ML_OK && spec_expand(&s, &c, &n) == ML_OK && n == 1,
+          "train spec: %s", ml_last_error());
+    CHECK(s.train.random_erase == 0, "random_erase defaults to off");
+    if (n == 1) {
+        sweep_config_key(&s, &c[0], key, sizeof key);
+        CHECK(!strstr(key, "random_erase"), "off: not in the key: %s", key);
+    }
+    snprintf(text, sizeof text, "%srandom_erase = 0\n", base);
+    CHECK(spec_parse(write_spec("tr1", text), &s) == ML_OK && spec_expand(&s, &c3, &n3) == ML_OK && n3 == 1 &&
+              n == 1 && !strcmp(c[0].hash, c3[0].hash),
+          "random_erase = 0 keeps the hash: %s", ml_last_error());
+    snprintf(text, sizeof text, "%srandom_erase = 0.25\n", base);
+    CHECK(spec_parse(write_spec("tr2", text), &s) == ML_OK && spec_expand(&s, &c2, &n2) == ML_OK && n2 == 1,
+          "train spec with random_erase: %s", ml_last_error());
+    if (n == 1 && n2 == 1) {
+        CHECK(s.train.random_erase == 0.25, "random_erase 0.25 parsed: %g", s.train.random_erase);
+        sweep_config_key(&s, &c2[0], key, sizeof key);
+        CHECK(strstr(key, ";random_erase=0.25") && strcmp(c[0].hash, c2[0].hash), "on: in the key and the hash: %s",
+              key);
+    }
+    free(c), free(c2), free(c3);
+    snprintf(text, sizeof text, "%srandom_erase = 1.5\n", base);
+    expect_bad("tr3", text, "tr3.ini:10: random_erase: '1.5' is not a number in 0..1");
+}
+
 int main(void)
 {
     test_tmpdir(dir, sizeof dir, "spec");
     test_good();
     test_bad();
     test_eval_section();
+    test_train_erase();
     test_hardening();
     test_stats();
     test_stopping();

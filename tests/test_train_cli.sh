@@ -82,6 +82,16 @@ e1=$(sed -n 's/.*"top1":	\([0-9.e-]*\).*/\1/p' "$tmp/pe.json")
     fail "progressive resizing: the schedule and the switch are not reported: $(cat "$tmp/pm.err")"
 base=("${plain[@]}")
 
+# random erasing: 0 is the plain run, bit for bit; 0.5 trains other weights; killed after a checkpoint and
+# resumed, the same bytes as its uninterrupted run; a resume that changes it is refused, naming it
+"$bin" "${base[@]}" --random-erase 0 --out "$tmp/r0.safetensors" >/dev/null 2>&1 &&
+    cmp -s "$tmp/r0.safetensors" "$tmp/a.safetensors" || fail "--random-erase 0 is not the plain run"
+base+=(--random-erase 0.5)
+"$bin" "${base[@]}" --out "$tmp/r.safetensors" >/dev/null 2>"$tmp/r.err" || fail "random erasing: $(cat "$tmp/r.err")"
+cmp -s "$tmp/r.safetensors" "$tmp/a.safetensors" && fail "--random-erase 0.5 trained the plain run's weights"
+stop_and_resume rkill KILL 137 "$tmp/r.safetensors"
+base=("${plain[@]}")
+
 # eval reads the checkpoint and agrees with train's last evaluation
 "$bin" eval --model mambaout_test --weights "$tmp/a.safetensors" --data fashion-mnist --limit 200 --batch 32 --json \
     >"$tmp/e.json" || fail "eval of the checkpoint"
@@ -129,6 +139,10 @@ expect 4 "train-images-idx3-ubyte.gz" train --model mambaout_test --data "fashio
 expect 2 "do not make one batch" train --model mambaout_test --data fashion-mnist --limit 10 --batch 32 --out "$tmp/x.safetensors"
 expect 2 "has 5 classes but fashion-mnist has 10" train --model mambaout_test:num_classes=5 --data fashion-mnist --out "$tmp/x.safetensors"
 expect 2 "has 5 classes but fashion-mnist has 10" eval --model mambaout_test:num_classes=5 --data fashion-mnist --limit 5
+expect 2 "has 'random_erase=0.5' where this run has" "${base[@]}" --random-erase 0.25 --out "$tmp/r.safetensors" --resume
+expect 2 "--random-erase: '1.5' is not" train --model mambaout_test --data fashion-mnist --random-erase 1.5 --out "$tmp/x.safetensors"
+expect 2 "--random-erase is for image datasets; selective-copying is a generated task" train --model seq:mixer=ssm \
+    --data selective-copying:seq_len=64,tokens=4 --steps 10 --random-erase 0.5 --out "$tmp/x.safetensors"
 expect 2 "--res-start and --res-ramp go together" train --model mambaout_test --data fashion-mnist --res-start 32 --out "$tmp/x.safetensors"
 expect 2 "--res-ramp 4,4: want a resolution in 32..4096 and 0 <= A <= B <= the epochs (3)" train --model mambaout_test --data fashion-mnist --epochs 3 --res-start 32 --res-ramp 4 --out "$tmp/x.safetensors"
 expect 2 "--res-ramp 2,1: want a resolution" train --model mambaout_test --data fashion-mnist --res-start 32 --res-ramp 2,1 --out "$tmp/x.safetensors"

@@ -95,6 +95,8 @@ static void config_string(const train_config *c, const model_config *cfg, size_t
     if (c->res_start > 0) /* likewise */
         snprintf(buf + strlen(buf), n - strlen(buf), ";res_start=%d;res_ramp=%d,%d", c->res_start, c->res_ramp[0],
                  c->res_ramp[1]);
+    if (c->random_erase > 0) /* likewise */
+        snprintf(buf + strlen(buf), n - strlen(buf), ";random_erase=%.17g", c->random_erase);
     if (c->init) /* only when given, so the states of runs without it stay resumable */
         snprintf(buf + strlen(buf), n - strlen(buf), ";init=%s", c->init);
     if (c->steps > 0) /* a stream: what decides its weights besides */
@@ -496,14 +498,18 @@ static ml_status setup(run *u, const train_config *c)
         return ml_fail(ML_ERR_USAGE, "train: epochs 1..%d, batch >= 1 and resolution >= %d are needed",
                        TRAIN_MAX_EPOCHS, MODEL_MIN_RES);
     if (!(c->lr > 0) || !(c->weight_decay >= 0) || !(c->smoothing >= 0 && c->smoothing < 1) ||
-        !(c->drop_path >= 0 && c->drop_path < 1) || !(c->warmup_epochs >= 0))
-        return ml_fail(ML_ERR_USAGE, "train: lr > 0, weight decay >= 0, smoothing and drop path in [0, 1) and "
-                                     "warm-up epochs >= 0 are needed");
+        !(c->drop_path >= 0 && c->drop_path < 1) || !(c->warmup_epochs >= 0) ||
+        !(c->random_erase >= 0 && c->random_erase <= 1))
+        return ml_fail(ML_ERR_USAGE, "train: lr > 0, weight decay >= 0, smoothing and drop path in [0, 1), "
+                                     "random erasing in [0, 1] and warm-up epochs >= 0 are needed");
     dataset_options o = model_dataset_options(&cfg);
     o.seq_len = c->seq_len;
+    o.erase = c->random_erase;
     ML_TRY(dataset_open_with(&u->d, c->data, c->limit, &o));
     ML_TRY(model_classes_for(&cfg, &u->d, "train"));
     u->stream = u->d.stream;
+    if (u->d.seq_len > 0 && c->random_erase > 0)
+        return ml_fail(ML_ERR_USAGE, "train: --random-erase is for image datasets; %s is a generated task", u->d.name);
     if (u->stream && c->steps <= 0)
         return ml_fail(ML_ERR_USAGE, "train: %s is generated on the fly: give --steps N (evaluations every "
                                      "--eval-every K steps)", u->d.name);

@@ -46,6 +46,7 @@ typedef struct {
      * (multiples of 8). Every evaluation is at res. res_start 0: every epoch at res. */
     int res_start, res_ramp[2];
     double lr, min_lr, warmup_lr, weight_decay, warmup_epochs, drop_path, smoothing, clip_grad;
+    double random_erase; /* images: random erasing's probability per training image (0: off) */
     uint64_t seed;
     size_t limit;      /* training images (0: all) */
     size_t eval_limit; /* test images per evaluation (0: all) */
