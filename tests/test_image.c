@@ -745,6 +745,53 @@ static void test_folder_dataset(const char *fixtures)
         free(order);
         dataset_close(&d);
     }
+    /* the training split with random erasing on: each image is the unerased augmented one except in one
+     * box, the same box in the three planes, filled with a value per pixel per plane */
+    snprintf(p, sizeof p, "folder:dir=%s,train=%s", root, root);
+    float *plain = malloc((size_t)n * per * sizeof *plain + 1), *er = malloc((size_t)n * per * sizeof *er + 1);
+    size_t *idx = malloc((size_t)n * sizeof *idx + 1);
+    int32_t *lb = malloc((size_t)n * sizeof *lb + 1);
+    for (int i = 0; i < n; i++)
+        idx[i] = (size_t)i;
+    int opened = 0;
+    for (int pass = 0; pass < 2 && n > 0; pass++) {
+        o.erase = pass;
+        s = dataset_open_with(&d, p, 0, &o);
+        CHECK(s == ML_OK, "open %s: %s", p, ml_last_error());
+        if (s != ML_OK)
+            break;
+        opened++;
+        CHECK(d.batch(&d, DATA_TRAIN, idx, n, R, 1, 11, pass ? er : plain, lb) == ML_OK, "train batch: %s",
+              ml_last_error());
+        dataset_close(&d);
+    }
+    if (opened == 2) {
+        int bad = 0, erased = 0;
+        const size_t plane = (size_t)R * R;
+        for (int i = 0; i < n; i++) {
+            const float *e = er + (size_t)i * per, *q = plain + (size_t)i * per;
+            int y0 = R, y1 = -1, x0 = R, x1 = -1;
+            for (size_t k = 0; k < plane; k++)
+                if (e[k] != q[k]) {
+                    const int y = (int)(k / (size_t)R), xx = (int)(k % (size_t)R);
+                    y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1, x0 = xx < x0 ? xx : x0, x1 = xx > x1 ? xx : x1;
+                }
+            if (y1 < 0)
+                continue;
+            erased++;
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < R; y++)
+                    for (int xx = 0; xx < R; xx++) {
+                        const size_t k = (size_t)c * plane + (size_t)y * R + xx;
+                        const int in = y >= y0 && y <= y1 && xx >= x0 && xx <= x1;
+                        bad += in ? (c > 0 && e[k] == e[(size_t)y * R + xx]) : e[k] != q[k];
+                    }
+        }
+        printf("  folder training split with random erasing p=1: %d of %d images erased in one box\n", erased, n);
+        CHECK(erased >= n - 1 && bad == 0, "folder random erasing: %d of %d erased, %d pixels off the rules", erased,
+              n, bad);
+    }
+    free(plain), free(er), free(idx), free(lb);
     free(want), free(wl);
     st_close(&ref);
 }
