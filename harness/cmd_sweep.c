@@ -305,6 +305,8 @@ static ml_status measure_accuracy(const sweep_spec *sp, const sweep_config *c, c
     tc.weight_decay = sp->train.weight_decay, tc.warmup_epochs = sp->train.warmup_epochs;
     tc.drop_path = sp->train.drop_path, tc.smoothing = sp->train.smoothing, tc.seed = (uint64_t)c->seed;
     tc.random_erase = sp->train.random_erase;
+    tc.res_start = (int)sp->train.res_start;
+    tc.res_ramp[0] = (int)sp->train.res_ramp[0], tc.res_ramp[1] = (int)sp->train.res_ramp[1];
     tc.limit = (size_t)sp->train.limit, tc.eval_limit = (size_t)sp->train.eval_limit, tc.out = out;
     tc.steps = sp->train.steps, tc.eval_every = sp->train.eval_every, tc.seq_len = (int)c->tokens;
     tc.resume = resume && access(state, R_OK) == 0; /* a training this sweep was stopped in */

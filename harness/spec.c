@@ -191,6 +191,20 @@ static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, cons
     }
     if (!strcmp(name, "seed"))
         return long_list(p, name, value, 0, 2147483647L, s->train.seeds, &s->train.n_seeds);
+    if (!strcmp(name, "res_start") || !strcmp(name, "res_ramp")) { /* mixerlab train --res-start, --res-ramp */
+        const int start = name[4] == 's';
+        long r[SPEC_MAX_LIST];
+        int k;
+        if (!long_list(p, name, value, start ? MODEL_MIN_RES : 0, start ? MODEL_MAX_RES : 10000, r, &k))
+            return 0;
+        if (k > 2 - start)
+            return fail(p, "%s: '%s' is too many values", name, value);
+        if (start)
+            s->train.res_start = r[0];
+        else
+            s->train.res_ramp[0] = r[0], s->train.res_ramp[1] = r[k > 1], s->train.n_ramp = k;
+        return 1;
+    }
     static const struct {
         const char *key;
         double lo, hi;
@@ -229,6 +243,7 @@ static int handler(void *user, const char *section, const char *name, const char
                                        "train.limit", "train.eval_limit", "train.lr", "train.weight_decay",
                                        "train.warmup_epochs", "train.drop_path", "train.smoothing", "train.seed",
                                        "train.steps", "train.eval_every", "train.random_erase",
+                                       "train.res_start", "train.res_ramp",
                                        "eval.data", "eval.weights", "eval.limit", "eval.batch", "eval.crop_pct",
                                        "eval.interpolation", NULL};
     if (strcmp(section, "experiment") && strcmp(section, "grid") && strcmp(section, "measure") &&
@@ -381,6 +396,8 @@ static ml_status check_accuracy(const char *path, sweep_spec *s)
         return ml_fail(ML_ERR_USAGE, "%s: [eval] weights lists %d files for %d [grid] models (one each, in order; "
                                      "accuracy is never measured on random weights)",
                        path, s->eval.n_weights, s->n_models);
+    if (s->train.set && !s->train.res_start != !s->train.n_ramp)
+        return ml_fail(ML_ERR_USAGE, "%s: [train] res_start and res_ramp go together", path);
     if (s->train.set && !s->train.n_seeds)
         s->train.seeds[0] = 0, s->train.n_seeds = 1;
     return ML_OK;
@@ -518,6 +535,12 @@ void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, siz
     if (s->train.set && s->train.steps > 0) { /* a stream's budget (absent from the other specs' keys) */
         const int st = snprintf(buf + len + more, n - (size_t)(len + more), ";steps=%ld;eval_every=%ld",
                                 s->train.steps, s->train.eval_every);
+        ML_ASSERT(st >= 0 && (size_t)(len + more + st) < n);
+        more += st;
+    }
+    if (s->train.set && s->train.res_start > 0) { /* likewise */
+        const int st = snprintf(buf + len + more, n - (size_t)(len + more), ";res_start=%ld;res_ramp=%ld,%ld",
+                                s->train.res_start, s->train.res_ramp[0], s->train.res_ramp[1]);
         ML_ASSERT(st >= 0 && (size_t)(len + more + st) < n);
         more += st;
     }

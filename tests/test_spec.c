@@ -320,6 +320,23 @@ static void test_train_erase(void)
     free(c), free(c2), free(c3);
     snprintf(text, sizeof text, "%srandom_erase = 1.5\n", base);
     expect_bad("tr3", text, "tr3.ini:10: random_erase: '1.5' is not a number in 0..1");
+    /* progressive resizing: res_start with res_ramp (A or A, B), in the key only when given */
+    snprintf(text, sizeof text, "%sres_start = 32\nres_ramp = 1, 2\n", base);
+    c = NULL, n = 0;
+    CHECK(spec_parse(write_spec("tr4", text), &s) == ML_OK && spec_expand(&s, &c, &n) == ML_OK && n == 1,
+          "train spec with res_start: %s", ml_last_error());
+    if (n == 1) {
+        CHECK(s.train.res_start == 32 && s.train.res_ramp[0] == 1 && s.train.res_ramp[1] == 2, "res_start 32, ramp 1,2");
+        sweep_config_key(&s, &c[0], key, sizeof key);
+        CHECK(strstr(key, ";res_start=32;res_ramp=1,2") != NULL, "res_start in the key: %s", key);
+    }
+    free(c);
+    snprintf(text, sizeof text, "%sres_start = 32\n", base);
+    expect_bad("tr5", text, "tr5.ini: [train] res_start and res_ramp go together");
+    snprintf(text, sizeof text, "%sres_start = 32\nres_ramp = 1, 2, 3\n", base);
+    expect_bad("tr6", text, "tr6.ini:11: res_ramp: '1, 2, 3' is too many values");
+    snprintf(text, sizeof text, "%sres_start = 8\nres_ramp = 1\n", base);
+    expect_bad("tr7", text, "tr7.ini:10: res_start: 8 is out of range");
 }
 
 int main(void)

@@ -54,6 +54,33 @@ awk -v a="$got" -v b="$stored" 'BEGIN { d = 100 * a - b; exit !(d < 1e-9 && d > 
 last=$(q "$tmp/a.sqlite" "select test_top1 from train_log l join results r on r.id = l.result_id where r.config_hash = '$h' order by epoch desc limit 1")
 [ "$last" = "$stored" ] || fail "the curve's last test top-1 $last is not the row's $stored"
 
+# [train]'s random_erase, res_start and res_ramp reach the training: the sweep's checkpoint is the bytes
+# `mixerlab train` gives with the same flags
+cat >"$tmp/extras.ini" <<'EOT'
+[experiment]
+name = acc_extras
+[grid]
+model = mambaout_test
+resolution = 40
+[measure]
+metrics = accuracy
+[train]
+epochs = 2
+batch = 32
+limit = 320
+eval_limit = 100
+random_erase = 0.5
+res_start = 32
+res_ramp = 1
+EOT
+"$bin" sweep "$tmp/extras.ini" --db "$tmp/x.sqlite" >"$tmp/out" 2>"$tmp/err" || fail "sweep with random_erase, res_start: $(tail -3 "$tmp/err")"
+hx=$(q "$tmp/x.sqlite" "select config_hash from results limit 1")
+"$bin" train --model mambaout_test --data fashion-mnist --res 40 --res-start 32 --res-ramp 1 --random-erase 0.5 \
+    --epochs 2 --batch 32 --limit 320 --eval-limit 100 --quiet --out "$tmp/x.safetensors" >/dev/null 2>"$tmp/err" ||
+    fail "train with the same flags: $(cat "$tmp/err")"
+cmp -s "$tmp/x.safetensors" "$tmp/x.sqlite.train/acc_extras-$hx.safetensors" ||
+    fail "the sweep's [train] random_erase / res_start / res_ramp did not train what mixerlab train does"
+
 # plot: accuracy against MACs and latency, and the learning curves (2 epochs x 4 trainings)
 if command -v gnuplot >/dev/null; then
     mkdir "$tmp/plots"
