@@ -68,7 +68,7 @@ typedef struct {
     train_config c;
     const char *device;
     long res, epochs, batch, threads, limit, eval_limit, steps, eval_every, warmup_steps;
-    const char *eval_lens;
+    long eval_lens[TRAIN_MAX_EVAL_LENS];
     long res_start, res_ramp[2];
     int n_ramp;
     double ckpt_min;
@@ -105,7 +105,7 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         OPT_LONG("--steps", &a->steps, 1, 1L << 40),
         OPT_LONG("--eval-every", &a->eval_every, 1, 1L << 40),
         OPT_LONG("--warmup-steps", &a->warmup_steps, 0, 1L << 40),
-        OPT_STRING("--eval-seq-len", &a->eval_lens),
+        OPT_LIST("--eval-seq-len", a->eval_lens, 1, MODEL_MAX_SEQ, TRAIN_MAX_EVAL_LENS, &a->c.n_eval_lens, NULL),
         OPT_LONG("--threads", &a->threads, 1, 1024),
         OPT_DOUBLE("--checkpoint-minutes", &a->ckpt_min, 1e-5, 1e6),
         OPT_FLAG("--resume", &a->c.resume),
@@ -123,16 +123,8 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
     a->c.limit = (size_t)a->limit, a->c.eval_limit = (size_t)a->eval_limit;
     a->c.checkpoint_s = 60 * a->ckpt_min;
     a->c.steps = a->steps, a->c.eval_every = a->eval_every, a->c.warmup_steps = a->warmup_steps;
-    for (const char *p = a->eval_lens; p && *p;) {
-        char *end;
-        const long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > MODEL_MAX_SEQ || (*end && *end != ',') ||
-            a->c.n_eval_lens == TRAIN_MAX_EVAL_LENS)
-            return ml_fail(ML_ERR_USAGE, "train: --eval-seq-len %s: want up to %d lengths in 1..%d joined by ','",
-                           a->eval_lens, TRAIN_MAX_EVAL_LENS, MODEL_MAX_SEQ);
-        a->c.eval_lens[a->c.n_eval_lens++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
+    for (int i = 0; i < a->c.n_eval_lens; i++)
+        a->c.eval_lens[i] = (int)a->eval_lens[i];
     if (!a->res_start != !a->n_ramp)
         return ml_fail(ML_ERR_USAGE, "train: --res-start and --res-ramp go together");
     a->c.res_start = (int)a->res_start; /* the ramp's order and its end against the epochs: train_run */
