@@ -192,7 +192,7 @@ static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, cons
     if (!strcmp(name, "seed"))
         return long_list(p, name, value, 0, 2147483647L, s->train.seeds, &s->train.n_seeds);
     if (!strcmp(name, "res_start") || !strcmp(name, "res_ramp")) { /* mixerlab train --res-start, --res-ramp */
-        const int start = name[4] == 's';
+        const int start = !strcmp(name, "res_start");
         long r[SPEC_MAX_LIST];
         int k;
         if (!long_list(p, name, value, start ? MODEL_MIN_RES : 0, start ? MODEL_MAX_RES : 10000, r, &k))
