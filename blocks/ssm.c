@@ -319,9 +319,12 @@ void ssm_scan_core_backward(float *d_u, float *d_delta, float *d_xdbl, float *d_
     memset(mu, 0, (size_t)B * nblk * 8 * ((size_t)2 * N + 1) * sizeof *mu); /* μ and dA, dD */
     const int col = order == SSM_COL_MAJOR;
     /* chunks last to first (μ flows backwards); inside one, every (sequence, block) in parallel,
-     * then the blocks' dB, dC added in block order */
+     * then the blocks' dB, dC added in block order. Subnormals are flushed inside (vmath.h): where
+     * no gradient arrives for many steps, λ = ā·λ decays through them, and on an Intel core that
+     * made the training step of seq at L = 4,096 1.7× slower (results/long_range.md). */
 #pragma omp parallel num_threads(T) if ((size_t)B * L * E > 4096)
     {
+        const unsigned fp_mode = ml_flush_subnormals();
         float *my_hist = hist + (size_t)omp_get_thread_num() * 2 * SSM_CHUNK * (size_t)N * 8;
         for (size_t c = chunks; c-- > 0;) {
             const size_t i0 = c * SSM_CHUNK, len = L - i0 < SSM_CHUNK ? L - i0 : SSM_CHUNK;
@@ -353,6 +356,7 @@ void ssm_scan_core_backward(float *d_u, float *d_delta, float *d_xdbl, float *d_
                     }
             }
         }
+        ml_restore_fp_mode(fp_mode);
     }
     /* dA_log = dA · A (A = -exp(A_log)); the sequences' partials added in order */
     for (int e = 0; e < E; e++) {

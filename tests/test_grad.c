@@ -29,6 +29,7 @@
 #include "blocks/ssm.h"
 #include "blocks/ssm_2d.h"
 #include "blocks/ssm_chunk.h"
+#include "blocks/vmath.h"
 #include "models/mixer_io.h"
 #include "test_util.h"
 
@@ -855,6 +856,74 @@ static void test_scan(rng_state *r)
     }
 }
 
+/* A gradient that arrives only at the last step and fast decays (ā = e^-2 .. e^-5 a step): λ falls
+ * through the subnormal floats (below 2^-126) within a few dozen steps. The scan backward flushes
+ * them (vmath.h) because each costs an x86 core a microcode assist; the gradients must still match
+ * the double reference, no gradient may come out subnormal, and the caller's floating-point mode
+ * must be as it was. */
+static void test_scan_subnormal(rng_state *r)
+{
+    const int B = 1, H = 1, W = 200, E = 8, N = 4, R = 2;
+    const size_t L = (size_t)H * W, n = (size_t)B * L * E, ldx = (size_t)R + 2 * N;
+    var v[5] = {{0}};
+    var_init(&v[0], "u", n, r, -2, 2);
+    var_init(&v[1], "delta", n, r, 0.5, 1.0);
+    var_init(&v[2], "xdbl", (size_t)B * L * ldx, r, -1, 1);
+    var_init(&v[3], "A_log", (size_t)E * N, r, 1.4, 1.6); /* A = -exp(A_log): -4.1 .. -5.0 */
+    var_init(&v[4], "D", (size_t)E, r, -1, 1);
+    double *gd;
+    float *g = upstream(r, n, &gd);
+    for (size_t i = 0; i < n - (size_t)E; i++) /* only the last token gets a gradient */
+        g[i] = 0.0f, gd[i] = 0.0;
+    scan_ctx ctx = {v, B, H, W, E, N, R, 0, 0, 0};
+    numeric_grads(v, 5, f_scan, &ctx, n, gd);
+    float *y = alloc_guarded(n), *st = alloc_guarded(ssm_states_floats(B, L, E, N));
+    float *fws = malloc(ssm_scan_core_workspace(B, L, E, N) * sizeof *fws);
+    ssm_scan_core(y, st, 0, v[0].f, v[1].f, v[2].f, ldx, R, v[3].f, v[4].f, B, H, W, E, N, SSM_ROW_MAJOR, 0, fws);
+    const int threads = omp_get_max_threads();
+    const size_t nws = ssm_scan_core_backward_workspace(B, L, E, N, threads);
+    float *ws = alloc_guarded(nws);
+    for (int k = 0; k < 5; k++)
+        var_grad_alloc(&v[k], r);
+    const unsigned mode = ml_flush_subnormals();
+    ml_restore_fp_mode(mode);
+    ssm_scan_core_backward(v[0].d, v[1].d, v[2].d, v[3].d, v[4].d, g, v[0].f, v[1].f, v[2].f, ldx, R, v[3].f,
+                           v[4].f, st, B, H, W, E, N, SSM_ROW_MAJOR, 0, 0, ws, threads);
+    const unsigned after = ml_flush_subnormals();
+    ml_restore_fp_mode(after);
+    CHECK(after == mode, "the scan backward left the floating-point mode changed (%#x, was %#x)", after, mode);
+    check_vars("scan, decaying adjoint (B1 L200 E8 N4)", v, 5, &g_worst_op);
+    /* again into zeroed buffers, to see what the backward itself writes. The adjoint at step t is
+     * O(1) times the decay from t to the end, Π exp(Δ A) in double: count the (step, channel)
+     * where even the slowest state's decay lies inside the subnormal range with a margin of 2^4
+     * on each side, so that the case is known to pass through it */
+    size_t below = 0, subnormal = 0, total = 0;
+    for (int k = 0; k < 5; k++)
+        memset(v[k].d, 0, v[k].n * sizeof *v[k].d);
+    for (int e = 0; e < E; e++) {
+        double logp[SSM_MAX_STATE] = {0};
+        for (size_t t = L; t-- > 1;) {
+            double best = -INFINITY;
+            for (int q = 0; q < N; q++) {
+                logp[q] += v[1].x[t * E + e] * -exp(v[3].x[(size_t)e * N + q]);
+                best = logp[q] > best ? logp[q] : best;
+            }
+            below += best < -130 * log(2.0) && best > -145 * log(2.0);
+        }
+    }
+    ssm_scan_core_backward(v[0].d, v[1].d, v[2].d, v[3].d, v[4].d, g, v[0].f, v[1].f, v[2].f, ldx, R, v[3].f,
+                           v[4].f, st, B, H, W, E, N, SSM_ROW_MAJOR, 0, 0, ws, threads);
+    for (int k = 0; k < 5; k++)
+        for (size_t i = 0; i < v[k].n; i++, total++)
+            subnormal += fpclassify(v[k].d[i]) == FP_SUBNORMAL;
+    CHECK(below > 0, "the case never reaches the subnormal range: it cannot test the flush");
+    CHECK(subnormal == 0, "%zu of %zu scan gradients came out subnormal", subnormal, total);
+    printf("  %zu (step, channel) with a decay in 2^-145 .. 2^-130; %zu subnormal gradients in ours\n", below,
+           subnormal);
+    free(y), free(st), free(fws), free(ws), free(g), free(gd);
+    vars_free(v, 5);
+}
+
 typedef struct {
     var *v;
     int B, E, HS, causal;
@@ -1621,6 +1690,7 @@ int main(int argc, char **argv)
     test_layout(&r);
     test_conv1d(&r);
     test_scan(&r);
+    test_scan_subnormal(&r);
     test_attn_core(&r);
     test_xent(&r);
     test_mixers(&r);
