@@ -6,6 +6,7 @@
 #include "models/model.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
@@ -511,55 +512,53 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
+/* Appends to the key at *len; a cut key would give two configurations one hash, so it must fit. */
+__attribute__((format(printf, 4, 5))) static void key_add(char *buf, size_t n, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const int k = vsnprintf(buf + *len, n - *len, fmt, ap);
+    va_end(ap);
+    ML_ASSERT(k >= 0 && *len + (size_t)k < n);
+    *len += (size_t)k;
+}
+
+/* The configuration's identity, hashed for --resume. Keys added after the first specs were run
+ * are appended only when set, so the hashes of specs without them (and the databases holding
+ * them) stay what they were. */
 void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, size_t n)
 {
-    const int len = snprintf(buf, n,
-             "level=%s;model=%s;mixer=%s;resolution=%ld;tokens=%ld;width=%ld;batch=%ld;device=%s;threads=%ld;"
-             "precision=%s;metrics=%u;warmup_s=%g;min_samples=%d;min_time_s=%g;max_time_s=%g",
-             sweep_level_name(c->level), c->model, c->mixer, c->resolution, c->tokens, c->width, c->batch, c->device,
-             c->threads, c->precision[0] ? c->precision : "fp32", s->metrics, s->policy.warmup_s, s->policy.min_samples, s->policy.min_time_s,
-             s->policy.max_time_s);
-    ML_ASSERT(len >= 0 && (size_t)len < n); /* a cut key would give two configurations one hash */
+    size_t len = 0;
+    ML_ASSERT(n > 0);
+    buf[0] = '\0';
+    key_add(buf, n, &len,
+            "level=%s;model=%s;mixer=%s;resolution=%ld;tokens=%ld;width=%ld;batch=%ld;device=%s;threads=%ld;"
+            "precision=%s;metrics=%u;warmup_s=%g;min_samples=%d;min_time_s=%g;max_time_s=%g",
+            sweep_level_name(c->level), c->model, c->mixer, c->resolution, c->tokens, c->width, c->batch, c->device,
+            c->threads, c->precision[0] ? c->precision : "fp32", s->metrics, s->policy.warmup_s,
+            s->policy.min_samples, s->policy.min_time_s, s->policy.max_time_s);
     if (!(s->metrics & METRIC_ACCURACY))
         return;
-    int more;
-    if (s->train.set)
-        more = snprintf(buf + len, n - (size_t)len,
-                        ";train=%s;epochs=%ld;tbatch=%ld;limit=%ld;eval_limit=%ld;lr=%.17g;wd=%.17g;warmup=%.17g;"
-                        "drop_path=%.17g;smoothing=%.17g;seed=%ld",
-                        s->train.dataset, s->train.epochs, s->train.batch, s->train.limit, s->train.eval_limit,
-                        s->train.lr, s->train.weight_decay, s->train.warmup_epochs, s->train.drop_path,
-                        s->train.smoothing, c->seed);
-    else
-        more = 0;
-    if (s->train.set && s->train.steps > 0) { /* a stream's budget (absent from the other specs' keys) */
-        const int st = snprintf(buf + len + more, n - (size_t)(len + more), ";steps=%ld;eval_every=%ld",
-                                s->train.steps, s->train.eval_every);
-        ML_ASSERT(st >= 0 && (size_t)(len + more + st) < n);
-        more += st;
+    if (s->train.set) {
+        key_add(buf, n, &len,
+                ";train=%s;epochs=%ld;tbatch=%ld;limit=%ld;eval_limit=%ld;lr=%.17g;wd=%.17g;warmup=%.17g;"
+                "drop_path=%.17g;smoothing=%.17g;seed=%ld",
+                s->train.dataset, s->train.epochs, s->train.batch, s->train.limit, s->train.eval_limit, s->train.lr,
+                s->train.weight_decay, s->train.warmup_epochs, s->train.drop_path, s->train.smoothing, c->seed);
+        if (s->train.steps > 0) /* a stream's budget */
+            key_add(buf, n, &len, ";steps=%ld;eval_every=%ld", s->train.steps, s->train.eval_every);
+        if (s->train.res_start > 0)
+            key_add(buf, n, &len, ";res_start=%ld;res_ramp=%ld,%ld", s->train.res_start, s->train.res_ramp[0],
+                    s->train.res_ramp[1]);
+        if (s->train.random_erase > 0)
+            key_add(buf, n, &len, ";random_erase=%.17g", s->train.random_erase);
+        return;
     }
-    if (s->train.set && s->train.res_start > 0) { /* likewise */
-        const int st = snprintf(buf + len + more, n - (size_t)(len + more), ";res_start=%ld;res_ramp=%ld,%ld",
-                                s->train.res_start, s->train.res_ramp[0], s->train.res_ramp[1]);
-        ML_ASSERT(st >= 0 && (size_t)(len + more + st) < n);
-        more += st;
-    }
-    if (s->train.set && s->train.random_erase > 0) { /* only when on, so the other specs' hashes stay */
-        const int st = snprintf(buf + len + more, n - (size_t)(len + more), ";random_erase=%.17g",
-                                s->train.random_erase);
-        ML_ASSERT(st >= 0 && (size_t)(len + more + st) < n);
-        more += st;
-    }
-    if (!s->train.set)
-        more = snprintf(buf + len, n - (size_t)len, ";eval=%s;weights=%s;elimit=%ld;ebatch=%ld", s->eval.data,
-                        s->eval.weights[c->model_index], s->eval.limit, s->eval.batch);
-    ML_ASSERT(more >= 0 && (size_t)(len + more) < n);
-    /* the transform's overrides only when given, so that the hashes of specs without them stay */
-    if (s->eval.set && (s->eval.crop_pct > 0 || s->eval.interp >= 0)) {
-        const int extra = snprintf(buf + len + more, n - (size_t)(len + more), ";crop_pct=%.17g;interpolation=%s",
-                                   s->eval.crop_pct, s->eval.interp >= 0 ? cli_interp_names[s->eval.interp] : "");
-        ML_ASSERT(extra >= 0 && (size_t)(len + more + extra) < n);
-    }
+    key_add(buf, n, &len, ";eval=%s;weights=%s;elimit=%ld;ebatch=%ld", s->eval.data, s->eval.weights[c->model_index],
+            s->eval.limit, s->eval.batch);
+    if (s->eval.set && (s->eval.crop_pct > 0 || s->eval.interp >= 0)) /* the transform's overrides */
+        key_add(buf, n, &len, ";crop_pct=%.17g;interpolation=%s", s->eval.crop_pct,
+                s->eval.interp >= 0 ? cli_interp_names[s->eval.interp] : "");
 }
 
 ml_status spec_expand(const sweep_spec *s, sweep_config **out, int *count)
