@@ -15,7 +15,7 @@
 
 static const char bench_train_usage[] =
     "usage: mixerlab bench-train --model M [--res R] [--batch B] [--threads T] [--classes K]\n"
-    "                            [--min-time S] [--max-time S] [--seed S] [--json]\n"
+    "                            [--data-parallel] [--min-time S] [--max-time S] [--seed S] [--json]\n"
     "\n"
     "Times one training step of M on a seeded random batch with random labels: the\n"
     "training forward, softmax cross-entropy (smoothing 0.1), the backward of every\n"
@@ -25,13 +25,16 @@ static const char bench_train_usage[] =
     "images/s, the memory the step planned (weights, gradients, AdamW's moments,\n"
     "activations kept for the backward, workspace) and the process's peak RSS.\n"
     "\n"
-    "  --classes K   the head's classes (default 10, as on Fashion-MNIST)\n"
+    "  --classes K       the head's classes (default 10, as on Fashion-MNIST)\n"
+    "  --data-parallel   the step of mixerlab train --data-parallel: the batch split over the\n"
+    "                    threads, one thread per part, the gradients combined\n"
     "\n"
     "example: mixerlab bench-train --model mambaout_femto --res 224 --batch 8\n";
 
 typedef struct {
     model m;
     model_trainer t;
+    model_shards sh; /* --data-parallel (sh.n 0: off) */
     adamw o;
     float *x;
     int *labels;
@@ -40,13 +43,19 @@ typedef struct {
 static void one_step(void *p)
 {
     bench_step *b = p;
+    if (b->sh.n) {
+        model_shards_step(&b->sh, b->x, b->labels, 0.1f, NULL);
+        adamw_step(&b->o, (float *)b->m.weights.base, model_shards_grads(&b->sh), 1e-4);
+        return;
+    }
     model_train_zero_grads(&b->t);
     model_forward_train(&b->t, b->x, NULL);
     model_backward(&b->t, b->labels, 0.1f, NULL);
     adamw_step(&b->o, (float *)b->m.weights.base, (const float *)b->t.grad_arena.base, 1e-4);
 }
 
-static ml_status setup(bench_step *b, const char *name, int classes, int B, int R, uint64_t seed, size_t *bytes)
+static ml_status setup(bench_step *b, const char *name, int classes, int B, int R, uint64_t seed, int shards,
+                       size_t *bytes)
 {
     model_config cfg;
     ML_TRY(model_config_from_name(name, &cfg));
@@ -55,9 +64,12 @@ static ml_status setup(bench_step *b, const char *name, int classes, int B, int 
     ML_TRY(model_plan(&b->m, &cfg, B, R, R));
     ML_TRY(model_alloc(&b->m));
     model_init_random(&b->m, seed);
-    ML_TRY(model_train_init(&b->t, &b->m));
+    if (shards)
+        ML_TRY(model_shards_init(&b->sh, &b->m, shards));
+    else
+        ML_TRY(model_train_init(&b->t, &b->m));
     adamw_config ac = adamw_config_default();
-    ML_TRY(adamw_init(&b->o, &ac, b->m.params, b->m.n_params, b->t.offset));
+    ML_TRY(adamw_init(&b->o, &ac, b->m.params, b->m.n_params, shards ? b->sh.t[0].offset : b->t.offset));
     const size_t n = (size_t)B * 3 * R * R;
     if (!(b->x = ml_malloc(n * sizeof *b->x, "input batch")) ||
         !(b->labels = ml_malloc((size_t)B * sizeof *b->labels, "labels")))
@@ -68,7 +80,8 @@ static ml_status setup(bench_step *b, const char *name, int classes, int B, int 
     for (int i = 0; i < B; i++)
         b->labels[i] = (int)(rng_uniform(&r) * cfg.num_classes);
     /* what the step holds, planned from shapes */
-    *bytes = model_train_step_bytes(&b->m);
+    *bytes = shards ? 3 * model_weight_bytes(&b->m) + model_activation_bytes(&b->m) + model_shards_bytes(&b->m, shards)
+                    : model_train_step_bytes(&b->m);
     return ML_OK;
 }
 
@@ -78,7 +91,7 @@ static int cmd_bench_train(int argc, char **argv)
     long res = 224, batch = 8, threads = 0, classes = 10;
     double min_time = 5, max_time = 60;
     uint64_t seed = 0;
-    int json = 0;
+    int json = 0, dp = 0;
     const arg_spec specs[] = {
         OPT_STRING("--model", &name),
         OPT_LONG("--res", &res, MODEL_MIN_RES, MODEL_MAX_RES),
@@ -88,6 +101,7 @@ static int cmd_bench_train(int argc, char **argv)
         OPT_DOUBLE("--min-time", &min_time, 0, 3600),
         OPT_DOUBLE("--max-time", &max_time, 0.1, 36000),
         OPT_U64("--seed", &seed),
+        OPT_FLAG("--data-parallel", &dp),
         OPT_FLAG("--json", &json),
         OPT_END,
     };
@@ -98,7 +112,15 @@ static int cmd_bench_train(int argc, char **argv)
     bench_step b;
     memset(&b, 0, sizeof b);
     size_t bytes = 0;
-    ml_status s = setup(&b, name, (int)classes, (int)batch, (int)res, seed, &bytes);
+    const int T0 = threads > 0 ? (int)threads : cli_default_threads();
+    int shards = 0;
+    if (dp) {
+        shards = T0 < batch ? T0 : (int)batch;
+        shards = shards < MODEL_MAX_SHARDS ? shards : MODEL_MAX_SHARDS;
+        if (shards < 2)
+            return ml_fail(ML_ERR_USAGE, "bench-train: --data-parallel needs at least 2 threads and a batch of 2");
+    }
+    ml_status s = setup(&b, name, (int)classes, (int)batch, (int)res, seed, shards, &bytes);
     timer_stats st = {0};
     if (s == ML_OK) {
         timer_policy p = timer_policy_default();
@@ -116,6 +138,7 @@ static int cmd_bench_train(int argc, char **argv)
             cJSON_AddNumberToObject(o, "res", (double)res);
             cJSON_AddNumberToObject(o, "batch", (double)batch);
             cJSON_AddNumberToObject(o, "threads", T);
+            cJSON_AddBoolToObject(o, "data_parallel", shards > 0);
             cJSON_AddNumberToObject(o, "step_ms_median", st.median_ms);
             cJSON_AddNumberToObject(o, "step_ms_min", st.min_ms);
             cJSON_AddNumberToObject(o, "samples", st.samples);
@@ -124,11 +147,11 @@ static int cmd_bench_train(int argc, char **argv)
             cJSON_AddNumberToObject(o, "peak_rss_bytes", rss);
             cli_print_json(o);
         } else {
-            printf("%s, batch %ld, %ldx%ld, %d threads: training step median %.2f ms, min %.2f ms over %d steps "
+            printf("%s, batch %ld, %ldx%ld, %d threads%s: training step median %.2f ms, min %.2f ms over %d steps "
                    "(%.1f images/s); planned %.1f MiB (weights, gradients, AdamW, activations, workspace), peak RSS "
                    "%.1f MiB\n",
-                   name, batch, res, res, T, st.median_ms, st.min_ms, st.samples, ips, bytes / 1048576.0,
-                   rss / 1048576.0);
+                   name, batch, res, res, T, shards ? " (data parallel)" : "", st.median_ms, st.min_ms, st.samples,
+                   ips, bytes / 1048576.0, rss / 1048576.0);
         }
     }
     timer_stats_free(&st);
@@ -137,6 +160,8 @@ static int cmd_bench_train(int argc, char **argv)
         adamw_free(&b.o);
     if (b.t.m)
         model_train_free(&b.t);
+    if (b.sh.n)
+        model_shards_free(&b.sh);
     model_free(&b.m);
     return s;
 }

@@ -15,8 +15,8 @@ static const char train_usage[] =
     "                      [--epochs E] [--batch B] [--lr LR] [--min-lr LR] [--warmup-lr LR]\n"
     "                      [--weight-decay WD] [--warmup-epochs W] [--drop-path P] [--smoothing S]\n"
     "                      [--clip-grad N] [--random-erase P] [--seed S] [--limit N] [--eval-limit N]\n"
-    "                      [--threads T] [--res-start R0 --res-ramp A,B] [--checkpoint-minutes M]\n"
-    "                      [--init W] [--resume] [--quiet] [--json]\n"
+    "                      [--threads T [--data-parallel]] [--res-start R0 --res-ramp A,B]\n"
+    "                      [--checkpoint-minutes M] [--init W] [--resume] [--quiet] [--json]\n"
     "       mixerlab train --model seq:... --data TASK[:key=value,...] --steps N [--eval-every K]\n"
     "                      [--warmup-steps W] [--eval-seq-len L1,L2,...] --out CKPT.safetensors ...\n"
     "\n"
@@ -45,18 +45,17 @@ static const char train_usage[] =
     "  --lr LR             peak learning rate (default 1e-3); --min-lr (1e-5), --warmup-lr (1e-6)\n"
     "  --weight-decay WD   default 0.05        --warmup-epochs W default 1\n"
     "  --drop-path P       stochastic depth of the last block (linear from 0; default 0)\n"
-    "  --smoothing S       label smoothing (default 0.1)\n"
+    "  --smoothing S       label smoothing (default 0.1);  --clip-grad N: clip the gradient norm to N\n"
     "  --random-erase P    images: timm's random erasing (noise box) with probability P (0)\n"
-    "  --clip-grad N       clip the gradient norm to N (default: no clipping)\n"
     "  --seed S            weights, order, augmentation and drop path (default 0)\n"
     "  --limit N           the first N training images; --eval-limit N: test images per evaluation\n"
-    "  --threads T         CPU threads (default: all cores)\n"
+    "  --threads T         CPU threads (default: all cores); --data-parallel: one per batch part\n"
     "  --init W            start from W's weights (same model); AdamW and the schedule start afresh\n"
     "  --resume            continue from CKPT.state; it must be from the same configuration\n"
-    "  --quiet             no progress lines;   --json: the result as one JSON object\n"
+    "  --quiet             no progress lines; --json: the result as one JSON object\n"
     "\n"
-    "Exit codes: 0 done; 1 the loss stopped being finite (the step is named; the last\n"
-    "checkpoint is kept); 2 bad flags, or --resume without a state or from another\n"
+    "Exit codes: 0 done; 1 the loss stopped being finite (the last checkpoint is\n"
+    "kept); 2 bad flags, or --resume without a state or from another\n"
     "configuration; 3 a dataset or checkpoint file missing or unwritable; 4 one damaged;\n"
     "5 not enough memory; 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint.\n"
     "\n"
@@ -108,6 +107,7 @@ static ml_status parse_train(int argc, char **argv, train_args *a)
         OPT_LIST("--eval-seq-len", a->eval_lens, 1, MODEL_MAX_SEQ, TRAIN_MAX_EVAL_LENS, &a->c.n_eval_lens, NULL),
         OPT_LONG("--threads", &a->threads, 1, 1024),
         OPT_DOUBLE("--checkpoint-minutes", &a->ckpt_min, 1e-5, 1e6),
+        OPT_FLAG("--data-parallel", &a->c.data_parallel),
         OPT_FLAG("--resume", &a->c.resume),
         OPT_FLAG("--quiet", &a->quiet),
         OPT_FLAG("--json", &a->json),

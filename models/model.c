@@ -546,6 +546,34 @@ void model_free(model *m)
     m->n_params = 0;
 }
 
+ml_status model_view(const model *from, int B, int H, int W, model *to)
+{
+    model_config cfg = from->cfg;
+    memset(to, 0, sizeof *to);
+    if (!from->be->host_memory || !from->pdata)
+        return ml_fail(ML_ERR_USAGE, "a model view needs an allocated model on a host-memory backend");
+    ML_TRY(model_plan_on(to, &cfg, B, H, W, from->be));
+    int same = to->n_params == from->n_params && to->param_floats == from->param_floats;
+    for (int i = 0; same && i < to->n_params; i++)
+        same = to->params[i].numel == from->params[i].numel;
+    if (!same) {
+        model_free(to);
+        return ml_fail(ML_ERR_USAGE, "%s has other parameters at %dx%d than at %dx%d", cfg.name, H, W, from->H,
+                       from->W);
+    }
+    to->weights = from->weights;
+    to->pdata = from->pdata;
+    to->host = to->P = from->host;
+    return ML_OK;
+}
+
+void model_view_free(model *to)
+{
+    memset(&to->weights, 0, sizeof to->weights); /* from's */
+    to->pdata = NULL;
+    model_free(to);
+}
+
 ml_status model_sync_weights(model *m)
 {
     if (!m->be->host_memory)

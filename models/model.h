@@ -172,6 +172,12 @@ ml_status model_plan_on(model *m, const model_config *cfg, int B, int H, int W, 
  * the backend); refuses sizes larger than the machine's memory. */
 ml_status model_alloc(model *m);
 void model_free(model *m);
+/* A model planned like from (its configuration) at batch B and H x W that reads and trains from's
+ * own weights: it shares from's weight arena and parameter table and allocates nothing else (a
+ * trainer brings the activations; model_shards). Host-memory backends only; the parameters must
+ * not depend on the size. Free with model_view_free, before from. */
+ml_status model_view(const model *from, int B, int H, int W, model *to);
+void model_view_free(model *to);
 
 /* The grid stage s's blocks see: the stage's h x w, or the isotropic sequence as a 1 x L line. */
 void model_stage_grid(const model *m, int s, int *bh, int *bw);

@@ -1,5 +1,7 @@
 #include "models/model_train.h"
 
+#include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -537,4 +539,121 @@ float model_backward(model_trainer *t, const int *labels, float smoothing, const
     }
     backward_stem(t, d);
     return loss;
+}
+
+/* ---- data parallel ---- */
+
+static void shard_split(int B, int n, int k, int *off, int *cnt)
+{
+    const int q = B / n, r = B % n;
+    *cnt = q + (k < r);
+    *off = k * q + (k < r ? k : r);
+}
+
+size_t model_shards_bytes(const model *m, int n)
+{
+    size_t total = 0;
+    for (int k = 0; k < n; k++) {
+        int off, cnt;
+        shard_split(m->B, n, k, &off, &cnt);
+        model v;
+        if (model_view(m, cnt, m->H, m->W, &v) != ML_OK)
+            return 0;
+        total += model_train_bytes(&v) + (size_t)model_block_count(m) * (size_t)cnt * sizeof(float);
+        model_view_free(&v);
+    }
+    return total;
+}
+
+void model_shards_free(model_shards *s)
+{
+    for (int k = 0; k < s->n; k++) {
+        if (s->t[k].m)
+            model_train_free(&s->t[k]);
+        if (s->view[k].params)
+            model_view_free(&s->view[k]);
+    }
+    free(s->drop);
+    memset(s, 0, sizeof *s);
+}
+
+ml_status model_shards_init(model_shards *s, model *m, int n)
+{
+    memset(s, 0, sizeof *s);
+    if (n < 2 || n > MODEL_MAX_SHARDS || n > m->B)
+        return ml_fail(ML_ERR_USAGE, "data parallel: %d shards of a batch of %d (want 2..%d, at most the batch)", n,
+                       m->B, MODEL_MAX_SHARDS);
+    s->m = m;
+    s->n = n;
+    omp_set_max_active_levels(1); /* one thread inside each shard, whatever OMP_MAX_ACTIVE_LEVELS says */
+    ml_status st = ML_OK;
+    for (int k = 0; k < n && st == ML_OK; k++) {
+        shard_split(m->B, n, k, &s->off[k], &s->cnt[k]);
+        st = model_view(m, s->cnt[k], m->H, m->W, &s->view[k]);
+        if (st == ML_OK)
+            st = model_train_init(&s->t[k], &s->view[k]);
+    }
+    const size_t nd = (size_t)model_block_count(m) * (size_t)m->B;
+    if (st == ML_OK && !(s->drop = ml_malloc((nd ? nd : 1) * sizeof *s->drop, "drop-path scales by shard")))
+        st = ML_ERR_NOMEM;
+    if (st != ML_OK)
+        model_shards_free(s);
+    return st;
+}
+
+float model_shards_step(model_shards *s, const float *input, const int *labels, float smoothing,
+                        const float *drop_scale)
+{
+    const model *m = s->m;
+    const int n = s->n, nb = model_block_count(m);
+    const size_t in_per = model_input_floats(m), rows_per = model_logit_rows(m) / (size_t)m->B;
+    float loss[MODEL_MAX_SHARDS];
+    size_t asked[MODEL_MAX_SHARDS], total = 0;
+    const float *drop[MODEL_MAX_SHARDS];
+    for (int k = 0; k < n; k++) {
+        asked[k] = 0;
+        const size_t r0 = (size_t)s->off[k] * rows_per, r1 = r0 + (size_t)s->cnt[k] * rows_per;
+        for (size_t i = r0; i < r1; i++)
+            asked[k] += labels[i] >= 0;
+        total += asked[k];
+        drop[k] = NULL;
+        if (drop_scale) { /* block j's scales of shard k's samples, block after block */
+            float *d = s->drop + (size_t)nb * (size_t)s->off[k];
+            for (int j = 0; j < nb; j++)
+                memcpy(d + (size_t)j * (size_t)s->cnt[k], drop_scale + (size_t)j * (size_t)m->B + (size_t)s->off[k],
+                       (size_t)s->cnt[k] * sizeof *d);
+            drop[k] = d;
+        }
+    }
+#pragma omp parallel num_threads(n)
+    {
+        const int k = omp_get_thread_num();
+        if (k < n) {
+            model_trainer *t = &s->t[k];
+            model_train_zero_grads(t);
+            model_forward_train(t, input + (size_t)s->off[k] * in_per, drop[k]);
+            loss[k] = model_backward(t, labels + (size_t)s->off[k] * rows_per, smoothing, drop[k]);
+        }
+    }
+    /* a shard with no labelled row contributes nothing (its loss is 0 / 0) */
+    float w[MODEL_MAX_SHARDS];
+    double l = 0;
+    for (int k = 0; k < n; k++) {
+        w[k] = total ? (float)((double)asked[k] / (double)total) : 0.0f;
+        if (asked[k])
+            l += (double)w[k] * loss[k];
+    }
+    float *g[MODEL_MAX_SHARDS];
+    for (int k = 0; k < n; k++)
+        g[k] = (float *)s->t[k].grad_arena.base;
+    const size_t nf = s->t[0].grad_arena.used / sizeof(float);
+#pragma omp parallel for schedule(static) num_threads(n)
+    for (size_t i = 0; i < nf; i++) {
+        float a = asked[0] ? w[0] * g[0][i] : 0.0f;
+        for (int k = 1; k < n; k++)
+            if (asked[k])
+                a += w[k] * g[k][i];
+        g[0][i] = a;
+    }
+    return total ? (float)l : NAN;
 }

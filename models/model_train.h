@@ -83,6 +83,36 @@ void model_forward_train(model_trainer *t, const float *input, const float *drop
  * the loss. drop_scale: the forward's. */
 float model_backward(model_trainer *t, const int *labels, float smoothing, const float *drop_scale);
 
+/* Data parallel on the CPU: the batch of m split into n shards (sizes differing by at most one), each
+ * a model_view of m with its own trainer, run one per OpenMP thread with one thread each inside
+ * (nested regions stay inactive; OpenBLAS's OpenMP build runs single-threaded inside a parallel
+ * region). With two cores the small test skeleton's step spends about a quarter of its time on
+ * the synchronisation of two-thread kernels; two one-thread half batches do not. The gradients
+ * are combined into shard 0's arena in shard order, each weighted by its share of the labelled
+ * rows, so the result is the mean over the whole batch (rounded in another order than the plain
+ * trainer's) and the same for the same n. */
+#define MODEL_MAX_SHARDS 16
+typedef struct {
+    int n;
+    model view[MODEL_MAX_SHARDS];
+    model_trainer t[MODEL_MAX_SHARDS];
+    int off[MODEL_MAX_SHARDS], cnt[MODEL_MAX_SHARDS]; /* samples of the batch */
+    float *drop;                                      /* the drop scales regrouped by shard */
+    model *m;
+} model_shards;
+/* n in 2 .. min(MODEL_MAX_SHARDS, m->B). */
+ml_status model_shards_init(model_shards *s, model *m, int n);
+void model_shards_free(model_shards *s);
+/* Bytes model_shards_init allocates (every shard's trainer: gradients and training activations). */
+size_t model_shards_bytes(const model *m, int n);
+/* The training forward and backward of every shard, side by side, and the combined gradients (zeroed
+ * first, unlike model_backward); returns the mean loss over the labelled rows. input, labels and
+ * drop_scale as model_forward_train and model_backward take them for the whole batch. */
+float model_shards_step(model_shards *s, const float *input, const int *labels, float smoothing,
+                        const float *drop_scale);
+/* The combined gradients (shard 0's arena, laid out as the weights), and its trainer's offsets. */
+static inline float *model_shards_grads(const model_shards *s) { return (float *)s->t[0].grad_arena.base; }
+
 /* Blocks in the model (the rows of drop_scale). */
 int model_block_count(const model *m);
 

@@ -567,6 +567,89 @@ static void test_drop_path_scales(void)
     teardown(&tr);
 }
 
+/* Data parallel (model_shards): the batch split into 2 and 3 parts (3 uneven: 5 = 2 + 2 + 1) gives the
+ * plain trainer's loss and gradients to float rounding, with drop path on the image skeleton and
+ * unlabelled rows (-1) spread unevenly over the parts of the sequence one; the same split twice gives
+ * the same bits; and a weight changed in the model is what every part reads. */
+static void shards_case(const char *name, int B, int H, int W, int seq)
+{
+    trained tr;
+    if (!setup(&tr, name, B, H, W)) {
+        teardown(&tr);
+        return;
+    }
+    model *m = &tr.m;
+    model_init_random(m, 11);
+    rng_state r;
+    rng_seed(&r, 12);
+    const size_t nin = (size_t)B * model_input_floats(m), rows = model_logit_rows(m);
+    const size_t nf = m->weights.used / sizeof(float);
+    float *x = malloc(nin * sizeof *x), *g_ref = malloc(m->weights.used), *g_a = malloc(m->weights.used);
+    int *labels = malloc(rows * sizeof *labels);
+    if (seq)
+        for (size_t i = 0; i < nin; i++)
+            x[i] = (float)(rng_next_u64(&r) % (uint64_t)m->cfg.vocab);
+    else
+        rng_fill_normal(&r, x, nin, 1.0);
+    for (size_t i = 0; i < rows; i++) /* the sequence's first sample mostly unasked: parts differ in counts */
+        labels[i] = seq && (i < rows / (size_t)B ? i % 5 : rng_uniform(&r) < 0.3)
+                        ? -1
+                        : (int)(rng_next_u64(&r) % (uint64_t)m->cfg.num_classes);
+    labels[rows - 1] = 1;
+    const int nb = model_block_count(m);
+    float *drop = NULL;
+    if (!seq) {
+        drop = malloc((size_t)nb * (size_t)B * sizeof *drop);
+        model_drop_path_scales(m, 0.5, &r, drop);
+    }
+    model_train_zero_grads(&tr.t);
+    model_forward_train(&tr.t, x, drop);
+    const float l_ref = model_backward(&tr.t, labels, 0.1f, drop);
+    memcpy(g_ref, tr.t.grad_arena.base, m->weights.used);
+    for (int n = 2; n <= 3; n++) {
+        model_shards sh;
+        ml_status st = model_shards_init(&sh, m, n);
+        CHECK(st == ML_OK, "%s: %d shards: %s", name, n, ml_last_error());
+        if (st != ML_OK)
+            continue;
+        const float l1 = model_shards_step(&sh, x, labels, 0.1f, drop);
+        memcpy(g_a, model_shards_grads(&sh), m->weights.used);
+        double md = 0, mg = 0;
+        for (size_t i = 0; i < nf; i++) {
+            md = fmax(md, fabs((double)g_a[i] - (double)g_ref[i]));
+            mg = fmax(mg, fabs((double)g_ref[i]));
+        }
+        CHECK(md <= 2e-5 * mg, "%s, %d shards: gradients differ from one batch's (max|d| %.3g, max|g| %.3g)", name, n,
+              md, mg);
+        CHECK(fabs((double)l1 - l_ref) <= 1e-5 * fabs((double)l_ref), "%s, %d shards: loss %.9g, one batch's %.9g",
+              name, n, l1, l_ref);
+        const float l2 = model_shards_step(&sh, x, labels, 0.1f, drop);
+        CHECK(l2 == l1 && memcmp(g_a, model_shards_grads(&sh), m->weights.used) == 0,
+              "%s, %d shards: two steps on the same batch differ", name, n);
+        /* the parts read the model's weights, not copies */
+        float *w = (float *)m->weights.base;
+        const float w0 = w[nf / 2];
+        w[nf / 2] = w0 + 0.25f;
+        const float l3 = model_shards_step(&sh, x, labels, 0.1f, drop);
+        w[nf / 2] = w0;
+        CHECK(l3 != l1 || memcmp(g_a, model_shards_grads(&sh), m->weights.used) != 0,
+              "%s, %d shards: a changed weight changed nothing", name, n);
+        printf("%s, %d shards: gradients within %.2g of one batch's (max|g| %.3g), loss %.9g vs %.9g; repeatable\n",
+               name, n, mg > 0 ? md / mg : 0.0, mg, l1, l_ref);
+        model_shards_free(&sh);
+    }
+    model_shards sh;
+    CHECK(model_shards_init(&sh, m, B + 1) != ML_OK, "%s: %d shards of a batch of %d accepted", name, B + 1, B);
+    free(x), free(g_ref), free(g_a), free(labels), free(drop);
+    teardown(&tr);
+}
+
+static void test_shards(void)
+{
+    shards_case("mambaout_test", 5, 32, 32, 0);
+    shards_case("seq:mixer=ssm,dim=16,depth=2", 3, 1, 40, 1);
+}
+
 /* init=torch (the sequence skeleton, model_init_random): PyTorch's default for every nn.Linear and nn.Conv
  * weight and bias, U(±1/√fan_in); nn.Embedding's N(0, 1); the rest as timm's rule and the mixers' own. The
  * draws are checked by their range and spread, the default (init=timm) by its trunc_normal(.02) and zeros. */
@@ -648,6 +731,7 @@ int main(int argc, char **argv)
     test_golden_femto(dir);
     test_forward_and_bits();
     test_drop_path_scales();
+    test_shards();
     test_parts_and_mixers();
     test_golden_seq(dir, exe);
     test_seq_mixers();

@@ -92,6 +92,22 @@ cmp -s "$tmp/r.safetensors" "$tmp/a.safetensors" && fail "--random-erase 0.5 tra
 stop_and_resume rkill KILL 137 "$tmp/r.safetensors"
 base=("${plain[@]}")
 
+# data parallel (2 threads, so 2 parts of each batch): its own bits, the same twice; trains as well as the
+# plain step (the last evaluation within 5 points of it on 200 images); killed after a checkpoint and resumed,
+# its uninterrupted run's bytes; a resume across the switch is refused, naming it
+base+=(--data-parallel)
+"$bin" "${base[@]}" --out "$tmp/dp.safetensors" --json >"$tmp/dp.json" 2>"$tmp/dp.err" || fail "data parallel: $(cat "$tmp/dp.err")"
+"$bin" "${base[@]}" --out "$tmp/dp2.safetensors" >/dev/null 2>&1 &&
+    cmp -s "$tmp/dp.safetensors" "$tmp/dp2.safetensors" || fail "two --data-parallel runs differ"
+cmp -s "$tmp/dp.safetensors" "$tmp/a.safetensors" && fail "--data-parallel gave the plain step's bits (was it on?)"
+python3 - "$tmp/a.json" "$tmp/dp.json" <<'PYEOF' || fail "data parallel trains worse than the plain step"
+import json, sys
+a, d = (json.loads(open(p).read()) for p in sys.argv[1:3])
+sys.exit(0 if abs(a["top1"] - d["top1"]) <= 0.05 and abs(a["loss"] - d["loss"]) <= 0.1 else 1)
+PYEOF
+stop_and_resume dpkill KILL 137 "$tmp/dp.safetensors"
+base=("${plain[@]}")
+
 # eval reads the checkpoint and agrees with train's last evaluation
 "$bin" eval --model mambaout_test --weights "$tmp/a.safetensors" --data fashion-mnist --limit 200 --batch 32 --json \
     >"$tmp/e.json" || fail "eval of the checkpoint"
@@ -140,6 +156,11 @@ expect 2 "do not make one batch" train --model mambaout_test --data fashion-mnis
 expect 2 "has 5 classes but fashion-mnist has 10" train --model mambaout_test:num_classes=5 --data fashion-mnist --out "$tmp/x.safetensors"
 expect 2 "has 5 classes but fashion-mnist has 10" eval --model mambaout_test:num_classes=5 --data fashion-mnist --limit 5
 expect 2 "has 'random_erase=0.5' where this run has" "${base[@]}" --random-erase 0.25 --out "$tmp/r.safetensors" --resume
+expect 2 "where this run has 'data_parallel=2'" "${base[@]}" --data-parallel --out "$tmp/a.safetensors" --resume
+expect 2 "--data-parallel needs at least 2 threads" train --model mambaout_test --data fashion-mnist --threads 1 \
+    --data-parallel --out "$tmp/x.safetensors"
+expect 2 "--data-parallel and --res-start do not go together" train --model mambaout_test --data fashion-mnist \
+    --data-parallel --res-start 32 --res-ramp 1 --epochs 2 --out "$tmp/x.safetensors"
 expect 2 "--random-erase: '1.5' is not" train --model mambaout_test --data fashion-mnist --random-erase 1.5 --out "$tmp/x.safetensors"
 expect 2 "--random-erase is for image datasets; selective-copying is a generated task" train --model seq:mixer=ssm \
     --data selective-copying:seq_len=64,tokens=4 --steps 10 --random-erase 0.5 --out "$tmp/x.safetensors"

@@ -10,6 +10,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,7 +154,8 @@ static void first_difference(const char *a, const char *b, char *out, size_t n)
 
 typedef struct {
     model m;
-    model_trainer t;
+    model_trainer t;  /* the plain step's; unused under --data-parallel */
+    model_shards sh;  /* --data-parallel: the batch's parts (sh.n 0: off) */
     adamw o;
     dataset d;
     char config[2048];
@@ -375,6 +377,7 @@ static ml_status switch_res(run *u, const train_config *c, int res)
         return ML_OK;
     if (c->progress)
         fprintf(stderr, "epoch %d on: training at %dx%d (was %dx%d)\n", u->epoch + 1, res, res, u->cur_res, u->cur_res);
+    ML_ASSERT(!u->sh.n); /* setup refuses --data-parallel with --res-start */
     model nm;
     model_train_free(&u->t); /* first, so that the two models side by side hold less than a training step */
     ML_TRY(model_at_res(&u->m, u->m.B, res, &nm));
@@ -415,15 +418,22 @@ static ml_status train_step(run *u, const train_config *c, const float *x, const
         rng_seed(&rng, c->seed ^ (0x64726f70ULL + 0x9E3779B97F4A7C15ULL * (uint64_t)(u->step + 1)));
         model_drop_path_scales(m, c->drop_path, &rng, drop);
     }
-    model_train_zero_grads(&u->t);
-    model_forward_train(&u->t, x, drop);
-    const float loss = model_backward(&u->t, (const int *)labels, (float)c->smoothing, drop);
+    float loss;
+    float *grads;
+    if (u->sh.n) {
+        loss = model_shards_step(&u->sh, x, (const int *)labels, (float)c->smoothing, drop);
+        grads = model_shards_grads(&u->sh);
+    } else {
+        model_train_zero_grads(&u->t);
+        model_forward_train(&u->t, x, drop);
+        loss = model_backward(&u->t, (const int *)labels, (float)c->smoothing, drop);
+        grads = (float *)u->t.grad_arena.base;
+    }
     if (!isfinite(loss))
         return ml_fail(ML_ERR_RUNTIME,
                        "the loss is %s at step %ld (epoch %d): training stopped; the last checkpoint is kept "
                        "(try a lower --lr or --clip-grad)",
                        isnan(loss) ? "NaN" : "infinite", u->step + 1, u->epoch + 1);
-    float *grads = (float *)u->t.grad_arena.base;
     if (c->clip_grad > 0)
         grad_clip(&u->o, grads, c->clip_grad);
     const double lr = lr_at(sch, u->step);
@@ -562,11 +572,27 @@ static ml_status setup(run *u, const train_config *c)
             return ml_fail(s, "train: --init: %s", why);
         }
     }
-    ML_TRY(model_train_init(&u->t, &u->m));
+    if (c->data_parallel) {
+        int n = omp_get_max_threads();
+        n = n < c->batch ? n : c->batch;
+        n = n < MODEL_MAX_SHARDS ? n : MODEL_MAX_SHARDS;
+        if (c->res_start > 0)
+            return ml_fail(ML_ERR_USAGE, "train: --data-parallel and --res-start do not go together yet");
+        if (n < 2)
+            return ml_fail(ML_ERR_USAGE, "train: --data-parallel needs at least 2 threads and a batch of 2 "
+                                         "(threads %d, batch %d)", omp_get_max_threads(), c->batch);
+        ML_TRY(model_shards_init(&u->sh, &u->m, n));
+        /* the parts decide the bits: a state from another split is another configuration */
+        snprintf(u->config + strlen(u->config), sizeof u->config - strlen(u->config), ";data_parallel=%d", n);
+    } else {
+        ML_TRY(model_train_init(&u->t, &u->m));
+    }
     adamw_config ac = adamw_config_default();
     ac.lr = c->lr, ac.weight_decay = c->weight_decay;
-    ML_TRY(adamw_init(&u->o, &ac, u->m.params, u->m.n_params, u->t.offset));
-    u->r->memory_bytes = model_train_step_bytes(&u->m);
+    ML_TRY(adamw_init(&u->o, &ac, u->m.params, u->m.n_params, u->sh.n ? u->sh.t[0].offset : u->t.offset));
+    u->r->memory_bytes = u->sh.n ? model_weight_bytes(&u->m) + model_activation_bytes(&u->m) +
+                                       2 * model_weight_bytes(&u->m) + model_shards_bytes(&u->m, u->sh.n)
+                                 : model_train_step_bytes(&u->m);
     if (c->res_start > 0) { /* the most any epoch of the schedule holds */
         model p;
         memset(&p, 0, sizeof p);
@@ -606,6 +632,8 @@ static void teardown(run *u)
         adamw_free(&u->o);
     if (u->t.m)
         model_train_free(&u->t);
+    if (u->sh.n)
+        model_shards_free(&u->sh); /* before m: the parts read its weights */
     model_free(&u->m);
     if (u->d.release)
         dataset_close(&u->d);

@@ -47,6 +47,9 @@ typedef struct {
     int res_start, res_ramp[2];
     double lr, min_lr, warmup_lr, weight_decay, warmup_epochs, drop_path, smoothing, clip_grad;
     double random_erase; /* images: random erasing's probability per training image (0: off) */
+    /* Split each batch over the threads, one model_shards part each (models/model_train.h);
+     * other bits than the plain step, the same for the same threads. Not with res_start. */
+    int data_parallel;
     uint64_t seed;
     size_t limit;      /* training images (0: all) */
     size_t eval_limit; /* test images per evaluation (0: all) */
