@@ -304,7 +304,7 @@ static ml_status measure_accuracy(const sweep_spec *sp, const sweep_config *c, c
     tc.epochs = (int)sp->train.epochs, tc.batch = (int)sp->train.batch, tc.lr = sp->train.lr;
     tc.weight_decay = sp->train.weight_decay, tc.warmup_epochs = sp->train.warmup_epochs;
     tc.drop_path = sp->train.drop_path, tc.smoothing = sp->train.smoothing, tc.seed = (uint64_t)c->seed;
-    tc.random_erase = sp->train.random_erase;
+    tc.random_erase = sp->train.random_erase, tc.data_parallel = sp->train.data_parallel;
     tc.res_start = (int)sp->train.res_start;
     tc.res_ramp[0] = (int)sp->train.res_ramp[0], tc.res_ramp[1] = (int)sp->train.res_ramp[1];
     tc.limit = (size_t)sp->train.limit, tc.eval_limit = (size_t)sp->train.eval_limit, tc.out = out;

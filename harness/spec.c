@@ -212,7 +212,8 @@ static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, cons
     } nums[] = {{"epochs", 1, 10000},       {"batch", 1, 4096},          {"limit", 1, 1e12},
                 {"eval_limit", 1, 1e12},    {"lr", 1e-12, 10},           {"weight_decay", 0, 10},
                 {"warmup_epochs", 0, 10000}, {"drop_path", 0, 0.99},     {"smoothing", 0, 0.99},
-                {"steps", 1, 1e12},         {"eval_every", 1, 1e12},    {"random_erase", 0, 1}};
+                {"steps", 1, 1e12},         {"eval_every", 1, 1e12},    {"random_erase", 0, 1},
+                {"data_parallel", 0, 1}};
     int k = 0;
     while (strcmp(nums[k].key, name))
         k++;
@@ -227,8 +228,12 @@ static int train_eval_key(parse_ctx *p, sweep_spec *s, const char *section, cons
         *dbls[k - 4] = v;
     else if (k < 11)
         *(k == 9 ? &s->train.steps : &s->train.eval_every) = (long)v;
-    else
+    else if (k == 11)
         s->train.random_erase = v;
+    else if (v != 0 && v != 1)
+        return fail(p, "data_parallel: '%s' is not 0 or 1%s", value, "");
+    else
+        s->train.data_parallel = (int)v;
     return 1;
 }
 
@@ -243,7 +248,7 @@ static int handler(void *user, const char *section, const char *name, const char
                                        "measure.max_time_s", "train.dataset", "train.epochs", "train.batch",
                                        "train.limit", "train.eval_limit", "train.lr", "train.weight_decay",
                                        "train.warmup_epochs", "train.drop_path", "train.smoothing", "train.seed",
-                                       "train.steps", "train.eval_every", "train.random_erase",
+                                       "train.steps", "train.eval_every", "train.random_erase", "train.data_parallel",
                                        "train.res_start", "train.res_ramp",
                                        "eval.data", "eval.weights", "eval.limit", "eval.batch", "eval.crop_pct",
                                        "eval.interpolation", NULL};
@@ -552,6 +557,8 @@ void sweep_config_key(const sweep_spec *s, const sweep_config *c, char *buf, siz
                     s->train.res_ramp[1]);
         if (s->train.random_erase > 0)
             key_add(buf, n, &len, ";random_erase=%.17g", s->train.random_erase);
+        if (s->train.data_parallel)
+            key_add(buf, n, &len, ";data_parallel=1");
         return;
     }
     key_add(buf, n, &len, ";eval=%s;weights=%s;elimit=%ld;ebatch=%ld", s->eval.data, s->eval.weights[c->model_index],

@@ -48,6 +48,7 @@ typedef struct {
         long steps, eval_every; /* a generated task: steps instead of epochs (train/trainer.h) */
         double lr, weight_decay, warmup_epochs, drop_path, smoothing;
         double random_erase; /* images: timm's random erasing probability (0: off) */
+        int data_parallel;   /* mixerlab train --data-parallel (0: off) */
         long res_start, res_ramp[2]; /* progressive resizing (train/trainer.h); res_start 0: off */
         int n_ramp;
         long seeds[SPEC_MAX_LIST];

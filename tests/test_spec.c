@@ -320,6 +320,28 @@ static void test_train_erase(void)
     free(c), free(c2), free(c3);
     snprintf(text, sizeof text, "%srandom_erase = 1.5\n", base);
     expect_bad("tr3", text, "tr3.ini:10: random_erase: '1.5' is not a number in 0..1");
+    /* data_parallel: 0 or 1, in the key only when on */
+    c = NULL, c2 = NULL, n = n2 = 0;
+    snprintf(text, sizeof text, "%sdata_parallel = 0\n", base);
+    CHECK(spec_parse(write_spec("trd0", text), &s) == ML_OK && spec_expand(&s, &c, &n) == ML_OK && n == 1,
+          "train spec with data_parallel 0: %s", ml_last_error());
+    snprintf(text, sizeof text, "%sdata_parallel = 1\n", base);
+    CHECK(spec_parse(write_spec("trd1", text), &s) == ML_OK && spec_expand(&s, &c2, &n2) == ML_OK && n2 == 1 &&
+              s.train.data_parallel == 1,
+          "train spec with data_parallel 1: %s", ml_last_error());
+    if (n == 1 && n2 == 1) {
+        sweep_config_key(&s, &c2[0], key, sizeof key);
+        CHECK(strstr(key, ";data_parallel=1") && strcmp(c[0].hash, c2[0].hash), "data_parallel in the key: %s", key);
+        sweep_config *c0 = NULL;
+        int n0 = 0;
+        CHECK(spec_parse(write_spec("trd3", base), &s) == ML_OK && spec_expand(&s, &c0, &n0) == ML_OK && n0 == 1 &&
+                  !strcmp(c[0].hash, c0[0].hash),
+              "data_parallel = 0 changed the hash");
+        free(c0);
+    }
+    free(c), free(c2);
+    snprintf(text, sizeof text, "%sdata_parallel = 0.5\n", base);
+    expect_bad("trd2", text, "trd2.ini:10: data_parallel: '0.5' is not 0 or 1");
     /* progressive resizing: res_start with res_ramp (A or A, B), in the key only when given */
     snprintf(text, sizeof text, "%sres_start = 32\nres_ramp = 1, 2\n", base);
     c = NULL, n = 0;

@@ -80,6 +80,17 @@ hx=$(q "$tmp/x.sqlite" "select config_hash from results limit 1")
     fail "train with the same flags: $(cat "$tmp/err")"
 cmp -s "$tmp/x.safetensors" "$tmp/x.sqlite.train/acc_extras-$hx.safetensors" ||
     fail "the sweep's [train] random_erase / res_start / res_ramp did not train what mixerlab train does"
+# and data_parallel (2 threads): the bytes of mixerlab train --data-parallel
+sed -e 's/^name = acc_extras/name = acc_dp/' -e '/^res_start/d' -e '/^res_ramp/d' -e 's/^resolution = 40/resolution = 32\nthreads = 2/' \
+    "$tmp/extras.ini" >"$tmp/dp.ini"
+echo "data_parallel = 1" >>"$tmp/dp.ini"
+"$bin" sweep "$tmp/dp.ini" --db "$tmp/dp.sqlite" >"$tmp/out" 2>"$tmp/err" || fail "sweep with data_parallel: $(tail -3 "$tmp/err")"
+hd=$(q "$tmp/dp.sqlite" "select config_hash from results limit 1")
+"$bin" train --model mambaout_test --data fashion-mnist --res 32 --random-erase 0.5 --threads 2 --data-parallel \
+    --epochs 2 --batch 32 --limit 320 --eval-limit 100 --quiet --out "$tmp/dp.safetensors" >/dev/null 2>"$tmp/err" ||
+    fail "train --data-parallel with the same flags: $(cat "$tmp/err")"
+cmp -s "$tmp/dp.safetensors" "$tmp/dp.sqlite.train/acc_dp-$hd.safetensors" ||
+    fail "the sweep's [train] data_parallel did not train what mixerlab train --data-parallel does"
 
 # plot: accuracy against MACs and latency, and the learning curves (2 epochs x 4 trainings)
 if command -v gnuplot >/dev/null; then
