@@ -625,15 +625,14 @@ float model_shards_step(model_shards *s, const float *input, const int *labels, 
             drop[k] = d;
         }
     }
+    /* part k on thread k; should the runtime give fewer threads, each takes every T-th part (the
+     * bits do not depend on which thread runs a part) */
 #pragma omp parallel num_threads(n)
-    {
-        const int k = omp_get_thread_num();
-        if (k < n) {
-            model_trainer *t = &s->t[k];
-            model_train_zero_grads(t);
-            model_forward_train(t, input + (size_t)s->off[k] * in_per, drop[k]);
-            loss[k] = model_backward(t, labels + (size_t)s->off[k] * rows_per, smoothing, drop[k]);
-        }
+    for (int k = omp_get_thread_num(); k < n; k += omp_get_num_threads()) {
+        model_trainer *t = &s->t[k];
+        model_train_zero_grads(t);
+        model_forward_train(t, input + (size_t)s->off[k] * in_per, drop[k]);
+        loss[k] = model_backward(t, labels + (size_t)s->off[k] * rows_per, smoothing, drop[k]);
     }
     /* a shard with no labelled row contributes nothing (its loss is 0 / 0) */
     float w[MODEL_MAX_SHARDS];
