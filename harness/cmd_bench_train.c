@@ -80,8 +80,7 @@ static ml_status setup(bench_step *b, const char *name, int classes, int B, int 
     for (int i = 0; i < B; i++)
         b->labels[i] = (int)(rng_uniform(&r) * cfg.num_classes);
     /* what the step holds, planned from shapes */
-    *bytes = shards ? 3 * model_weight_bytes(&b->m) + model_activation_bytes(&b->m) + model_shards_bytes(&b->m, shards)
-                    : model_train_step_bytes(&b->m);
+    *bytes = shards ? model_shards_step_bytes(&b->m, shards) : model_train_step_bytes(&b->m);
     return ML_OK;
 }
 
@@ -112,14 +111,9 @@ static int cmd_bench_train(int argc, char **argv)
     bench_step b;
     memset(&b, 0, sizeof b);
     size_t bytes = 0;
-    const int T0 = threads > 0 ? (int)threads : cli_default_threads();
-    int shards = 0;
-    if (dp) {
-        shards = T0 < batch ? T0 : (int)batch;
-        shards = shards < MODEL_MAX_SHARDS ? shards : MODEL_MAX_SHARDS;
-        if (shards < 2)
-            return ml_fail(ML_ERR_USAGE, "bench-train: --data-parallel needs at least 2 threads and a batch of 2");
-    }
+    const int shards = dp ? model_shards_count(threads > 0 ? (int)threads : cli_default_threads(), (int)batch) : 0;
+    if (dp && shards < 2)
+        return ml_fail(ML_ERR_USAGE, "bench-train: --data-parallel needs at least 2 threads and a batch of 2");
     ml_status s = setup(&b, name, (int)classes, (int)batch, (int)res, seed, shards, &bytes);
     timer_stats st = {0};
     if (s == ML_OK) {

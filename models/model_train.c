@@ -550,6 +550,17 @@ static void shard_split(int B, int n, int k, int *off, int *cnt)
     *off = k * q + (k < r ? k : r);
 }
 
+int model_shards_count(int threads, int B)
+{
+    int n = threads < B ? threads : B;
+    return n < MODEL_MAX_SHARDS ? n : MODEL_MAX_SHARDS;
+}
+
+size_t model_shards_step_bytes(const model *m, int n)
+{
+    return model_train_step_bytes(m) - model_train_bytes(m) + model_shards_bytes(m, n); /* parts for the trainer */
+}
+
 size_t model_shards_bytes(const model *m, int n)
 {
     size_t total = 0;
@@ -634,25 +645,25 @@ float model_shards_step(model_shards *s, const float *input, const int *labels, 
         model_forward_train(t, input + (size_t)s->off[k] * in_per, drop[k]);
         loss[k] = model_backward(t, labels + (size_t)s->off[k] * rows_per, smoothing, drop[k]);
     }
-    /* a shard with no labelled row contributes nothing (its loss is 0 / 0) */
+    /* the parts with a labelled row, in order (one without has a loss of 0 / 0 and adds nothing) */
     float w[MODEL_MAX_SHARDS];
+    const float *g[MODEL_MAX_SHARDS];
+    int nu = 0;
     double l = 0;
-    for (int k = 0; k < n; k++) {
-        w[k] = total ? (float)((double)asked[k] / (double)total) : 0.0f;
-        if (asked[k])
-            l += (double)w[k] * loss[k];
-    }
-    float *g[MODEL_MAX_SHARDS];
     for (int k = 0; k < n; k++)
-        g[k] = (float *)s->t[k].grad_arena.base;
+        if (asked[k]) {
+            w[nu] = (float)((double)asked[k] / (double)total);
+            g[nu++] = (const float *)s->t[k].grad_arena.base;
+            l += (double)w[nu - 1] * loss[k];
+        }
+    float *out = (float *)s->t[0].grad_arena.base;
     const size_t nf = s->t[0].grad_arena.used / sizeof(float);
 #pragma omp parallel for schedule(static) num_threads(n)
     for (size_t i = 0; i < nf; i++) {
-        float a = asked[0] ? w[0] * g[0][i] : 0.0f;
-        for (int k = 1; k < n; k++)
-            if (asked[k])
-                a += w[k] * g[k][i];
-        g[0][i] = a;
+        float a = 0.0f;
+        for (int k = 0; k < nu; k++)
+            a = k ? a + w[k] * g[k][i] : w[k] * g[k][i];
+        out[i] = a;
     }
     return total ? (float)l : NAN;
 }

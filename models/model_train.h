@@ -86,8 +86,8 @@ float model_backward(model_trainer *t, const int *labels, float smoothing, const
 /* Data parallel on the CPU: the batch of m split into n shards (sizes differing by at most one), each
  * a model_view of m with its own trainer, run one per OpenMP thread with one thread each inside
  * (nested regions stay inactive; OpenBLAS's OpenMP build runs single-threaded inside a parallel
- * region). With two cores the small test skeleton's step spends about a quarter of its time on
- * the synchronisation of two-thread kernels; two one-thread half batches do not. The gradients
+ * region). On two cores the small test skeleton's plain step runs at 72% of twice its one-thread
+ * speed, two one-thread half batches side by side at 96% (results/cpu_benchmarks.md). The gradients
  * are combined into shard 0's arena in shard order, each weighted by its share of the labelled
  * rows, so the result is the mean over the whole batch (rounded in another order than the plain
  * trainer's) and the same for the same n. */
@@ -100,11 +100,17 @@ typedef struct {
     float *drop;                                      /* the drop scales regrouped by shard */
     model *m;
 } model_shards;
+/* The parts for a batch of B on this many threads: min(threads, B, MODEL_MAX_SHARDS); below 2,
+ * data parallel has nothing to split. */
+int model_shards_count(int threads, int B);
 /* n in 2 .. min(MODEL_MAX_SHARDS, m->B). */
 ml_status model_shards_init(model_shards *s, model *m, int n);
 void model_shards_free(model_shards *s);
 /* Bytes model_shards_init allocates (every shard's trainer: gradients and training activations). */
 size_t model_shards_bytes(const model *m, int n);
+/* Everything a data-parallel training step holds: model_train_step_bytes with the parts' trainers
+ * in place of the one trainer. */
+size_t model_shards_step_bytes(const model *m, int n);
 /* The training forward and backward of every shard, side by side, and the combined gradients (zeroed
  * first, unlike model_backward); returns the mean loss over the labelled rows. input, labels and
  * drop_scale as model_forward_train and model_backward take them for the whole batch. */

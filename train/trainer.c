@@ -573,9 +573,7 @@ static ml_status setup(run *u, const train_config *c)
         }
     }
     if (c->data_parallel) {
-        int n = omp_get_max_threads();
-        n = n < c->batch ? n : c->batch;
-        n = n < MODEL_MAX_SHARDS ? n : MODEL_MAX_SHARDS;
+        const int n = model_shards_count(omp_get_max_threads(), c->batch);
         if (c->res_start > 0)
             return ml_fail(ML_ERR_USAGE, "train: --data-parallel and --res-start do not go together yet");
         if (n < 2)
@@ -590,9 +588,7 @@ static ml_status setup(run *u, const train_config *c)
     adamw_config ac = adamw_config_default();
     ac.lr = c->lr, ac.weight_decay = c->weight_decay;
     ML_TRY(adamw_init(&u->o, &ac, u->m.params, u->m.n_params, u->sh.n ? u->sh.t[0].offset : u->t.offset));
-    u->r->memory_bytes = u->sh.n ? model_weight_bytes(&u->m) + model_activation_bytes(&u->m) +
-                                       2 * model_weight_bytes(&u->m) + model_shards_bytes(&u->m, u->sh.n)
-                                 : model_train_step_bytes(&u->m);
+    u->r->memory_bytes = u->sh.n ? model_shards_step_bytes(&u->m, u->sh.n) : model_train_step_bytes(&u->m);
     if (c->res_start > 0) { /* the most any epoch of the schedule holds */
         model p;
         memset(&p, 0, sizeof p);
